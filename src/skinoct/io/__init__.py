@@ -1,0 +1,55 @@
+"""Image I/O with physical units.
+
+Every image travels as an :class:`Image`: pixel ``data``, ``spacing_um`` per axis,
+``axes`` (``'zx'`` vertical section, ``'yx'`` en-face image, ``'zyx'`` volume) and
+where the spacing came from. Label masks use 0 air, 1 stratum corneum, 2 viable
+epidermis, 3 dermis.
+"""
+
+from skinoct.io._atomic import atomic_path, write_json, write_text
+from skinoct.io._image import AXES, DEFAULT_SPACING_UM, Image, check_spacing
+from skinoct.io._labels import (
+    AIR,
+    DERMIS,
+    EPIDERMIS,
+    LABEL_NAMES,
+    LABEL_VALUES,
+    STRATUM_CORNEUM,
+    validate_labels,
+)
+from skinoct.io._normalize import normalize_intensity
+from skinoct.io._read import (
+    IMAGE_SUFFIXES,
+    SpacingWarning,
+    natural_sort_key,
+    read_image,
+    read_mask,
+    read_volume,
+)
+from skinoct.io._write import to_uint8, write_image
+
+__all__ = [
+    "AIR",
+    "AXES",
+    "DEFAULT_SPACING_UM",
+    "DERMIS",
+    "EPIDERMIS",
+    "IMAGE_SUFFIXES",
+    "LABEL_NAMES",
+    "LABEL_VALUES",
+    "STRATUM_CORNEUM",
+    "Image",
+    "SpacingWarning",
+    "atomic_path",
+    "check_spacing",
+    "natural_sort_key",
+    "normalize_intensity",
+    "read_image",
+    "read_mask",
+    "read_volume",
+    "to_uint8",
+    "validate_labels",
+    "write_image",
+    "write_json",
+    "write_text",
+]

@@ -1,0 +1,74 @@
+"""Atomic file writing: a temp file in the target folder, renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_json", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    An interrupted or failed write leaves ``path`` as it was (absent or old), never
+    half-written. The temp name keeps the suffix so that writers which look at the
+    extension (tifffile, Pillow, matplotlib) pick the right format.
+
+    Examples
+    --------
+    >>> with atomic_path(tmp_dir / "a.txt") as tmp:  # doctest: +SKIP
+    ...     tmp.write_text("done")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".ome.tif") else path.suffix
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (NaN written as ``null``)."""
+    return write_text(path, json.dumps(_json_safe(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def _json_safe(obj):
+    """Convert NumPy scalars/arrays and non-finite floats to plain JSON values."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

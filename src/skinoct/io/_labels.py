@@ -1,0 +1,67 @@
+"""Label conventions for skin-layer masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from skinoct.errors import InputError
+
+__all__ = [
+    "AIR",
+    "DERMIS",
+    "EPIDERMIS",
+    "LABEL_NAMES",
+    "LABEL_VALUES",
+    "STRATUM_CORNEUM",
+    "validate_labels",
+]
+
+AIR = 0  #: background, air or immersion gel above the skin
+STRATUM_CORNEUM = 1
+EPIDERMIS = 2  #: viable epidermis (below the stratum corneum)
+DERMIS = 3
+
+#: Name of each label value, in order.
+LABEL_NAMES = {
+    AIR: "air",
+    STRATUM_CORNEUM: "stratum_corneum",
+    EPIDERMIS: "epidermis",
+    DERMIS: "dermis",
+}
+LABEL_VALUES = tuple(LABEL_NAMES)
+
+
+def validate_labels(data: np.ndarray, *, path: str | Path | None = None) -> np.ndarray:
+    """Check that ``data`` is a skin-layer label mask and return it as ``uint8``.
+
+    A mask holds integers 0 (air), 1 (stratum corneum), 2 (viable epidermis) and
+    3 (dermis); a class may be absent. Float arrays are accepted only when every
+    value is one of those integers.
+
+    Raises
+    ------
+    InputError
+        For an empty array, non-integral values, or values outside 0–3.
+    """
+    data = np.asarray(data)
+    if data.size == 0:
+        raise InputError("label mask is empty", path=path)
+    if data.dtype == bool:
+        raise InputError("label mask is boolean; expected integer labels 0–3", path=path)
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise InputError(f"label mask has dtype {data.dtype}; expected integers 0–3", path=path)
+    if np.issubdtype(data.dtype, np.floating):
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise InputError("label mask holds non-integer values; expected 0–3", path=path)
+    values = np.unique(data)
+    foreign = [v for v in values.tolist() if v not in LABEL_VALUES]
+    if foreign:
+        shown = ", ".join(str(int(v)) for v in foreign[:8])
+        raise InputError(
+            f"label mask holds values {shown} outside the skinoct labels "
+            "0=air, 1=stratum corneum, 2=epidermis, 3=dermis",
+            path=path,
+        )
+    return data.astype(np.uint8, copy=False)

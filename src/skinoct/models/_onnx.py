@@ -1,0 +1,100 @@
+"""ONNX export and onnxruntime inference shared by the segmentation and grading models."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from skinoct.errors import ModelError
+from skinoct.io._atomic import atomic_path
+
+__all__ = ["OnnxRunner", "export_onnx", "onnxruntime_available"]
+
+
+def onnxruntime_available() -> bool:
+    """True when :mod:`onnxruntime` can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(
+    model,
+    example_input,
+    path: str | Path,
+    *,
+    dynamic_axes: dict[int, str] | None = None,
+    opset_version: int = 17,
+) -> Path:
+    """Export a torch module with one input ``input`` and one output ``logits``.
+
+    Uses the TorchScript-based exporter (``dynamo=False``): it handles dynamic batch
+    and spatial sizes of plain convolutional networks without extra dependencies.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put into eval mode before export.
+    example_input : torch.Tensor
+        A tensor of the expected rank.
+    path : str or Path
+        Destination ``.onnx`` file (written atomically).
+    dynamic_axes : dict of int to str, optional
+        Axes of the input (and the output) that may vary, e.g. ``{0: "batch"}``.
+    """
+    import torch
+
+    model = model.eval()
+    axes = dynamic_axes or {0: "batch"}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notices
+        torch.onnx.export(
+            model,
+            (example_input,),
+            str(tmp),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": axes, "logits": axes},
+            opset_version=opset_version,
+        )
+    return Path(path)
+
+
+class OnnxRunner:
+    """Run an exported model with onnxruntime on the CPU.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.onnx`` file.
+    threads : int, optional
+        Intra-op threads (default: onnxruntime's choice, all cores).
+    """
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError("ONNX file not found", path=self.path)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"cannot load ONNX model: {exc}", path=self.path) from exc
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Logits for a float32 batch (N, C, H, W)."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        return self.session.run(None, {self.input_name: batch})[0]
