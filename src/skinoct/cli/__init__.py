@@ -46,6 +46,9 @@ app.command("info")(info)
 app.command("inspect")(inspect)
 
 # Sub-command groups register here once they work.
+from skinoct.cli.study import study_app  # noqa: E402
+
+app.add_typer(study_app, name="study")
 
 
 def main(argv: list[str] | None = None) -> int:

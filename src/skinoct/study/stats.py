@@ -1,0 +1,500 @@
+"""Group statistics of a study: descriptive, parametric, non-parametric, effect sizes.
+
+The analysis of seed 002 §2.3.3: per-group mean ± SD of the subjects' mean dermal
+quality scores, one-way ANOVA followed by Tukey's HSD for all pairs (significance at
+p < 0.05; * p < 0.05, ** p < 0.01, *** p < 0.001). Added here: the Kruskal–Wallis test
+with Dunn's post-hoc comparisons as the non-parametric alternative, and effect sizes
+(η² for the ANOVA, ε² for Kruskal–Wallis, Cohen's d and Hedges' g for each pair).
+
+References
+----------
+.. [1] J. W. Tukey, "Comparing individual means in the analysis of variance",
+   Biometrics 5(2):99–114, 1949; C. Y. Kramer, Biometrics 12(3):307–310, 1956
+   (unequal group sizes).
+.. [2] W. H. Kruskal and W. A. Wallis, "Use of ranks in one-criterion variance
+   analysis", J. Am. Stat. Assoc. 47(260):583–621, 1952.
+.. [3] O. J. Dunn, "Multiple comparisons using rank sums", Technometrics
+   6(3):241–252, 1964.
+.. [4] S. Holm, "A simple sequentially rejective multiple test procedure",
+   Scand. J. Statist. 6(2):65–70, 1979.
+.. [5] J. Cohen, *Statistical Power Analysis for the Behavioral Sciences*, 2nd ed.,
+   1988 (d with pooled SD); L. V. Hedges, J. Educ. Stat. 6(2):107–128, 1981 (g).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from skinoct.errors import InputError
+
+__all__ = [
+    "GroupStatistics",
+    "cohens_d",
+    "dunn_test",
+    "group_mean_profiles",
+    "group_statistics",
+    "read_scores",
+    "significance_stars",
+]
+
+Adjust = Literal["holm", "bonferroni"]
+_ADJUST = ("holm", "bonferroni")
+
+
+@dataclass(frozen=True)
+class GroupStatistics:
+    """Statistics comparing the groups of a study.
+
+    Attributes
+    ----------
+    groups : dict
+        ``{name: {"mean", "sd", "n", "sem", "median", "min", "max"}}`` in group order;
+        ``sd`` is the sample standard deviation (ddof = 1).
+    anova : dict
+        One-way ANOVA: ``F``, ``p``, ``df_between``, ``df_within``, ``eta_squared``.
+    tukey : list of dict
+        Tukey HSD for every pair: ``group1``, ``group2``, ``meandiff`` (mean of group2
+        minus mean of group1), ``p_adj``, ``lower``, ``upper`` (family-wise
+        ``1 - alpha`` confidence interval), ``reject``, ``stars``.
+    kruskal : dict
+        Kruskal–Wallis: ``H`` (tie-corrected), ``p``, ``df``, ``epsilon_squared``.
+    dunn : list of dict
+        Dunn's test for every pair: ``group1``, ``group2``, ``z``, ``p``, ``p_adj``,
+        ``reject``, ``stars``; adjustment named by ``dunn_adjust``.
+    cohen_d : list of dict
+        ``group1``, ``group2``, ``d`` (pooled SD, sign as ``meandiff``), ``hedges_g``.
+    alpha : float
+        Significance level used for ``reject``.
+    dunn_adjust : {'holm', 'bonferroni'}
+    excluded : list of str
+        Subjects left out because their score is missing (NaN).
+    """
+
+    groups: dict[str, dict[str, float]]
+    anova: dict[str, float]
+    tukey: list[dict[str, Any]]
+    kruskal: dict[str, float]
+    dunn: list[dict[str, Any]]
+    cohen_d: list[dict[str, Any]]
+    alpha: float
+    dunn_adjust: str
+    excluded: list[str] = field(default_factory=list)
+
+    @property
+    def order(self) -> list[str]:
+        """Group names in the order used throughout."""
+        return list(self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (the ``skinoct study stats --json`` output)."""
+        return {
+            "groups": self.groups,
+            "anova": self.anova,
+            "tukey": self.tukey,
+            "kruskal": self.kruskal,
+            "dunn": self.dunn,
+            "dunn_adjust": self.dunn_adjust,
+            "cohen_d": self.cohen_d,
+            "alpha": self.alpha,
+            "n_subjects": int(sum(g["n"] for g in self.groups.values())),
+            "excluded": self.excluded,
+        }
+
+    def pair(self, group1: str, group2: str, *, test: str = "tukey") -> dict[str, Any]:
+        """The row of ``test`` ('tukey', 'dunn' or 'cohen_d') for a pair, either order."""
+        for row in getattr(self, test):
+            if {row["group1"], row["group2"]} == {group1, group2}:
+                return row
+        raise KeyError(f"no {test} row for {group1!r} vs {group2!r}")
+
+
+def significance_stars(p: float | None) -> str:
+    """``'***'`` for p < 0.001, ``'**'`` for p < 0.01, ``'*'`` for p < 0.05, else ``'ns'``."""
+    if p is None or not np.isfinite(p):
+        return "ns"
+    if p < 0.001:
+        return "***"
+    if p < 0.01:
+        return "**"
+    if p < 0.05:
+        return "*"
+    return "ns"
+
+
+def read_scores(path: str | Path) -> Any:
+    """Read a scores table (CSV with at least ``subject``, ``group``, ``score``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``subject`` and ``group`` as strings and ``score`` as float.
+
+    Raises
+    ------
+    InputError
+        Missing file or columns, non-numeric scores, duplicate subjects.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    try:
+        df = pd.read_csv(path, dtype={"subject": str, "group": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read CSV: {str(exc).splitlines()[0]}", path=path) from exc
+    return _validate_scores(df, path=path)
+
+
+def _validate_scores(df, *, path=None):
+    import pandas as pd
+
+    missing = [c for c in ("subject", "group", "score") if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; a scores table needs subject, group, score "
+            f"(found: {', '.join(map(str, df.columns)) or 'none'})",
+            path=path,
+        )
+    df = df.copy()
+    df["subject"] = df["subject"].astype(str).str.strip()
+    df["group"] = df["group"].astype(str).str.strip()
+    bad_group = df.index[df["group"].isin(["", "nan"])].tolist()
+    if bad_group:
+        raise InputError(f"empty group in row(s) {_rows(bad_group)}", path=path)
+    numeric = pd.to_numeric(df["score"], errors="coerce")
+    bad = df.index[numeric.isna() & df["score"].notna()].tolist()
+    if bad:
+        raise InputError(
+            f"score is not a number in row(s) {_rows(bad)} (e.g. {df['score'][bad[0]]!r})",
+            path=path,
+        )
+    df["score"] = numeric.astype(float)
+    dup = df["subject"][df["subject"].duplicated()].unique().tolist()
+    if dup:
+        raise InputError(
+            f"subject(s) listed more than once: {', '.join(dup[:10])}"
+            + (" …" if len(dup) > 10 else "")
+            + " (one-way ANOVA needs one score per subject)",
+            path=path,
+        )
+    return df
+
+
+def _rows(index: list[int]) -> str:
+    # Row numbers as a user sees them in the CSV (header is line 1).
+    shown = ", ".join(str(i + 2) for i in index[:10])
+    return shown + (" …" if len(index) > 10 else "")
+
+
+def group_statistics(
+    scores,
+    *,
+    alpha: float = 0.05,
+    order: list[str] | None = None,
+    dunn_adjust: Adjust = "holm",
+) -> GroupStatistics:
+    """Compare the groups of a study on their subjects' scores.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per subject with columns ``subject``, ``group`` and ``score``.
+        Rows whose score is missing (NaN) are left out and listed in ``excluded``.
+    alpha : float
+        Significance level for ``reject`` (and the Tukey confidence intervals).
+    order : list of str, optional
+        Group order for the output; default order of first appearance.
+    dunn_adjust : {'holm', 'bonferroni'}
+        Multiple-comparison adjustment of Dunn's p-values.
+
+    Returns
+    -------
+    GroupStatistics
+
+    Raises
+    ------
+    InputError
+        Missing columns, duplicate subjects, fewer than two groups, a group with
+        fewer than two scores, or an ``order`` that does not name the groups.
+    ValueError
+        ``alpha`` outside (0, 1) or an unknown ``dunn_adjust``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"subject": list("abcdef"), "group": ["y"] * 3 + ["o"] * 3,
+    ...                    "score": [3.0, 2.8, 3.1, 2.0, 2.2, 1.9]})
+    >>> s = group_statistics(df)
+    >>> round(s.groups["y"]["mean"], 3), s.tukey[0]["reject"]
+    (2.967, True)
+    """
+    import scipy.stats
+    from statsmodels.stats.multicomp import pairwise_tukeyhsd
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if dunn_adjust not in _ADJUST:
+        raise ValueError(f"dunn_adjust must be one of {_ADJUST}, got {dunn_adjust!r}")
+    df = _validate_scores(scores)
+    missing = df["score"].isna()
+    excluded = df.loc[missing, "subject"].tolist()
+    df = df.loc[~missing]
+    present = list(dict.fromkeys(df["group"]))
+    if order is None:
+        order = present
+    else:
+        order = [str(g) for g in order]
+        unknown = sorted(set(present) - set(order))
+        absent = [g for g in order if g not in present]
+        if unknown or absent:
+            raise InputError(
+                "group order does not match the data: "
+                + "; ".join(
+                    s
+                    for s in (
+                        f"not in order: {', '.join(unknown)}" if unknown else "",
+                        f"no scores: {', '.join(absent)}" if absent else "",
+                    )
+                    if s
+                )
+            )
+    if len(order) < 2:
+        raise InputError(f"need at least two groups to compare, found {len(order)}: {order}")
+    values = {g: df.loc[df["group"] == g, "score"].to_numpy(float) for g in order}
+    small = [f"{g} (n={v.size})" for g, v in values.items() if v.size < 2]
+    if small:
+        raise InputError(f"every group needs at least two scores: {', '.join(small)}")
+
+    groups = {g: _describe(v) for g, v in values.items()}
+
+    # One-way ANOVA and eta squared (SS_between / SS_total).
+    all_values = np.concatenate(list(values.values()))
+    grand = all_values.mean()
+    ss_between = sum(v.size * (v.mean() - grand) ** 2 for v in values.values())
+    ss_total = float(((all_values - grand) ** 2).sum())
+    f_stat, f_p = scipy.stats.f_oneway(*values.values())
+    anova = {
+        "F": _f(f_stat),
+        "p": _f(f_p),
+        "df_between": len(order) - 1,
+        "df_within": int(all_values.size - len(order)),
+        "eta_squared": _f(ss_between / ss_total) if ss_total > 0 else math.nan,
+    }
+
+    # Tukey HSD (statsmodels), reported in our group order.
+    labels = np.concatenate([[g] * v.size for g, v in values.items()])
+    tk = pairwise_tukeyhsd(all_values, labels, alpha=alpha)
+    names = [str(g) for g in tk.groupsunique]
+    by_pair = {}
+    for k, (i, j) in enumerate(zip(*np.triu_indices(len(names), 1), strict=True)):
+        by_pair[(names[i], names[j])] = (
+            float(tk.meandiffs[k]),
+            float(tk.pvalues[k]),
+            float(tk.confint[k][0]),
+            float(tk.confint[k][1]),
+            bool(tk.reject[k]),
+        )
+    tukey = []
+    for g1, g2 in _pairs(order):
+        if (g1, g2) in by_pair:
+            diff, p, lo, hi, rej = by_pair[(g1, g2)]
+        else:  # statsmodels sorted them the other way round: flip the sign
+            diff, p, lo, hi, rej = by_pair[(g2, g1)]
+            diff, lo, hi = -diff, -hi, -lo
+        tukey.append(
+            {
+                "group1": g1, "group2": g2, "meandiff": diff, "p_adj": p,
+                "lower": lo, "upper": hi, "reject": rej, "stars": significance_stars(p),
+            }
+        )  # fmt: skip
+
+    # Kruskal–Wallis with epsilon squared (H / (n - 1), Tomczak & Tomczak 2014).
+    n_total = all_values.size
+    if np.ptp(all_values) > 0:
+        h_stat, h_p = scipy.stats.kruskal(*values.values())
+    else:  # every score identical: no evidence of a difference
+        h_stat, h_p = 0.0, 1.0
+    kruskal = {
+        "H": _f(h_stat),
+        "p": _f(h_p),
+        "df": len(order) - 1,
+        "epsilon_squared": _f(h_stat / (n_total - 1)),
+    }
+
+    dunn = dunn_test(values, alpha=alpha, adjust=dunn_adjust)
+    effect = [
+        {"group1": g1, "group2": g2, **cohens_d(values[g1], values[g2])} for g1, g2 in _pairs(order)
+    ]
+    return GroupStatistics(
+        groups=groups,
+        anova=anova,
+        tukey=tukey,
+        kruskal=kruskal,
+        dunn=dunn,
+        cohen_d=effect,
+        alpha=float(alpha),
+        dunn_adjust=dunn_adjust,
+        excluded=excluded,
+    )
+
+
+def _pairs(order: list[str]) -> list[tuple[str, str]]:
+    return [(order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))]
+
+
+def _f(value) -> float:
+    return float(value) if value is not None and np.isfinite(value) else math.nan
+
+
+def _describe(v: np.ndarray) -> dict[str, float]:
+    sd = float(v.std(ddof=1)) if v.size > 1 else math.nan
+    return {
+        "mean": float(v.mean()),
+        "sd": sd,
+        "n": int(v.size),
+        "sem": sd / math.sqrt(v.size) if v.size > 1 else math.nan,
+        "median": float(np.median(v)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
+
+
+def cohens_d(a, b) -> dict[str, float]:
+    """Cohen's d of ``b`` versus ``a`` with the pooled SD, and Hedges' g.
+
+    ``d = (mean(b) - mean(a)) / s_p`` with
+    ``s_p = sqrt(((n_a - 1) s_a² + (n_b - 1) s_b²) / (n_a + n_b - 2))``;
+    ``g = d · (1 - 3 / (4 (n_a + n_b) - 9))``. NaN when the pooled SD is zero.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    na, nb = a.size, b.size
+    if na < 2 or nb < 2:
+        raise ValueError(f"Cohen's d needs at least two values per group, got {na} and {nb}")
+    pooled = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
+    d = (b.mean() - a.mean()) / pooled if pooled > 0 else math.nan
+    return {"d": float(d), "hedges_g": float(d * (1 - 3 / (4 * (na + nb) - 9)))}
+
+
+def dunn_test(
+    values: dict[str, np.ndarray],
+    *,
+    alpha: float = 0.05,
+    adjust: Adjust = "holm",
+) -> list[dict[str, Any]]:
+    """Dunn's (1964) pairwise comparisons of mean ranks after Kruskal–Wallis.
+
+    All observations are ranked together (mid-ranks for ties). For groups *i*, *j*
+    with mean ranks R̄ᵢ, R̄ⱼ and sizes nᵢ, nⱼ out of N,
+
+    .. math:: z = (\\bar R_j - \\bar R_i) \\Big/ \\sqrt{\\Big(\\frac{N(N+1)}{12}
+              - \\frac{\\sum_t (t^3 - t)}{12 (N - 1)}\\Big)\\Big(\\frac1{n_i} + \\frac1{n_j}\\Big)}
+
+    where the sum runs over groups of tied values of size *t*. The two-sided p-value
+    comes from the standard normal distribution and is adjusted over all pairs with
+    Holm's step-down method (default) or Bonferroni. With two groups, z² equals the
+    tie-corrected Kruskal–Wallis H.
+
+    Parameters
+    ----------
+    values : dict of str to array
+        Scores per group, in the order wanted for the output.
+    alpha : float
+        Level for ``reject``.
+    adjust : {'holm', 'bonferroni'}
+        Family-wise error adjustment.
+
+    Returns
+    -------
+    list of dict
+        ``group1``, ``group2``, ``z``, ``p`` (unadjusted), ``p_adj``, ``reject``,
+        ``stars`` (from ``p_adj``).
+
+    References
+    ----------
+    O. J. Dunn, Technometrics 6(3):241–252, 1964; S. Holm, Scand. J. Statist.
+    6:65–70, 1979.
+    """
+    import scipy.stats
+    from statsmodels.stats.multitest import multipletests
+
+    if adjust not in _ADJUST:
+        raise ValueError(f"adjust must be one of {_ADJUST}, got {adjust!r}")
+    names = list(values)
+    arrays = [np.asarray(values[g], dtype=float) for g in names]
+    pooled = np.concatenate(arrays)
+    n = pooled.size
+    ranks = scipy.stats.rankdata(pooled)
+    _, counts = np.unique(pooled, return_counts=True)
+    ties = float(((counts.astype(float) ** 3) - counts).sum())
+    variance = n * (n + 1) / 12.0 - ties / (12.0 * (n - 1))
+    sizes = {g: a.size for g, a in zip(names, arrays, strict=True)}
+    mean_rank, start = {}, 0
+    for g, a in zip(names, arrays, strict=True):
+        mean_rank[g] = ranks[start : start + a.size].mean()
+        start += a.size
+    rows = []
+    for g1, g2 in _pairs(names):
+        se = math.sqrt(variance * (1 / sizes[g1] + 1 / sizes[g2]))
+        z = (mean_rank[g2] - mean_rank[g1]) / se if se > 0 else 0.0
+        p = float(2 * scipy.stats.norm.sf(abs(z)))
+        rows.append({"group1": g1, "group2": g2, "z": float(z), "p": p})
+    if rows:
+        reject, p_adj, _, _ = multipletests([r["p"] for r in rows], alpha=alpha, method=adjust)
+        for r, rej, pa in zip(rows, reject, p_adj, strict=True):
+            r.update(p_adj=float(pa), reject=bool(rej), stars=significance_stars(float(pa)))
+    return rows
+
+
+def group_mean_profiles(profiles, *, order: list[str] | None = None):
+    """Mean depth profile of each group (seed 002 Figure 3A).
+
+    The value at each depth is the mean over the group's subjects of their score at
+    that depth (subjects without a value there are left out of that depth).
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        Long table with columns ``subject``, ``group``, ``depth_um``, ``score``.
+    order : list of str, optional
+        Group order; default order of first appearance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``depth_um``, ``mean``, ``sd`` (ddof = 1), ``n``; sorted by
+        group order then depth.
+
+    Raises
+    ------
+    InputError
+        Missing columns.
+    """
+    import pandas as pd
+
+    missing = [c for c in ("subject", "group", "depth_um", "score") if c not in profiles.columns]
+    if missing:
+        raise InputError(
+            f"profiles table lacks column(s) {', '.join(missing)} "
+            "(needs subject, group, depth_um, score)"
+        )
+    df = profiles.dropna(subset=["score"]).copy()
+    df["group"] = df["group"].astype(str)
+    present = list(dict.fromkeys(df["group"]))
+    order = present if order is None else [g for g in order if g in present]
+    agg = (
+        df.groupby(["group", "depth_um"])["score"]
+        .agg(mean="mean", sd=lambda s: s.std(ddof=1), n="count")
+        .reset_index()
+    )
+    agg["group"] = pd.Categorical(agg["group"], categories=order, ordered=True)
+    agg = agg.dropna(subset=["group"]).sort_values(["group", "depth_um"])
+    agg["group"] = agg["group"].astype(str)
+    agg["n"] = agg["n"].astype(int)
+    return agg.reset_index(drop=True)
