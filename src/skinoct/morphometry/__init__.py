@@ -1,0 +1,59 @@
+"""Morphometry of skin layers from label masks, for vertical sections and volumes.
+
+From a label mask (0 air, 1 stratum corneum, 2 viable epidermis, 3 dermis) and its
+spacing in µm: the three boundaries (surface, SC junction, DEJ), layer thicknesses
+(vertical or along the local normal), DEJ undulation (contour-length ratio, 3-D
+surface-area ratio, RMS amplitude, peak-to-valley), dermal papillae, boundary
+coverage and, with the segmentation's entropy map, uncertain stretches of the DEJ.
+See ``docs/morphometry.md`` for the definitions and their sources.
+"""
+
+from skinoct.morphometry._boundaries import (
+    BOUNDARY_NAMES,
+    Boundaries,
+    default_smoothing_um,
+    extract_boundaries,
+)
+from skinoct.morphometry._metrics import (
+    THICKNESS_KEYS,
+    SectionMetrics,
+    VolumeMetrics,
+    flatten_metrics,
+    measure_section,
+    measure_volume,
+)
+from skinoct.morphometry._smoothing import smooth_boundary
+from skinoct.morphometry._thickness import normal_thickness, summarize, vertical_thickness
+from skinoct.morphometry._undulation import (
+    Papillae,
+    contour_length_ratio,
+    find_papillae_profile,
+    find_papillae_surface,
+    peak_to_valley,
+    rms_amplitude,
+    surface_area_ratio,
+)
+
+__all__ = [
+    "BOUNDARY_NAMES",
+    "THICKNESS_KEYS",
+    "Boundaries",
+    "Papillae",
+    "SectionMetrics",
+    "VolumeMetrics",
+    "contour_length_ratio",
+    "default_smoothing_um",
+    "extract_boundaries",
+    "find_papillae_profile",
+    "find_papillae_surface",
+    "flatten_metrics",
+    "measure_section",
+    "measure_volume",
+    "normal_thickness",
+    "peak_to_valley",
+    "rms_amplitude",
+    "smooth_boundary",
+    "summarize",
+    "surface_area_ratio",
+    "vertical_thickness",
+]
