@@ -136,3 +136,124 @@ def _print_stats(result) -> None:
         console.print(
             f"left out (no score): {', '.join(result.excluded)}", style="yellow", highlight=False
         )
+
+
+def _parse_options(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs; values that parse as JSON (numbers, true, null…) are typed."""
+    from skinoct.errors import InputError
+
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise InputError(f"--option must be KEY=VALUE with a Python name as KEY, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+@study_app.command("run")
+def run(
+    manifest: Path = typer.Argument(..., help="CSV: subject, group, volume[, dej, site, visit]."),
+    out: Path = typer.Option(..., "--out", help="Study folder (results, tables, report)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Local worker processes (default: one per CPU; 0 = this process)."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Run on an existing Dask cluster, e.g. tcp://host:8786."
+    ),
+    layers_model: Path | None = typer.Option(
+        None, "--layers-model", help="Layer segmentation model folder (default: bundled)."
+    ),
+    matrix_model: Path | None = typer.Option(
+        None, "--matrix-model", help="Dermal matrix model folder (default: bundled)."
+    ),
+    section_step: int = typer.Option(
+        1, "--section-step", help="Segment every k-th vertical section, interpolate between."
+    ),
+    function: str | None = typer.Option(
+        None, "--function", help="Custom per-volume function 'module:name' (default: analyze)."
+    ),
+    option: list[str] | None = typer.Option(
+        None, "--option", help="Extra KEY=VALUE passed to the per-volume function (repeatable)."
+    ),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level for the report."),
+) -> int:
+    """Analyse every volume of a manifest (resumable), then statistics and report.html."""
+    from skinoct.cli._common import EXIT_ALL_FAILED, EXIT_OK, EXIT_SOME_FAILED, STATE
+    from skinoct.errors import InputError
+    from skinoct.study.run import ManifestError, read_manifest, run_study
+
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be ≥ 0, got {workers}")
+    if section_step < 1:
+        raise InputError(f"--section-step must be ≥ 1, got {section_step}")
+    try:
+        table = read_manifest(manifest)
+    except ManifestError as exc:
+        if len(exc.problems) > 1:
+            for problem in exc.problems:
+                err_console.print(f"  - {problem}", highlight=False, markup=False)
+        raise
+    options = _parse_options(option)
+    if function is None:
+        options = {
+            "layers_model": None if layers_model is None else str(layers_model.resolve()),
+            "matrix_model": None if matrix_model is None else str(matrix_model.resolve()),
+            "section_step": section_step,
+            **options,
+        }
+    elif layers_model or matrix_model or section_step != 1:
+        raise InputError(
+            "--layers-model/--matrix-model/--section-step apply to the default analysis only; "
+            "pass options of a custom --function with --option"
+        )
+    result = _run_with_progress(
+        run_study, table, out, function=function, options=options, workers=workers,
+        scheduler=scheduler, quiet=STATE.quiet,
+    )  # fmt: skip
+    n = len(table.tasks)
+    err_console.print(
+        f"{n} subject(s): {len(result.computed)} analysed, {len(result.skipped)} reused, "
+        f"{result.n_failed} failed; tables in {out}",
+        highlight=False,
+    )
+    for f in result.failures:
+        err_console.print(f"  failed: {f['subject']}: {f['error']}", highlight=False, markup=False)
+    if report:
+        from skinoct.study.report import write_report
+
+        path = write_report(out, alpha=alpha)
+        err_console.print(f"report: {path}", highlight=False)
+    if result.n_failed == 0:
+        return EXIT_OK
+    return EXIT_ALL_FAILED if result.n_failed == n else EXIT_SOME_FAILED
+
+
+def _run_with_progress(run_study, manifest, out, *, quiet: bool, **kwargs):
+    """A progress bar on a terminal; one line per subject otherwise (logs, CI)."""
+    from skinoct.cli._common import progress
+
+    if quiet:
+        return run_study(manifest, out, **kwargs)
+    if err_console.is_terminal:
+        return run_study(manifest, out, progress=progress, **kwargs)
+    total = len(manifest.tasks)
+    done = [0]
+
+    def line(subject: str, record: dict) -> None:
+        done[0] += 1
+        status = record.get("status")
+        extra = f" ({record['error']})" if status != "ok" else ""
+        dur = record.get("duration_s")
+        err_console.print(
+            f"[{done[0]}] {subject}: {status}{'' if dur is None else f' in {dur:.1f} s'}{extra}",
+            highlight=False,
+            markup=False,
+        )
+
+    err_console.print(f"analysing up to {total} subject(s)…", highlight=False)
+    return run_study(manifest, out, on_result=line, **kwargs)

@@ -187,9 +187,17 @@ def test_cohens_d_analytic():
 
 
 @pytest.mark.parametrize(
-    ("p", "stars"), [(0.0009, "***"), (0.001, "**"), (0.0099, "**"), (0.049, "*"), (0.05, "ns"),
-                     (float("nan"), "ns"), (None, "ns")],
-)  # fmt: skip
+    ("p", "stars"),
+    [
+        (0.0009, "***"),
+        (0.001, "**"),
+        (0.0099, "**"),
+        (0.049, "*"),
+        (0.05, "ns"),
+        (float("nan"), "ns"),
+        (None, "ns"),
+    ],
+)
 def test_significance_stars(p, stars):
     assert significance_stars(p) == stars
 
@@ -275,8 +283,10 @@ def test_cli_stats_json_matches_library(run_cli, tmp_path):
     assert record["anova"]["F"] == pytest.approx(expected.anova["F"])
     assert record["anova"]["p"] == pytest.approx(expected.anova["p"])
     assert {tuple(sorted((t["group1"], t["group2"]))) for t in record["tukey"]} == {
-        ("old", "young"), ("old_photoexposed", "young"), ("old", "old_photoexposed")
-    }  # fmt: skip
+        ("old", "young"),
+        ("old_photoexposed", "young"),
+        ("old", "old_photoexposed"),
+    }
     assert all({"meandiff", "p_adj", "reject"} <= set(t) for t in record["tukey"])
 
 
