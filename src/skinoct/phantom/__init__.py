@@ -1,0 +1,25 @@
+"""LC-OCT phantom simulator: synthetic skin images, volumes and cohorts with exact ground truth.
+
+Renders vertical sections (z × x), en-face dermal-matrix stacks (3 × y × x) and
+volumes (z × y × x) that look like line-field confocal OCT of skin, with label masks,
+boundary curves, matrix-quality grades and per-subject quality profiles. All
+renderers are pure functions of a parameter record and a seed; the same seed gives
+the same arrays. See ``docs/phantom.md`` for the model and its literature values.
+"""
+
+from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
+from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
+from skinoct.phantom._section import PhantomSection, render_section
+
+__all__ = [
+    "SITES",
+    "EnfaceParams",
+    "PhantomEnface",
+    "PhantomSection",
+    "SectionParams",
+    "SiteDefaults",
+    "VolumeParams",
+    "grade_of",
+    "render_enface",
+    "render_section",
+]
