@@ -11,7 +11,7 @@ import sys
 import typer
 
 from skinoct._version import __version__
-from skinoct.cli import _common, layers
+from skinoct.cli import _common, layers, matrix
 from skinoct.cli._info import info, inspect
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ from skinoct.cli.study import study_app  # noqa: E402
 
 app.add_typer(study_app, name="study")
 app.add_typer(layers.app, name="layers")
+app.add_typer(matrix.app, name="matrix")
 
 
 def main(argv: list[str] | None = None) -> int:

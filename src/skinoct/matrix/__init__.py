@@ -1,0 +1,113 @@
+"""Dermal-matrix quality grading on en-face LC-OCT images (seed 002).
+
+Tiles of 400 × 400 µm taken below the dermal–epidermal junction, with the slices
+at z−1, z, z+1 µm as RGB, are graded 1 (coarse, fragmented fibres) … 4 (web-like
+reticulated network) by a MobileNetV3-Small. The pieces:
+
+- :func:`extract_tiles` / :func:`profile_tiles` — DEJ-relative tiles from a volume;
+- :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa` — rater labels;
+- :func:`train_matrix` with :class:`TrainConfig` — the paper's two-phase protocol,
+  split by subject by default;
+- :func:`evaluate_predictions` — accuracy, confusion matrix, precision/recall, κ;
+- :func:`load_matrix_model`, :func:`predict_tiles`, :func:`expected_grade`.
+
+The bundled default model is trained on phantom tiles only (see its manifest).
+"""
+
+from skinoct.matrix._dataset import (
+    TileDataset,
+    read_tile_dataset,
+    read_tile_png,
+    write_tile_dataset,
+    write_tile_png,
+)
+from skinoct.matrix._evaluate import (
+    GradingMetrics,
+    evaluate_predictions,
+    plot_confusion,
+    read_predictions,
+)
+from skinoct.matrix._labels import (
+    GRADES,
+    TileLabels,
+    fleiss_kappa,
+    majority_grade,
+    read_labels,
+)
+from skinoct.matrix._model import (
+    MatrixModel,
+    Preprocessing,
+    expected_grade,
+    export_matrix_onnx,
+    load_matrix_model,
+    predict_tiles,
+    preprocess_tiles,
+    save_matrix_model,
+)
+from skinoct.matrix._network import (
+    MatrixNet,
+    build_network,
+    keras_layer_table,
+    load_pretrained,
+    set_phase,
+)
+from skinoct.matrix._tiles import (
+    enface_tiles,
+    extract_tiles,
+    profile_tiles,
+    read_dej,
+    tile_positions,
+)
+from skinoct.matrix._train import (
+    AUGMENTATIONS,
+    EarlyStopping,
+    SplitIndices,
+    TrainConfig,
+    TrainResult,
+    augment_tiles,
+    split_tiles,
+    train_matrix,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "GRADES",
+    "EarlyStopping",
+    "GradingMetrics",
+    "MatrixModel",
+    "MatrixNet",
+    "Preprocessing",
+    "SplitIndices",
+    "TileDataset",
+    "TileLabels",
+    "TrainConfig",
+    "TrainResult",
+    "augment_tiles",
+    "build_network",
+    "enface_tiles",
+    "evaluate_predictions",
+    "expected_grade",
+    "export_matrix_onnx",
+    "extract_tiles",
+    "fleiss_kappa",
+    "keras_layer_table",
+    "load_matrix_model",
+    "load_pretrained",
+    "majority_grade",
+    "plot_confusion",
+    "predict_tiles",
+    "preprocess_tiles",
+    "profile_tiles",
+    "read_dej",
+    "read_labels",
+    "read_predictions",
+    "read_tile_dataset",
+    "read_tile_png",
+    "save_matrix_model",
+    "set_phase",
+    "split_tiles",
+    "tile_positions",
+    "train_matrix",
+    "write_tile_dataset",
+    "write_tile_png",
+]

@@ -1,0 +1,352 @@
+"""Grading model: preprocessing, artifact save/load, prediction (torch or onnxruntime)."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from skinoct.errors import InputError, ModelError
+from skinoct.matrix._labels import GRADES
+
+__all__ = [
+    "NORMALIZATIONS",
+    "MatrixModel",
+    "Preprocessing",
+    "expected_grade",
+    "load_matrix_model",
+    "predict_tiles",
+    "preprocess_tiles",
+    "save_matrix_model",
+]
+
+TASK = "matrix"
+Normalization = Literal["tile", "imagenet", "paper"]
+NORMALIZATIONS = ("tile", "imagenet", "paper")
+Engine = Literal["torch", "onnx"]
+ENGINES = ("torch", "onnx")
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How tiles become network input; stored in the model manifest.
+
+    Tiles are RGB = en-face slices at z−1 µm, z, z+1 µm, on the 0–255 scale
+    (uint8 PNG tiles or ``extract_tiles`` output). They are resized to
+    ``input_size`` (bilinear, antialiased) and then normalised:
+
+    - ``'tile'`` (skinoct default): each tile minus its mean, divided by its
+      standard deviation (one value each over the three channels, so the
+      differences between the slices are kept). Makes grades insensitive to
+      gain and to the depth-dependent signal attenuation.
+    - ``'imagenet'``: ``(x/255 − mean) / std`` per channel with ImageNet statistics
+      (torchvision's convention for its pretrained weights).
+    - ``'paper'``: ``x/127.5 − 1``, the ``Rescaling`` layer built into Keras'
+      MobileNetV3 and hence what the paper's model saw.
+    """
+
+    input_size: int = 224
+    normalization: Normalization = "tile"
+    channels: tuple[str, ...] = ("z-1um", "z", "z+1um")
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+        if not 32 <= int(self.input_size) <= 1024:
+            raise InputError(f"input_size must be 32–1024 px, got {self.input_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "input_size": int(self.input_size),
+            "normalization": self.normalization,
+            "channels": list(self.channels),
+            "value_range": [0, 255],
+            "resize": "bilinear, antialiased",
+        }
+        if self.normalization == "imagenet":
+            out.update(mean=list(_IMAGENET_MEAN), std=list(_IMAGENET_STD))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(
+            input_size=int(data.get("input_size", 224)),
+            normalization=data.get("normalization", "tile"),
+            channels=tuple(data.get("channels", ("z-1um", "z", "z+1um"))),
+        )
+
+
+def _check_tiles(tiles) -> np.ndarray:
+    array = np.asarray(tiles)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[1] != 3:
+        raise InputError(f"tiles must be an array (N, 3, H, W), got shape {array.shape}")
+    if array.dtype.kind not in "uif":
+        raise InputError(f"tiles must be numeric, got dtype {array.dtype}")
+    if min(array.shape[2:]) < 8:
+        raise InputError(f"tiles are too small: {array.shape[2:]} px")
+    return array
+
+
+def preprocess_tiles(tiles, preprocessing: Preprocessing, *, device=None):
+    """Tiles (N, 3, H, W) on the 0–255 scale → normalised float32 torch tensor.
+
+    Raises
+    ------
+    InputError
+        Wrong shape or dtype, or NaN/infinite values.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    array = _check_tiles(tiles)
+    x = torch.as_tensor(np.ascontiguousarray(array), device=device).float()
+    if not torch.isfinite(x).all():
+        raise InputError("tiles hold NaN or infinite values")
+    size = int(preprocessing.input_size)
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    return normalize_batch(x, preprocessing.normalization)
+
+
+def normalize_batch(x, normalization: str):
+    """Apply the named normalisation to a float tensor (N, 3, H, W) on 0–255."""
+    import torch
+
+    if normalization == "tile":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+        return (x - mean) / std
+    if normalization == "imagenet":
+        mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x / 255.0 - mean) / std
+    if normalization == "paper":
+        return x / 127.5 - 1.0
+    raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+@dataclass
+class MatrixModel:
+    """A loaded grading model.
+
+    Attributes
+    ----------
+    network : MatrixNet
+        The torch module, in eval mode on the CPU.
+    preprocessing : Preprocessing
+    classes : tuple of int
+        Grade of each output (1, 2, 3, 4).
+    manifest : dict
+        The model's ``model.json``.
+    path : Path or None
+        Where it was loaded from.
+    """
+
+    network: Any = field(repr=False)
+    preprocessing: Preprocessing
+    classes: tuple[int, ...] = GRADES
+    manifest: dict = field(default_factory=dict, repr=False)
+    path: Path | None = None
+    _onnx: dict = field(default_factory=dict, repr=False)
+
+    def onnx_runner(self, *, threads: int | None = None):
+        """An :class:`~skinoct.models.OnnxRunner` of this model (exported once, cached)."""
+        from skinoct.models import OnnxRunner, onnxruntime_available
+
+        if not onnxruntime_available():
+            raise ModelError("onnxruntime is not installed; use engine='torch'")
+        key = threads or 0
+        if key not in self._onnx:
+            folder = Path(tempfile.mkdtemp(prefix="skinoct-matrix-onnx-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            path = export_matrix_onnx(self, folder / "model.onnx")
+            self._onnx[key] = OnnxRunner(path, threads=threads)
+        return self._onnx[key]
+
+
+def export_matrix_onnx(model: MatrixModel, path: str | Path) -> Path:
+    """Export the network (normalised input → logits) to ONNX, dynamic batch size."""
+    import torch
+
+    from skinoct.models import export_onnx
+
+    size = int(model.preprocessing.input_size)
+    example = torch.zeros(1, 3, size, size)
+    return export_onnx(model.network.cpu().eval(), example, path, dynamic_axes={0: "batch"})
+
+
+def save_matrix_model(
+    model_dir: str | Path,
+    network,
+    *,
+    preprocessing: Preprocessing,
+    classes=GRADES,
+    training: dict | None = None,
+    scores: dict | None = None,
+    provenance: dict | None = None,
+) -> Path:
+    """Write a grading model directory (``model.safetensors`` + ``model.json``)."""
+    from skinoct.models import save_artifact
+
+    manifest = {
+        "task": TASK,
+        "architecture": {
+            "name": "mobilenet_v3_small",
+            "library": "torchvision",
+            "head": network.head,
+            "num_classes": len(classes),
+            "output": "logits; softmax gives P(grade)",
+        },
+        "classes": [int(c) for c in classes],
+        "preprocessing": preprocessing.to_dict(),
+        "training": training or {},
+        "scores": scores or {},
+        "provenance": provenance or {},
+    }
+    state = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
+    return save_artifact(model_dir, state, manifest)
+
+
+def load_matrix_model(path: str | Path | None = None, *, device: str = "cpu") -> MatrixModel:
+    """Load a grading model directory; ``None`` loads the bundled phantom-trained model.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Model directory written by ``skinoct matrix train`` (or its ``model.json``).
+    device : str
+        Torch device for the network ('cpu', 'cuda').
+
+    Raises
+    ------
+    ModelError
+        Missing or corrupt files (SHA-256 checked), a model of another task, or
+        weights that do not fit the declared architecture.
+
+    Notes
+    -----
+    The bundled model was trained on synthetic phantom tiles only; its manifest
+    says so (``provenance``). It is not validated on real LC-OCT images.
+    """
+    from skinoct.matrix._network import MatrixNet
+    from skinoct.models import bundled_model_dir, load_artifact
+
+    folder = bundled_model_dir(TASK) if path is None else Path(path)
+    artifact = load_artifact(folder, task=TASK)
+    manifest = artifact.manifest
+    arch = manifest.get("architecture", {})
+    if arch.get("name") != "mobilenet_v3_small":
+        raise ModelError(f"unknown architecture {arch.get('name')!r}", path=artifact.path)
+    classes = tuple(int(c) for c in manifest.get("classes", GRADES))
+    try:
+        network = MatrixNet(head=arch.get("head", "keras2"), num_classes=len(classes))
+        missing, unexpected = network.load_state_dict(artifact.state_dict, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise ModelError(
+                f"weights do not fit the architecture (missing {missing[:3]}, "
+                f"unexpected {list(unexpected)[:3]})",
+                path=artifact.path,
+            )
+        preprocessing = Preprocessing.from_dict(manifest.get("preprocessing", {}))
+    except (RuntimeError, InputError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path) from exc
+    network.to(device).eval()
+    return MatrixModel(
+        network=network,
+        preprocessing=preprocessing,
+        classes=classes,
+        manifest=manifest,
+        path=artifact.path,
+    )
+
+
+def predict_tiles(
+    tiles,
+    model: MatrixModel,
+    *,
+    engine: Engine = "torch",
+    batch_size: int = 64,
+    threads: int | None = None,
+    progress: Callable | None = None,
+) -> np.ndarray:
+    """Grade probabilities of tiles.
+
+    Parameters
+    ----------
+    tiles : array_like, shape (N, 3, H, W)
+        RGB = z−1 µm, z, z+1 µm on the 0–255 scale (uint8 or float); resized to the
+        model's input size when needed.
+    model : MatrixModel
+        From :func:`load_matrix_model`.
+    engine : {'torch', 'onnx'}
+        Torch eager on the model's device, or onnxruntime on the CPU (exported
+        on first use).
+    batch_size : int
+        Tiles per forward pass.
+    threads : int, optional
+        onnxruntime intra-op threads (default: all cores).
+    progress : callable, optional
+        ``progress(iterable, description=..., total=...)`` wrapper, e.g. a
+        progress bar.
+
+    Returns
+    -------
+    ndarray of float32, shape (N, len(model.classes))
+        Softmax probabilities; column ``j`` is grade ``model.classes[j]``.
+
+    Examples
+    --------
+    >>> model = load_matrix_model()  # doctest: +SKIP
+    >>> p = predict_tiles(tiles, model)  # doctest: +SKIP
+    >>> expected_grade(p)  # Σ p·g per tile  # doctest: +SKIP
+    """
+    import torch
+
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if int(batch_size) < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    array = _check_tiles(tiles)
+    n = array.shape[0]
+    out = np.empty((n, len(model.classes)), dtype=np.float32)
+    starts = range(0, n, int(batch_size))
+    if progress is not None:
+        starts = progress(starts, description="grading tiles", total=len(starts))
+    runner = model.onnx_runner(threads=threads) if engine == "onnx" else None
+    device = next(model.network.parameters()).device
+    with torch.inference_mode():
+        for start in starts:
+            chunk = array[start : start + int(batch_size)]
+            if runner is not None:
+                x = preprocess_tiles(chunk, model.preprocessing)
+                logits = torch.from_numpy(runner(x.numpy()))
+            else:
+                x = preprocess_tiles(chunk, model.preprocessing, device=device)
+                logits = model.network(x).float()
+            out[start : start + len(chunk)] = torch.softmax(logits, dim=1).cpu().numpy()
+    return out
+
+
+def expected_grade(probabilities, *, classes=GRADES) -> np.ndarray:
+    """Σ p·g per tile: the probability-weighted grade (a continuous score in [1, 4])."""
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 2 or p.shape[1] != len(classes):
+        raise InputError(f"probabilities must have shape (N, {len(classes)}), got {p.shape}")
+    return p @ np.asarray(classes, dtype=float)
