@@ -9,14 +9,14 @@ import pytest
 def render_mask(shape, spacing_um, surface, sc_junction, dej) -> np.ndarray:
     """Label mask of a section ``(z, x)`` or volume ``(z, y, x)`` from boundary functions.
 
-    Each boundary is a callable of the lateral pixel-centre coordinates in µm (``x``
-    for a section, ``(y, x)`` for a volume) returning depths in µm. A pixel belongs
-    to the deepest layer whose upper boundary lies above its centre, so the
-    per-column boundary read back from the mask is within half a pixel of the
-    analytic one.
+    Each boundary is a callable of the lateral coordinates in µm (``x`` for a
+    section, ``(y, x)`` for a volume; pixel ``j`` at ``j·dx``) returning depths in µm.
+    Like :mod:`skinoct.phantom`, row ``i`` samples depth ``i·dz`` and belongs to the
+    deepest layer whose upper boundary lies at or above it, so the per-column
+    boundary read back from the mask is within half a pixel of the analytic one.
     """
     shape = tuple(shape)
-    centres = [(np.arange(n) + 0.5) * s for n, s in zip(shape, spacing_um, strict=True)]
+    centres = [np.arange(n) * s for n, s in zip(shape, spacing_um, strict=True)]
     lateral = np.meshgrid(*centres[1:], indexing="ij")
     z = centres[0].reshape((-1,) + (1,) * (len(shape) - 1))
     labels = np.zeros(shape, np.uint8)

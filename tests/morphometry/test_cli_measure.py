@@ -65,3 +65,106 @@ def test_empty_mask_exit_2(run_cli, tmp_path):
     code, _, err = run_cli("layers", "measure", path, "--spacing", "1", "1")
     assert code == 2
     assert "empty.npy" in err and "no skin" in err
+
+
+def test_volume_with_spacing_and_figures(run_cli, tmp_path, render):
+    spacing = (0.5, 2.0, 1.5)
+
+    def flat(depth):
+        return lambda y, x: np.full(np.broadcast(y, x).shape, depth)
+
+    volume = render((100, 12, 16), spacing, flat(5.2), flat(10.2), flat(30.2))
+    path = tmp_path / "vol.npy"
+    np.save(path, volume)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        "layers", "measure", path, "--spacing", "0.5", "2", "1.5", "--json", "--out", out,
+        "--figures",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(stdout)
+    assert record["spacing_um"] == [0.5, 2.0, 1.5]
+    assert record["epidermis_thickness_um"]["mean"] == pytest.approx(25.0, abs=0.5)
+    assert "dej_surface_area_ratio" in record and "density_per_mm2" in record["dermal_papillae"]
+    assert (out / "vol.maps.png").stat().st_size > 0
+    assert json.loads((out / "vol.metrics.json").read_text()) == record
+
+
+def test_volume_with_two_spacing_values_is_an_error(run_cli, tmp_path):
+    path = tmp_path / "vol.npy"
+    np.save(path, np.ones((5, 5, 5), np.uint8))
+    code, _, err = run_cli("layers", "measure", path, "--spacing", "0.5", "1.2")
+    assert code == 2 and "vol.npy" in err and "spacing" in err
+
+
+def test_entropy_option(run_cli, tmp_path, flat_mask):
+    mask, spacing = flat_mask
+    np.save(tmp_path / "m.npy", mask)
+    ent = np.zeros(mask.shape)
+    ent[100:125, 20:60] = 0.95  # around the DEJ at 56 µm (rows 112 ± 10)
+    np.save(tmp_path / "e.npy", ent)
+    code, out, err = run_cli(
+        "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
+        "--entropy", tmp_path / "e.npy", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["dej_uncertain_segments"] == [[pytest.approx(24.0), pytest.approx(70.8)]]
+    # a folder of maps named like the masks, for batches
+    folder = tmp_path / "entropy"
+    folder.mkdir()
+    np.save(folder / "m.npy", ent)
+    code, out, _ = run_cli(
+        "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
+        "--entropy", folder, "--json",
+    )  # fmt: skip
+    assert (
+        code == 0 and json.loads(out)["dej_uncertain_segments"] == record["dej_uncertain_segments"]
+    )
+
+
+def test_batch_with_one_bad_mask_exit_1(run_cli, tmp_path, flat_mask):
+    mask, _ = flat_mask
+    np.save(tmp_path / "good.npy", mask)
+    np.save(tmp_path / "bad.npy", np.zeros_like(mask))
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "layers", "measure", tmp_path / "good.npy", tmp_path / "bad.npy", "--spacing", "0.5",
+        "1.2", "--out", out,
+    )  # fmt: skip
+    assert code == 1
+    assert "bad.npy" in err and "1 of 2 failed" in err
+    table = pd.read_csv(out / "metrics.csv")
+    assert list(table["name"]) == ["good"]
+    assert not (out / "bad.metrics.json").exists()
+
+
+def test_prominence_and_normal_options(run_cli, tmp_path, render):
+    spacing = (1.0, 1.0)
+    tilt = np.tan(np.deg2rad(20))
+    mask = render(
+        (200, 300),
+        spacing,
+        lambda x: 10 + tilt * x,
+        lambda x: 20 + tilt * x,
+        lambda x: 70 + tilt * x + 8 * np.cos(2 * np.pi * x / 50),
+    )
+    np.save(tmp_path / "t.npy", mask)
+    args = ["layers", "measure", tmp_path / "t.npy", "--spacing", "1", "1", "--json"]
+    _, out, _ = run_cli(*args)
+    vertical = json.loads(out)
+    _, out, _ = run_cli(*args, "--normal")
+    normal = json.loads(out)
+    assert normal["stratum_corneum_thickness_um"]["median"] == pytest.approx(
+        10 * np.cos(np.deg2rad(20)), rel=0.02
+    )
+    assert vertical["stratum_corneum_thickness_um"]["median"] == pytest.approx(10, abs=1)
+    assert vertical["dermal_papillae"]["count"] in (5, 6, 7)  # 6 periods
+    _, out, _ = run_cli(*args, "--prominence", "20")
+    assert json.loads(out)["dermal_papillae"]["count"] == 0
+
+
+def test_figures_need_out(run_cli, tmp_path, flat_mask):
+    np.save(tmp_path / "m.npy", flat_mask[0])
+    code, _, err = run_cli("layers", "measure", tmp_path / "m.npy", "--figures")
+    assert code == 2 and "--out" in err

@@ -2,14 +2,16 @@
 
 Geometry conventions (shared by every function of :mod:`skinoct.morphometry`):
 
-* pixel ``i`` along an axis with spacing ``s`` covers ``[i·s, (i+1)·s)`` µm, its centre
-  is at ``(i + 0.5)·s``; lateral positions (``x_um``, ``y_um``) are pixel centres;
-* a boundary depth is measured from the top edge of the image; the boundary between
-  pixel rows ``k-1`` and ``k`` lies at depth ``k·dz`` (the pixel edge), so a layer of
-  ``n`` pixels is ``n·dz`` thick;
+* pixel ``i`` along an axis with spacing ``s`` is the sample at ``i·s`` µm (as in
+  :mod:`skinoct.phantom` and the phantom's ground-truth CSV): row ``i`` lies at
+  depth ``i·dz``, column ``j`` at ``x = j·dx``;
+* the boundary between rows ``k-1`` and ``k`` of a label mask lies half way between
+  them, at depth ``(k - 0.5)·dz``, so a layer of ``n`` pixels is ``n·dz`` thick and a
+  boundary sampled by the phantom (labels from ``i·dz ≥ b``) is read back without
+  bias, within ±dz/2;
 * with class probabilities the boundary is where the probability of "this class or a
-  deeper one" crosses 0.5, interpolated linearly between pixel centres (a one-hot
-  probability gives back the pixel edge).
+  deeper one" crosses 0.5, interpolated linearly between the samples (one-hot
+  probabilities give back the label boundary).
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ class Boundaries:
     surface, sc_junction, dej : ndarray
         Smoothed boundary depths (µm), the ones every metric uses.
     raw : dict of str to ndarray
-        The same boundaries before smoothing (pixel edges, or sub-pixel from
-        probabilities).
+        The same boundaries before smoothing (half way between label rows, or
+        sub-pixel from probabilities).
     spacing_um : tuple of float
         Spacing of the mask the boundaries come from ``(dz, dx)`` or ``(dz, dy, dx)``.
     smoothing_um : float
@@ -100,15 +102,15 @@ class Boundaries:
 
     @property
     def x_um(self) -> np.ndarray:
-        """Lateral position of each column (pixel centre) in µm."""
-        return (np.arange(self.shape[-1]) + 0.5) * self.spacing_um[-1]
+        """Lateral position of each column in µm (``j·dx``)."""
+        return np.arange(self.shape[-1]) * self.spacing_um[-1]
 
     @property
     def y_um(self) -> np.ndarray:
-        """Position of each row along y (volumes only) in µm."""
+        """Position of each row along y in µm (``i·dy``; volumes only)."""
         if len(self.shape) != 2:
             raise AttributeError("y_um exists only for boundaries of a volume")
-        return (np.arange(self.shape[0]) + 0.5) * self.spacing_um[1]
+        return np.arange(self.shape[0]) * self.spacing_um[1]
 
     @property
     def coverage(self) -> dict[str, float]:
@@ -167,7 +169,7 @@ def extract_boundaries(
     >>> labels[10:14], labels[14:30], labels[30:] = 1, 2, 3
     >>> b = extract_boundaries(labels, (0.5, 1.0))
     >>> float(b.dej[0]), b.coverage["dej"]
-    (15.0, 1.0)
+    (14.75, 1.0)
     """
     labels = _check_labels(labels)
     spacing = check_spacing(spacing_um, labels.ndim)
@@ -192,7 +194,7 @@ def extract_boundaries(
         valid = (top < nz) & (top > 0)
         if i > 0:  # the layer above must be present in the column
             valid &= tops[BOUNDARY_NAMES[i - 1]] < top
-        depth = np.where(valid, top * dz, np.nan)
+        depth = np.where(valid, (top - 0.5) * dz, np.nan)
         if probs is not None:
             cumulative = probs[_FIRST_LABEL_BELOW[name] :].sum(axis=0)
             depth = _refine_subpixel(depth, top, valid, cumulative, dz)
@@ -269,7 +271,7 @@ def _keep_main_components(region: np.ndarray) -> np.ndarray:
 
 
 def _refine_subpixel(depth, top, valid, cumulative, dz):
-    """Move each boundary to the 0.5 crossing of ``cumulative`` next to its pixel edge."""
+    """Move each boundary to the 0.5 crossing of ``cumulative`` next to its label edge."""
     nz = cumulative.shape[0]
     out = depth.copy()
     done = ~valid
@@ -284,6 +286,6 @@ def _refine_subpixel(depth, top, valid, cumulative, dz):
         p1 = np.take_along_axis(cumulative, (jj + 1)[None], axis=0)[0]
         crossing = ok & (p0 < 0.5) & (p1 >= 0.5)
         frac = np.where(crossing, (0.5 - p0) / np.where(crossing, p1 - p0, 1.0), 0.0)
-        out = np.where(crossing, (jj + 0.5 + frac) * dz, out)
+        out = np.where(crossing, (jj + frac) * dz, out)
         done |= crossing
     return out

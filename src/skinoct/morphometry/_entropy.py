@@ -63,7 +63,7 @@ def dej_entropy(
     dej = np.asarray(dej_um, float)
     dej = np.apply_along_axis(_interpolate_gaps_1d, -1, dej) if dej.ndim else dej
     nz = entropy.shape[0]
-    centres = (np.arange(nz) + 0.5) * dz_um
+    centres = np.arange(nz) * dz_um
     centres = centres.reshape((nz,) + (1,) * dej.ndim)
     band = np.abs(centres - dej[None]) <= max(band_um, 0.5 * dz_um)
     count = band.sum(axis=0)
@@ -78,13 +78,14 @@ def uncertain_segments(
 ) -> list[list[float]]:
     """``[[x_start_um, x_end_um], ...]`` where ``profile > threshold`` over ≥ ``min_length_um``.
 
-    Ranges run from the left edge of the first column to the right edge of the last.
+    A range runs from the first to the last column above the threshold (positions
+    ``j·dx``); its length for ``min_length_um`` counts one ``dx`` per column.
     """
     above = np.asarray(profile) > threshold  # NaN compares False
     segments = []
     for start, stop in _runs(above):
         if (stop - start) * dx_um >= min_length_um:
-            segments.append([start * dx_um, stop * dx_um])
+            segments.append([start * dx_um, (stop - 1) * dx_um])
     return segments
 
 

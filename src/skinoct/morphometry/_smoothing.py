@@ -15,7 +15,9 @@ low frequency instead of ``1 - t`` for a plain Gaussian. A sinusoidal DEJ of per
 40 µm keeps 99.9 % of its amplitude at σ = 2 µm (a Gaussian keeps 95 %), while the
 pixel staircase, whose period is a few pixels, is removed. Because the fit is local
 and weighted, missing samples (NaN) and the image edges need no padding: a straight
-boundary is reproduced exactly up to the edge, which matters for tilted skin.
+boundary is reproduced exactly up to the edge, which matters for tilted skin. Where
+the window is one-sided (the image edge, next to a gap) a quadratic would extrapolate
+the staircase noise, so the fit blends to a local-linear one there.
 
 References
 ----------
@@ -36,6 +38,10 @@ __all__ = ["nan_gradient", "smooth_boundary"]
 
 _TRUNCATE = 3.0  # kernel half-width in σ
 _CHUNK = 65536  # positions solved at once (bounds memory for large surfaces)
+#: A one-sided window (image edge, gap) makes the quadratic fit noisy: the fit blends
+#: to local-linear as the weighted centre of the samples moves from 0.1σ to 0.4σ
+#: off the position (a half window is 0.8σ off).
+_ASYM_QUADRATIC, _ASYM_LINEAR = 0.1, 0.4
 _RIDGE = 1e-6  # relative ridge on the non-constant terms: keeps sparse windows solvable
 
 
@@ -92,8 +98,13 @@ def smooth_boundary(
             if exps not in moments:
                 moments[exps] = moment(weights, exps)[idx]
     rhs = np.stack([moment(data, p)[idx] for p in powers], axis=-1)
+    n_linear = 1 + values.ndim  # constant and first-order terms come first in ``powers``
+    # window asymmetry: distance (in σ) of the weighted centre of the valid samples
+    m0 = moments[(0,) * values.ndim]
+    unit = [tuple(int(a == b) for b in range(values.ndim)) for a in range(values.ndim)]
+    asym = np.sqrt(sum((moments[u] / m0) ** 2 for u in unit))
+    linear_weight = np.clip((asym - _ASYM_QUADRATIC) / (_ASYM_LINEAR - _ASYM_QUADRATIC), 0, 1)
     coef = np.empty(rhs.shape[0])
-    diag = np.arange(1, n)
     for start in range(0, rhs.shape[0], _CHUNK):
         stop = min(start + _CHUNK, rhs.shape[0])
         gram = np.empty((stop - start, n, n))
@@ -102,8 +113,13 @@ def smooth_boundary(
                 gram[:, i, j] = moments[tuple(a + b for a, b in zip(pi, pj, strict=True))][
                     start:stop
                 ]
+        diag = np.arange(1, n)
         gram[:, diag, diag] += _RIDGE * gram[:, :1, 0]
-        coef[start:stop] = np.linalg.solve(gram, rhs[start:stop, :, None])[:, 0, 0]
+        quadratic = np.linalg.solve(gram, rhs[start:stop, :, None])[:, 0, 0]
+        sub = gram[:, :n_linear, :n_linear]
+        linear = np.linalg.solve(sub, rhs[start:stop, :n_linear, None])[:, 0, 0]
+        w = linear_weight[start:stop]
+        coef[start:stop] = (1 - w) * quadratic + w * linear
     out = np.full(values.shape, np.nan)
     out[idx] = coef
     return out

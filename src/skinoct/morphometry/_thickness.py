@@ -34,7 +34,7 @@ def normal_thickness(
     Parameters
     ----------
     upper, lower : ndarray, (n_x,) or (n_y, n_x)
-        Boundary depths in µm (NaN where absent), sampled at pixel centres.
+        Boundary depths in µm (NaN where absent), sampled at ``j·dx`` (and ``i·dy``).
     lateral_spacing_um : sequence of float
         ``(dx,)`` or ``(dy, dx)`` in µm.
     step_um : float, optional
@@ -62,7 +62,7 @@ def normal_thickness(
     z0 = upper[idx]
     nz_ = 1.0 / norm[idx]  # depth component of the unit normal
     n_lat = [-g[idx] / norm[idx] for g in gradients]
-    pos0 = [(i + 0.5) * s for i, s in zip(idx, spacing, strict=True)]
+    pos0 = [i * s for i, s in zip(idx, spacing, strict=True)]
     step = 0.5 * min(spacing) if step_um is None else float(step_um)
     reach = (np.nanmax(lower) - np.nanmin(upper[start])) / nz_.min() + 2 * step
     n_steps = int(np.ceil(max(reach, 0) / step)) + 1
@@ -70,8 +70,7 @@ def normal_thickness(
     def gap(s: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Ray depth minus ``lower`` at arc length ``s`` (NaN outside ``lower``)."""
         coords = [
-            (p[active] + s * n[active]) / sp - 0.5
-            for p, n, sp in zip(pos0, n_lat, spacing, strict=True)
+            (p[active] + s * n[active]) / sp for p, n, sp in zip(pos0, n_lat, spacing, strict=True)
         ]
         low = ndimage.map_coordinates(lower, coords, order=1, mode="constant", cval=np.nan)
         return z0[active] + s * nz_[active] - low

@@ -86,7 +86,7 @@ def _detrend(depth: np.ndarray, spacing_um: Sequence[float]) -> np.ndarray:
     depth = np.asarray(depth, float)
     valid = np.isfinite(depth)
     out = np.full(depth.shape, np.nan)
-    coords = [(np.arange(n) + 0.5) * s for n, s in zip(depth.shape, spacing_um, strict=True)]
+    coords = [np.arange(n) * s for n, s in zip(depth.shape, spacing_um, strict=True)]
     grids = np.meshgrid(*coords, indexing="ij")
     design = np.stack([np.ones(int(valid.sum()))] + [g[valid] for g in grids], axis=1)
     if valid.sum() <= design.shape[1]:
@@ -213,7 +213,7 @@ def find_papillae_profile(
         cut = ((right == height.size - 1) & (right_low >= left_low)) | (
             (left == 0) & (left_low >= right_low)
         )
-        positions.extend(((start + peaks[keep] + 0.5) * dx_um).tolist())
+        positions.extend(((start + peaks[keep]) * dx_um).tolist())
         heights.extend(props["prominences"][keep].tolist())
         widths.extend((props["widths"][keep] * dx_um).tolist())
         truncated.extend(cut[keep].tolist())
@@ -258,7 +258,8 @@ def find_papillae_surface(
 
     The prominence (dynamic, Grimaud 1992) of a papilla is the drop from its apex to
     the highest saddle that connects it to a higher apex; the highest apex gets its
-    height above the deepest point of the DEJ. It is
+    height above the highest saddle joining it to another papilla (above the deepest
+    point of the DEJ if it is the only one). It is
     computed exactly on the max-tree of ``−depth`` (:func:`skimage.morphology.max_tree`),
     which makes this the 2-D counterpart of :func:`scipy.signal.find_peaks`'
     prominence and equivalent to an h-minima transform with ``h = prominence_um``.
@@ -285,8 +286,8 @@ def find_papillae_surface(
     floor = float(np.nanmin(height))
     height = np.where(valid, height, floor - 1.0)  # gaps are the lowest level
     parent, traverser = max_tree(height, connectivity=1)
-    prom = _leaf_prominences(height.ravel(), parent.ravel(), traverser, floor)
-    candidates = np.flatnonzero(prom >= prominence_um)
+    prom = _leaf_prominences(height.ravel(), parent.ravel(), traverser, floor, prominence_um)
+    candidates = np.flatnonzero((prom >= prominence_um) & (prom > 0))
     if candidates.size == 0:
         return empty
     # not on the image border nor next to a gap
@@ -299,7 +300,7 @@ def find_papillae_surface(
         level = apex - 0.5 * prom[flat]
         lab, _ = ndimage.label(height >= level)
         region_area = float(np.count_nonzero(lab == lab[iy, ix])) * dy * dx
-        positions.append(((iy + 0.5) * dy, (ix + 0.5) * dx))
+        positions.append((iy * dy, ix * dx))
         heights.append(float(prom[flat]))
         widths.append(2.0 * np.sqrt(region_area / np.pi))
     return Papillae(
@@ -308,28 +309,40 @@ def find_papillae_surface(
 
 
 def _leaf_prominences(
-    values: np.ndarray, parent: np.ndarray, traverser: np.ndarray, floor: float
+    values: np.ndarray,
+    parent: np.ndarray,
+    traverser: np.ndarray,
+    floor: float,
+    significant: float,
 ) -> np.ndarray:
     """Prominence of every regional maximum of an image from its max-tree.
 
     Children are merged into parents from the leaves down; where two branches meet
     at level ``v``, the branch with the lower maximum dies and its maximum gets
-    prominence ``max − v``. Non-maxima get 0; the global maximum ``max − floor``.
+    prominence ``max − v``; non-maxima get 0. The highest maximum never dies: it
+    gets its height above the highest saddle joining it to another maximum of
+    prominence ≥ ``significant`` (so that among equal papillae it is not singled
+    out), or above ``floor`` when there is none.
     """
     vals = values.tolist()
     par = parent.tolist()
     best = list(range(len(vals)))
     prom = [0.0] * len(vals)
+    col: dict[int, float] = {}  # winner -> highest saddle to a significant loser
     for p in reversed(traverser.tolist()):
         q = par[p]
         if q == p:
             continue
         bp, bq = best[p], best[q]
         if vals[bp] > vals[bq] or (vals[bp] == vals[bq] and bp < bq):
-            prom[bq] = vals[bq] - vals[q]
+            winner, loser = bp, bq
             best[q] = bp
         else:
-            prom[bp] = vals[bp] - vals[q]
+            winner, loser = bq, bp
+        prom[loser] = vals[loser] - vals[q]
+        if prom[loser] >= significant and prom[loser] > 0:
+            col[winner] = max(col.get(winner, vals[q]), vals[q])
     root = int(traverser[0])
-    prom[best[root]] = vals[best[root]] - floor
+    top = best[root]
+    prom[top] = vals[top] - col.get(top, floor)
     return np.asarray(prom)
