@@ -10,16 +10,19 @@ the same arrays. See ``docs/phantom.md`` for the model and its literature values
 from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
 from skinoct.phantom._section import PhantomSection, render_section
+from skinoct.phantom._volume import PhantomVolume, render_volume
 
 __all__ = [
     "SITES",
     "EnfaceParams",
     "PhantomEnface",
     "PhantomSection",
+    "PhantomVolume",
     "SectionParams",
     "SiteDefaults",
     "VolumeParams",
     "grade_of",
     "render_enface",
     "render_section",
+    "render_volume",
 ]

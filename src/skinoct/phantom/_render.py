@@ -46,6 +46,8 @@ _SHARP_UM = 0.5  #: half-width of the normal epidermis–dermis transition
 _DISRUPTED_UM = 12.0  #: half-width inside a DEJ disruption
 _DISRUPTED_JITTER_UM = 10.0  #: s.d. of the irregular apparent junction there
 _RAMP_UM = 15.0  #: width of the edges of a disruption segment
+_WARP_UM = 8.0  #: correlation length of the cell-lattice displacement
+_RELAX_UM = 30.0  #: depth scale over which the fibre layout forgets the DEJ shape
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,12 @@ class Scene:
     cells: CellTable
     matrix: MatrixFields
     sc_phase: np.ndarray  #: lamella phase, radians, grid shape
-    cell_warp: np.ndarray  #: waviness of the cell rows, in rows, grid shape
+    cell_warp: tuple[np.ndarray, ...]  #: cell displacement (rows, y, x cells), grid shape
     dej_texture: np.ndarray  #: apparent junction used for the texture transition
     blend_um: np.ndarray | float  #: half-width of that transition
     basal: np.ndarray | float  #: basal-layer brightness
     q: float | tuple[np.ndarray, np.ndarray]  #: matrix quality, or (depths_um, q)
+    relax_um: float  #: depth over which the fibre layout relaxes from the DEJ to flat
     attenuation_per_mm: tuple[float, float, float]
     gain: np.ndarray  #: per-column stripe gain, shape (nx,)
 
@@ -82,9 +85,19 @@ def build_scene(
     # above the DEJ inside a disruption).
     d_min = -(_DISRUPTED_UM + 3 * _DISRUPTED_JITTER_UM) if disruption is not None else -2.0
     d_max = max(depth_um - float(np.min(geometry.dej_base)), 0.0) + 1.0
-    matrix = matrix_fields(grid, rng, d_min, d_max)
+    # Texture coordinate t = d + (dej − mean)(1 − exp(−d/L)) stays monotonic in depth
+    # when L >= 2 max|dej − mean|.
+    relax_um = max(
+        _RELAX_UM, 2.0 * float(np.max(np.abs(geometry.dej_base - geometry.dej_base.mean())))
+    )
+    spread = float(np.ptp(geometry.dej_base))
+    matrix = matrix_fields(grid, rng, d_min - spread, d_max + spread)
     sc_phase = grid.field(rng, GaussianSpectrum(60.0)) * np.float32(2.0)
-    cell_warp = grid.field(rng, GaussianSpectrum(4.0)) * np.float32(0.35)
+    # Smooth displacements (s.d. 0.25 cell, correlation 8 µm: no fold-over) turn the
+    # lattice of cells into irregular polygons.
+    wu, wy = grid.field_pairs(rng, GaussianSpectrum(_WARP_UM), 1)
+    wx = grid.field(rng, GaussianSpectrum(_WARP_UM))
+    cell_warp = tuple(np.ascontiguousarray(w) * np.float32(0.25) for w in (wu[0], wy[0], wx))
     gain = stripe_gain(rng, grid.shape[-1], params.stripes)
     basal = 0.08 + 0.9 * params.pigmentation
     dej_texture, blend = geometry.dej, _SHARP_UM
@@ -101,6 +114,7 @@ def build_scene(
         grid=grid, geometry=geometry, cells=cells, matrix=matrix, sc_phase=sc_phase,
         cell_warp=cell_warp,
         dej_texture=np.asarray(dej_texture), blend_um=blend, basal=basal, q=q,
+        relax_um=relax_um,
         attenuation_per_mm=tuple(params.attenuation_per_mm), gain=gain,
     )  # fmt: skip
 
@@ -141,9 +155,13 @@ def shade(z_um: np.ndarray, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     epi_rows = _rows(z, float(scj.min()), float(dej_tex.max()) + blend_max)
     derm_rows = _rows(z, float(dej_tex.min()) - blend_max, math.inf)
     y, x = grid.coords()
+    dej_base = geo.dej_base.astype(np.float32)[None]
+    dej_mean = f32(np.mean(geo.dej_base))
     if epi_rows.start < epi_rows.stop:
         zr = zz[epi_rows]
-        mesh, nucleus, bright = cell_texture(zr - scj, y, x, scene.cells, scene.cell_warp[None])
+        mesh, nucleus, bright = cell_texture(
+            zr - scj, y, x, scene.cells, tuple(w[None] for w in scene.cell_warp)
+        )
         epi = f32(_EPIDERMIS_LEVEL) * bright * (f32(0.55) + f32(0.75) * mesh)
         epi *= 1 - f32(0.75) * nucleus
         basal = np.asarray(scene.basal, dtype=np.float32)
@@ -155,8 +173,11 @@ def shade(z_um: np.ndarray, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         np.copyto(out[epi_rows], epi, where=living[epi_rows])
     if derm_rows.start < derm_rows.stop:
         zr = zz[derm_rows]
-        d = zr - geo.dej_base.astype(np.float32)[None]  # depth below the local DEJ
-        values = sample_matrix(scene.matrix, d)
+        d = zr - dej_base  # depth below the local DEJ: sets the quality
+        # The fibre layout follows the DEJ just below it and relaxes to flat layers
+        # deeper, so papillae do not print their shape all the way down.
+        relax = np.exp(-np.maximum(d, 0) * f32(1 / scene.relax_um))
+        values = sample_matrix(scene.matrix, d + (dej_base - dej_mean) * (1 - relax))
         if isinstance(scene.q, tuple):
             depths, qs = scene.q
             q = np.interp(d, depths, qs).astype(np.float32)

@@ -21,11 +21,13 @@ volume. Sizes and their sources:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.ndimage as ndi
+import scipy.special
 
 from skinoct.phantom._fields import GaussianSpectrum, LateralGrid, RingSpectrum
 
@@ -58,57 +60,74 @@ _TABLE = 1 << 16
 class CellTable:
     """Random properties of cells, looked up by a hash of the cell index."""
 
-    cells: np.ndarray  #: (P, 5) float32: nucleus centre (u, y, x) in cell units, size, brightness
-    rows: np.ndarray  #: (R, 2) float32: lateral offsets (y, x) of each cell row
+    #: (5, P) float32: nucleus centre (u, y, x) in cell units, nucleus size, brightness
+    cells: np.ndarray
+    #: (2, R) float32: lateral offsets (y, x) of each cell row, in cells
+    rows: np.ndarray
 
 
 def make_cells(rng: np.random.Generator) -> CellTable:
-    cells = np.empty((_TABLE, 5), dtype=np.float32)
-    cells[:, :3] = rng.uniform(0.35, 0.65, (_TABLE, 3))
-    cells[:, 3] = rng.uniform(0.8, 1.2, _TABLE)
-    cells[:, 4] = rng.uniform(0.75, 1.25, _TABLE)
-    rows = rng.uniform(0.0, 1.0, (1024, 2)).astype(np.float32)
+    cells = np.empty((5, _TABLE), dtype=np.float32)
+    cells[:3] = rng.uniform(0.35, 0.65, (3, _TABLE))
+    cells[3] = rng.uniform(0.8, 1.2, _TABLE)
+    cells[4] = rng.uniform(0.75, 1.25, _TABLE)
+    rows = rng.uniform(0.0, 1.0, (2, 1024)).astype(np.float32)
     return CellTable(cells=cells, rows=rows)
 
 
-def cell_texture(e_um: np.ndarray, y_um, x_um, table: CellTable, warp=0.0):
+def cell_texture(e_um: np.ndarray, y_um, x_um, table: CellTable, warp=(0.0, 0.0, 0.0)):
     """Cell pattern at depth ``e_um`` below the SC junction and lateral ``(y, x)``.
 
     Cell rows follow the SC junction; their height grows from ``_CELL_TOP_UM`` to
     ``_CELL_BASAL_UM`` as ``h(e) = h1 − (h1 − h0) exp(−e/λ)``. The row coordinate is
-    ``u(e) = ∫ de / h(e) = (e + λ ln(h(e)/h0)) / h1``.
+    ``u(e) = ∫ de / h(e) = (e + λ ln(h(e)/h0)) / h1``. Each row is shifted laterally
+    at random and each cell (hashed from its integer index) has its own nucleus
+    position, size and brightness.
 
-    ``warp`` (rows, broadcastable to the lateral grid) makes the rows wavy.
+    ``warp = (wu, wy, wx)``: smooth lateral displacement fields (in rows / cells,
+    broadcastable to the lateral grid) that make rows wavy and cells irregular.
 
     Returns
     -------
     mesh, nucleus, brightness : ndarray
         Membrane proximity (0–1), nucleus indicator (0–1), per-cell brightness.
     """
-    h0, h1, lam, c = _CELL_TOP_UM, _CELL_BASAL_UM, _CELL_DECAY_UM, _CELL_UM
+    f32 = np.float32
+    h0, h1, lam, c = _CELL_TOP_UM, _CELL_BASAL_UM, _CELL_DECAY_UM, f32(_CELL_UM)
     e = np.maximum(e_um, 0.0, dtype=np.float32)
-    h = np.float32(h1) - np.float32(h1 - h0) * np.exp(-e / np.float32(lam))
-    u = (e + np.float32(lam) * np.log(h / np.float32(h0))) / np.float32(h1)
-    u += warp  # lateral waviness of the cell rows (in rows)
+    h = f32(h1) - f32(h1 - h0) * np.exp(-e / f32(lam))
+    u = np.log(h * f32(1 / h0))
+    u *= f32(lam)
+    u += e
+    u *= f32(1 / h1)
+    u += warp[0]
     iu = np.floor(u)
     fu = u - iu
-    iu = iu.astype(np.int64)
-    offsets = table.rows[iu & (table.rows.shape[0] - 1)]
-    ys = np.float32(y_um) / np.float32(c) + offsets[..., 0]
-    xs = np.float32(x_um) / np.float32(c) + offsets[..., 1]
+    iu = iu.astype(np.int32)
+    row = iu & (table.rows.shape[1] - 1)
+    ys = table.rows[0].take(row)
+    ys += f32(y_um) / c + warp[1]
+    xs = table.rows[1].take(row)
+    xs += f32(x_um) / c + warp[2]
     iy, ix = np.floor(ys), np.floor(xs)
     fy, fx = ys - iy, xs - ix
-    key = (iu * 73856093) ^ (iy.astype(np.int64) * 19349663) ^ (ix.astype(np.int64) * 83492791)
-    p = table.cells[key & (_TABLE - 1)]
-    r_lat = np.float32(_NUCLEUS * c) * p[..., 3]
-    r_ax = np.minimum(np.float32(_NUCLEUS * h1), np.float32(0.4) * h) * p[..., 3]
-    d2 = ((fx - p[..., 2]) * c / r_lat) ** 2 + ((fy - p[..., 1]) * c / r_lat) ** 2
-    d2 += ((fu - p[..., 0]) * h / r_ax) ** 2
-    nucleus = np.exp(-(d2**2))
-    border = np.minimum(np.minimum(fx, 1 - fx), np.minimum(fy, 1 - fy)) * np.float32(c)
+    key = iu.view(np.uint32) * np.uint32(73856093)
+    key ^= iy.astype(np.int32).view(np.uint32) * np.uint32(19349663)
+    key ^= ix.astype(np.int32).view(np.uint32) * np.uint32(83492791)
+    key &= np.uint32(_TABLE - 1)
+    cu, cy, cx, size, bright = (table.cells[i].take(key) for i in range(5))
+    inv_lat = c / (f32(_NUCLEUS) * c * size)
+    r_ax = np.minimum(f32(_NUCLEUS * h1), f32(0.4) * h)
+    r_ax *= size
+    d2 = np.square((fx - cx) * inv_lat)
+    d2 += np.square((fy - cy) * inv_lat)
+    d2 += np.square((fu - cu) * h / r_ax)
+    nucleus = np.exp(-np.square(d2))
+    border = np.minimum(np.minimum(fx, 1 - fx), np.minimum(fy, 1 - fy))
+    border *= c
     border = np.minimum(border, np.minimum(fu, 1 - fu) * h)
-    mesh = np.exp(-(border**2))
-    return mesh, nucleus, p[..., 4]
+    mesh = np.exp(-np.square(border))
+    return mesh, nucleus, bright
 
 
 # ---------------------------------------------------------------------------------
@@ -263,39 +282,61 @@ def detect(
     noise: float,
     gain: np.ndarray | float = 1.0,
     blur_sigma_px: tuple[float, ...] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Speckle, optional blur, column gain (stripes) and Rician detector noise."""
-    out = np.asarray(signal, dtype=np.float32)
+    """Speckle, optional blur, column gain (stripes) and Rician detector noise.
+
+    ``signal`` is modified in place (and returned, or copied into ``out``).
+    """
+    img = np.asarray(signal, dtype=np.float32)
     if noise > 0:
-        out *= speckle(rng, out.shape, _LOOKS / noise**2)
+        img *= speckle(rng, img.shape, _LOOKS / noise**2)
     if blur_sigma_px is not None and any(s > 0 for s in blur_sigma_px):
-        out = ndi.gaussian_filter(out, blur_sigma_px, mode="nearest")
-    out *= gain
+        img = ndi.gaussian_filter(img, blur_sigma_px, mode="nearest")
+    img *= gain
     if noise > 0:
+        normal = _quantile_table(None)
         sigma = np.float32(_READ_NOISE * noise)
-        re = rng.standard_normal(out.shape, dtype=np.float32)
+        re = _table_noise(rng, img.shape, normal)
         re *= sigma
-        out += re
-        im = rng.standard_normal(out.shape, dtype=np.float32)
+        img += re
+        im = _table_noise(rng, img.shape, normal)
         im *= sigma
-        out = np.hypot(out, im, out=out)
-    out += np.float32(1e-6)
-    return out
+        img = np.hypot(img, im, out=img)
+    img += np.float32(1e-6)
+    if out is not None:
+        out[...] = img
+        return out
+    return img
+
+
+@functools.lru_cache(maxsize=16)
+def _quantile_table(looks: float | None) -> np.ndarray:
+    """Quantiles at 65 536 equiprobable levels: normal (None) or unit-mean gamma."""
+    p = (np.arange(65536, dtype=np.float64) + 0.5) / 65536
+    if looks is None:
+        table = scipy.special.ndtri(p)
+    else:
+        table = scipy.special.gammaincinv(looks, p) / looks
+    table = table.astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def _table_noise(rng: np.random.Generator, shape, table: np.ndarray) -> np.ndarray:
+    """Random variates by inverse-CDF lookup of 16-bit random integers.
+
+    Exact up to the 1/65 536 quantisation of the probability (normal tails stop at
+    ±4.3 s.d.), and ~2.5× faster than NumPy's normal or gamma samplers.
+    """
+    n = int(np.prod(shape))
+    index = np.frombuffer(rng.bytes(2 * n), dtype="<u2").reshape(shape)
+    return table.take(index)
 
 
 def speckle(rng: np.random.Generator, shape, looks: float) -> np.ndarray:
-    """Unit-mean gamma speckle with ``looks`` looks (contrast ``1/sqrt(looks)``).
-
-    Uses the Wilson–Hilferty cube-of-normal approximation of the gamma
-    distribution (Wilson & Hilferty 1931, PNAS 17:684), ~5× faster than exact gamma
-    sampling and accurate for ``looks >= 1`` (values are clipped at 0).
-    """
-    c = np.float32(1.0 / (9.0 * looks))
-    g = rng.standard_normal(shape, dtype=np.float32)
-    g *= np.float32(math.sqrt(c))
-    g += np.float32(1.0) - c
-    np.maximum(g, 0.0, out=g)
-    return g * g * g
+    """Unit-mean gamma speckle with ``looks`` looks (contrast ``1/sqrt(looks)``)."""
+    return _table_noise(rng, shape, _quantile_table(float(looks)))
 
 
 def stripe_gain(rng: np.random.Generator, nx: int, amplitude: float) -> np.ndarray:
