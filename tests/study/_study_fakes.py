@@ -103,3 +103,63 @@ class Interrupt:
         if self.n == self.at:
             raise KeyboardInterrupt
         return fake_analysis(volume, out_dir=out_dir, dej=dej, log_dir=log_dir)
+
+
+# ---------------------------------------------------------------- analyze_volume stand-ins
+# A volume whose dermis voxels hold their depth below the local DEJ (intensity
+# 1000 + µm): a tile sampled parallel to the true DEJ is uniform. Its layers are known
+# analytically, so the stand-in "segmenter" returns them exactly.
+
+SURFACE_UM, SC_UM, DEJ_MEAN_UM, DEJ_AMPLITUDE_UM, DEJ_PERIOD_UM = 10.3, 22.3, 50.0, 5.0, 90.0
+
+
+def true_dej(nx: int, dx: float = 1.0) -> np.ndarray:
+    x = np.arange(nx) * dx
+    return DEJ_MEAN_UM + DEJ_AMPLITUDE_UM * np.sin(2 * np.pi * x / DEJ_PERIOD_UM)
+
+
+def true_labels(nz: int, nx: int, dz: float = 1.0, dx: float = 1.0) -> np.ndarray:
+    z = np.arange(nz)[:, None] * dz
+    return (z >= SURFACE_UM).astype(np.uint8) + (z >= SC_UM) + (z >= true_dej(nx, dx)[None])
+
+
+def layered_volume(shape=(140, 48, 180), spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """uint16 volume: surface 10.3 µm, SC junction 22.3 µm, DEJ 50 + 5 sin(2πx/90) µm."""
+    nz, ny, nx = shape
+    dz, _, dx = spacing
+    z = np.arange(nz)[:, None] * dz
+    below = np.clip(np.round(z - true_dej(nx, dx)[None]), 0, 999)  # (z, x)
+    return np.broadcast_to((1000 + below)[:, None, :], shape).astype(np.uint16)
+
+
+def fake_segment_sections(stack, model, *, spacing_um, engine="torch", batch_size=8, **_):
+    """The true labels; entropy 0.9 within 6 µm of the DEJ in the left third, else 0."""
+    from skinoct.layers import SegmentationResult
+
+    n, nz, nx = np.shape(stack)
+    dz, dx = spacing_um
+    labels = np.broadcast_to(true_labels(nz, nx, dz, dx), (n, nz, nx)).copy()
+    z = np.arange(nz)[:, None] * dz
+    near = np.abs(z - true_dej(nx, dx)[None]) <= 6
+    near[:, nx // 3 :] = False
+    entropy = np.broadcast_to(np.where(near, 0.9, 0.0).astype(np.float32), (n, nz, nx)).copy()
+    return SegmentationResult(
+        labels=labels,
+        probabilities=None,
+        entropy=entropy,
+        spacing_um=tuple(spacing_um),
+        label_values=(0, 1, 2, 3),
+    )
+
+
+def uniformity_grader(tiles, model, *, engine="torch", **_):
+    """Grade 4 for a uniform tile (sampled parallel to the true DEJ), grade 1 otherwise."""
+    green = np.asarray(tiles, float)[:, 1]
+    spread = green.std(axis=(1, 2))
+    p = np.zeros((len(green), 4), np.float32)
+    p[spread < 5, 3] = 1
+    p[spread >= 5, 0] = 1
+    return p
+
+
+FAKE_MODEL_MANIFEST = {"weights_sha256": "0" * 64}

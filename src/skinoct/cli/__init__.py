@@ -46,9 +46,11 @@ app.command("info")(info)
 app.command("inspect")(inspect)
 
 # Sub-command groups register here once they work.
+from skinoct.cli.study import analyze as _analyze  # noqa: E402
 from skinoct.cli.study import study_app  # noqa: E402
 
 app.add_typer(study_app, name="study")
+app.command("analyze")(_analyze)
 app.add_typer(layers.app, name="layers")
 app.add_typer(matrix.app, name="matrix")
 

@@ -121,16 +121,28 @@ def _print_stats(result) -> None:
         highlight=False,
     )
     pairs = Table(title=f"Pairs (alpha = {result.alpha})", show_edge=False)
-    for col in ("pair", "mean diff", "Tukey p_adj", "", f"Dunn p_adj ({result.dunn_adjust})",
-                " ", "Cohen's d"):  # fmt: skip
+    for col in (
+        "pair",
+        "mean diff",
+        "Tukey p_adj",
+        "",
+        f"Dunn p_adj ({result.dunn_adjust})",
+        " ",
+        "Cohen's d",
+    ):
         pairs.add_column(col, justify="left" if col == "pair" else "right")
     for t in result.tukey:
         d = result.pair(t["group1"], t["group2"], test="dunn")
         c = result.pair(t["group1"], t["group2"], test="cohen_d")
         pairs.add_row(
-            f"{t['group1']} vs {t['group2']}", f"{t['meandiff']:+.3f}", _fmt_p(t["p_adj"]),
-            t["stars"], _fmt_p(d["p_adj"]), d["stars"], f"{c['d']:+.2f}",
-        )  # fmt: skip
+            f"{t['group1']} vs {t['group2']}",
+            f"{t['meandiff']:+.3f}",
+            _fmt_p(t["p_adj"]),
+            t["stars"],
+            _fmt_p(d["p_adj"]),
+            d["stars"],
+            f"{c['d']:+.2f}",
+        )
     console.print(pairs)
     if result.excluded:
         console.print(
@@ -212,9 +224,15 @@ def run(
             "pass options of a custom --function with --option"
         )
     result = _run_with_progress(
-        run_study, table, out, function=function, options=options, workers=workers,
-        scheduler=scheduler, quiet=STATE.quiet,
-    )  # fmt: skip
+        run_study,
+        table,
+        out,
+        function=function,
+        options=options,
+        workers=workers,
+        scheduler=scheduler,
+        quiet=STATE.quiet,
+    )
     n = len(table.tasks)
     err_console.print(
         f"{n} subject(s): {len(result.computed)} analysed, {len(result.skipped)} reused, "
@@ -257,3 +275,71 @@ def _run_with_progress(run_study, manifest, out, *, quiet: bool, **kwargs):
 
     err_console.print(f"analysing up to {total} subject(s)…", highlight=False)
     return run_study(manifest, out, on_result=line, **kwargs)
+
+
+def _parse_dej(text: str | None):
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return Path(text)
+
+
+def analyze(
+    volume: Path = typer.Argument(..., help="A z×y×x volume (OME-TIFF, TIFF, .npy, slice folder)."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    layers_model: Path | None = typer.Option(
+        None, "--layers-model", help="Layer segmentation model folder (default: bundled)."
+    ),
+    matrix_model: Path | None = typer.Option(
+        None, "--matrix-model", help="Dermal matrix model folder (default: bundled)."
+    ),
+    dej: str | None = typer.Option(
+        None, "--dej", help="Use this DEJ for the dermal tiles: a depth in µm or a (y, x) map file."
+    ),
+    section_step: int = typer.Option(
+        1, "--section-step", help="Segment every k-th vertical section, interpolate between."
+    ),
+    depth_stop: float = typer.Option(70.0, "--depth-stop", help="Profile depth below the DEJ, µm."),
+    tile_size: float = typer.Option(
+        400.0, "--tile-size", help="Side of the dermal tiles in µm (seed 002: 400)."
+    ),
+    engine: str = typer.Option("torch", "--engine", help="Inference engine: torch or onnx."),
+    spacing: str | None = typer.Option(
+        None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
+) -> int:
+    """Analyse one volume: layers, 3-D morphometry, dermal quality profile (seed 002 §2.3)."""
+    from skinoct.cli._common import parse_spacing
+    from skinoct.study.analyze import analyze_volume
+
+    result = analyze_volume(
+        volume,
+        out_dir=out,
+        dej=_parse_dej(dej),
+        layers_model=layers_model,
+        matrix_model=matrix_model,
+        spacing_um=parse_spacing(spacing, ndim=3),
+        section_step=section_step,
+        depth_stop_um=depth_stop,
+        tile_size_um=tile_size,
+        engine=engine,
+    )
+    if as_json:
+        typer.echo(json.dumps(_jsonable({k: v for k, v in result.items() if k != "profile"})))
+        return 0
+    m = result["metrics"]
+    console.print(
+        f"mean dermal quality score {result['score']:.2f} over "
+        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths; epidermis "
+        f"{m['epidermis_thickness_um_mean']:.1f} µm, "
+        f"SC {m['stratum_corneum_thickness_um_mean']:.1f} µm, "
+        f"DEJ undulation {m['dej_undulation_index']:.3f}",
+        highlight=False,
+    )
+    for flag in result["flags"]:
+        err_console.print(f"flag: {flag}", style="yellow", highlight=False)
+    err_console.print(f"wrote {out}", highlight=False)
+    return 0

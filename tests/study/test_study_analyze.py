@@ -1,0 +1,239 @@
+"""analyze_volume: surfaces, morphometry, DEJ-relative profile, outputs, determinism.
+
+The layer model and the grading model are replaced by exact stand-ins here (see
+``_study_fakes``): what is tested is the pipeline around them, against analytic
+answers. ``test_study_real_models.py`` runs the real bundled models.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import _study_fakes as fakes
+import numpy as np
+import pandas as pd
+import pytest
+
+import skinoct.study.analyze as analyze_mod
+from skinoct.errors import InputError
+from skinoct.io import write_image
+from skinoct.morphometry import extract_boundaries, rms_amplitude
+from skinoct.study.surfaces import (
+    crop_depth,
+    fill_nearest,
+    interpolate_rows,
+    labels_from_surfaces,
+    remove_outliers,
+    section_rows,
+)
+
+# ------------------------------------------------------------------ surfaces (pure)
+
+
+def test_section_rows_cover_both_ends():
+    assert section_rows(10, 1).tolist() == list(range(10))
+    assert section_rows(10, 3).tolist() == [0, 3, 6, 9]
+    assert section_rows(11, 5).tolist() == [0, 5, 10]
+    assert section_rows(1, 4).tolist() == [0]
+    with pytest.raises(ValueError, match="step"):
+        section_rows(10, 0)
+
+
+def test_interpolate_rows_is_exact_for_linear_surfaces_and_keeps_gaps():
+    ny, nx = 13, 5
+    truth = 20 + 0.5 * np.arange(ny)[:, None] + np.arange(nx)[None, :]
+    rows = section_rows(ny, 4)
+    out = interpolate_rows(truth[rows], rows, ny)
+    np.testing.assert_allclose(out, truth, atol=1e-12)
+    holed = truth[rows].copy()
+    holed[1, 2] = np.nan  # row 4: rows 1..7 in column 2 depend on it
+    out = interpolate_rows(holed, rows, ny)
+    assert np.isnan(out[1:8, 2]).all() and np.isfinite(out[[0, 8, 12], 2]).all()
+
+
+def test_remove_outliers_replaces_spikes_only():
+    y, x = np.mgrid[0:60, 0:80].astype(float)
+    smooth = 50 + 5 * np.sin(2 * np.pi * x / 90)
+    spiky = smooth.copy()
+    spiky[30, 40] += 20
+    spiky[10, 10] -= 15
+    spiky[5, 70] = np.nan
+    cleaned, outliers = remove_outliers(spiky, (1.0, 1.0), window_um=11, threshold_um=6)
+    assert outliers.sum() == 2 and outliers[30, 40] and outliers[10, 10]
+    np.testing.assert_allclose(cleaned[30, 40], smooth[30, 40], atol=0.3)
+    keep = ~outliers & np.isfinite(spiky)
+    np.testing.assert_array_equal(cleaned[keep], spiky[keep])
+    assert np.isnan(cleaned[5, 70])
+
+
+def test_fill_nearest():
+    a = np.array([[1.0, np.nan, np.nan, 4.0]])
+    np.testing.assert_array_equal(fill_nearest(a), [[1.0, 1.0, 4.0, 4.0]])
+    assert np.isnan(fill_nearest(np.full((2, 2), np.nan))).all()
+
+
+def test_labels_from_surfaces_round_trip_through_morphometry():
+    """Boundaries rebuilt into labels come back within half a pixel."""
+    ny, nx, dz = 6, 40, 0.8
+    x = np.arange(nx)
+    surface = np.full((ny, nx), 8.3)
+    sc = surface + 10.0
+    dej = 45 + 4 * np.sin(2 * np.pi * x / 20)[None].repeat(ny, 0)
+    sc[:, :5] = np.nan  # no stratum corneum there: epidermis starts at the surface
+    n_z = crop_depth(dej, dz, 200)
+    assert n_z == int(np.ceil((dej.max() + 10) / dz)) + 1
+    labels = labels_from_surfaces(surface, sc, dej, dz, n_z)
+    assert labels.shape == (n_z, ny, nx) and labels.dtype == np.uint8
+    assert (labels[:, :, :5] != 1).all()
+    b = extract_boundaries(labels, (dz, 1.0, 1.0), smoothing_um=0)
+    np.testing.assert_allclose(b.surface, surface, atol=dz / 2 + 1e-9)
+    np.testing.assert_allclose(b.dej, dej, atol=dz / 2 + 1e-9)
+    np.testing.assert_allclose(b.sc_junction[:, 5:], sc[:, 5:], atol=dz / 2 + 1e-9)
+    assert np.isnan(b.sc_junction[:, :5]).all()
+
+
+# ------------------------------------------------------------------ analyze_volume (stand-ins)
+
+
+@pytest.fixture
+def stand_ins(monkeypatch):
+    """Exact segmenter and a tile-uniformity grader instead of the trained networks."""
+    import skinoct.layers
+    import skinoct.matrix
+
+    model = types.SimpleNamespace(
+        classes=(1, 2, 3, 4), manifest=fakes.FAKE_MODEL_MANIFEST, path=None
+    )
+    monkeypatch.setattr(skinoct.layers, "segment_sections", fakes.fake_segment_sections)
+    monkeypatch.setattr(skinoct.matrix, "predict_tiles", fakes.uniformity_grader)
+    monkeypatch.setattr(analyze_mod, "_load_models", lambda a, b: (model, model))
+    return model
+
+
+@pytest.fixture(scope="module")
+def volume_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vol") / "v.ome.tif"
+    write_image(path, fakes.layered_volume(), spacing_um=(1, 1, 1), axes="zyx")
+    return path
+
+
+# Tiles of 40 µm: the test volume is 48 × 180 µm en face (real ones use 400 µm).
+SMALL = {"tile_size_um": 40.0, "batch_size": 16}
+
+
+@pytest.mark.parametrize("step", [1, 5])
+def test_analyze_recovers_analytic_geometry_and_profile(stand_ins, volume_file, tmp_path, step):
+    r = analyze_mod.analyze_volume(volume_file, out_dir=tmp_path, section_step=step, **SMALL)
+    m = r["morphometry"]
+    assert m["stratum_corneum_thickness_um"]["mean"] == pytest.approx(12.0, abs=1e-6)
+    # surface 10.3 µm, DEJ 50 + 5 sin(2πx/90) over two full periods: mean 39.7 µm,
+    # boundaries read back within ±dz/2 (skinoct's pixel convention)
+    assert m["epidermis_thickness_um"]["mean"] == pytest.approx(39.7, abs=0.5)
+    # RMS about the best-fit plane, as morphometry computes it on the true DEJ, less
+    # 1 % from its σ = 2 µm smoothing; ±0.15 µm for the pixel grid
+    truth = rms_amplitude(np.broadcast_to(fakes.true_dej(180), (48, 180)), (1.0, 1.0))
+    assert m["dej_rms_amplitude_um"] == pytest.approx(0.99 * truth, abs=0.15)
+    ak = fakes.DEJ_AMPLITUDE_UM * 2 * np.pi / fakes.DEJ_PERIOD_UM
+    t = np.linspace(0, 2 * np.pi, 100001)
+    assert m["dej_surface_area_ratio"] == pytest.approx(
+        np.mean(np.sqrt(1 + (ak * np.cos(t)) ** 2)), abs=0.01
+    )
+    # entropy 0.9 along the DEJ in the left third of the field
+    assert r["dej"]["uncertain_area_fraction"] == pytest.approx(1 / 3, abs=0.02)
+    assert any(f.startswith("uncertain DEJ: 33%") for f in r["flags"])
+    assert r["dej"]["sections_segmented"] == len(section_rows(48, step))
+    # every tile sampled parallel to the local DEJ is uniform -> grade 4 at every depth
+    p = r["profile"]
+    assert p["depth_um"] == [float(d) for d in range(70)]
+    assert p["n_tiles"] == [3] * 70
+    assert p["score"] == [4.0] * 70
+    assert r["score"] == 4.0
+    assert r["dej"]["source"] == "segmentation"
+    assert r["metrics"]["epidermis_thickness_um_mean"] == pytest.approx(
+        m["epidermis_thickness_um"]["mean"]
+    )
+
+
+def test_a_wrong_dej_gives_non_uniform_tiles(stand_ins, volume_file, tmp_path):
+    """A flat DEJ at 50 µm (given, as in seed 002's manual selection) cuts across the
+    ±5 µm undulation: tiles are no longer uniform, the stand-in grades them 1."""
+    r = analyze_mod.analyze_volume(volume_file, out_dir=tmp_path, dej=50.0, **SMALL)
+    assert r["dej"]["source"] == "given"
+    assert r["profile"]["score"][5:] == [1.0] * 65  # (right at the DEJ the plane is flat)
+    assert r["score"] < 1.1
+    np.save(tmp_path / "dej.npy", np.broadcast_to(fakes.true_dej(180), (48, 180)))
+    r = analyze_mod.analyze_volume(volume_file, dej=tmp_path / "dej.npy", **SMALL)
+    assert r["score"] == pytest.approx(4.0)
+
+
+def test_outputs_and_determinism(stand_ins, volume_file, tmp_path):
+    a = analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "a", section_step=3, **SMALL)
+    analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "b", section_step=3, **SMALL)
+    assert (tmp_path / "a" / "analysis.json").read_bytes() == (
+        tmp_path / "b" / "analysis.json"
+    ).read_bytes()
+    out = tmp_path / "a"
+    saved = json.loads((out / "analysis.json").read_text())
+    assert saved["input"]["sha256"] and saved["input"]["shape"] == [140, 48, 180]
+    assert saved["versions"]["layers_model"]["weights_sha256"] == "0" * 64
+    assert "timings_s" not in saved  # run metadata stays out of the deterministic file
+    prof = pd.read_csv(out / "profile.csv")
+    assert len(prof) == 70 and {"depth_um", "score", "sd", "n_tiles", "p_grade_4"} <= set(
+        prof.columns
+    )
+    dej = np.load(out / "maps" / "dej_um.npy")
+    assert dej.shape == (48, 180)
+    np.testing.assert_allclose(dej.mean(axis=0), np.round(fakes.true_dej(180)), atol=1.0)
+    for rel in a["images"].values():
+        assert (out / rel).is_file()
+    assert len(list((out / "overlays").glob("section_y*.png"))) == 3
+    assert set(a["timings_s"]) == {
+        "read",
+        "segmentation",
+        "morphometry",
+        "tiles",
+        "grading",
+        "outputs",
+    }
+
+
+def test_bad_inputs(stand_ins, volume_file, tmp_path):
+    with pytest.raises(InputError, match="shape"):
+        analyze_mod.analyze_volume(volume_file, dej=np.zeros((3, 3)), **SMALL)
+    with pytest.raises(InputError, match="DEJ file not found"):
+        analyze_mod.analyze_volume(volume_file, dej=tmp_path / "none.npy", **SMALL)
+    with pytest.raises(InputError, match="section_step"):
+        analyze_mod.analyze_volume(volume_file, section_step=0)
+    with pytest.raises(TypeError):
+        analyze_mod.analyze_volume(volume_file, no_such_option=1)
+    with pytest.raises(InputError, match="smaller than a 400 µm tile"):
+        analyze_mod.analyze_volume(volume_file)  # 48 µm field
+
+
+def test_cli_analyze(stand_ins, volume_file, tmp_path, run_cli):
+    code, out, err = run_cli(
+        "analyze", volume_file, "--out", tmp_path / "o", "--section-step", "4", "--tile-size", "40"
+    )
+    assert code == 0, err
+    assert "mean dermal quality score 4.00 over 70 depths" in out
+    assert "flag: uncertain DEJ" in err
+    assert (
+        json.loads((tmp_path / "o" / "analysis.json").read_text())["options"]["section_step"] == 4
+    )
+    code, out, err = run_cli(
+        "analyze", volume_file, "--out", tmp_path / "o", "--dej", "nowhere.npy", "--tile-size", "40"
+    )
+    assert code == 2 and "DEJ file not found" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(
+        "analyze",
+        volume_file,
+        "--out",
+        tmp_path / "o",
+        "--json",
+        "--tile-size",
+        "40",
+        "--dej",
+        "52.5",
+    )
+    assert code == 0 and json.loads(out)["dej"]["source"] == "given"
