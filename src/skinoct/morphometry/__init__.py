@@ -14,6 +14,7 @@ from skinoct.morphometry._boundaries import (
     default_smoothing_um,
     extract_boundaries,
 )
+from skinoct.morphometry._entropy import dej_entropy, uncertain_area, uncertain_segments
 from skinoct.morphometry._metrics import (
     THICKNESS_KEYS,
     SectionMetrics,
@@ -43,6 +44,7 @@ __all__ = [
     "VolumeMetrics",
     "contour_length_ratio",
     "default_smoothing_um",
+    "dej_entropy",
     "extract_boundaries",
     "find_papillae_profile",
     "find_papillae_surface",
@@ -55,5 +57,7 @@ __all__ = [
     "smooth_boundary",
     "summarize",
     "surface_area_ratio",
+    "uncertain_area",
+    "uncertain_segments",
     "vertical_thickness",
 ]

@@ -209,7 +209,7 @@ class VolumeMetrics(_MetricsBase):
 
 def measure_section(
     mask: np.ndarray,
-    spacing_um=(1.0, 1.0),
+    spacing_um,
     *,
     entropy: np.ndarray | None = None,
     probabilities: np.ndarray | None = None,
@@ -313,7 +313,7 @@ def measure_section(
 
 def measure_volume(
     labels: np.ndarray,
-    spacing_um=(1.0, 1.0, 1.0),
+    spacing_um,
     *,
     entropy: np.ndarray | None = None,
     probabilities: np.ndarray | None = None,

@@ -142,10 +142,11 @@ class Papillae:
     area_um : float
         Lateral extent (µm) or projected area (µm²) searched.
     truncated : ndarray of bool
-        Papillae whose prominence is limited by the end of the DEJ profile (the
-        valley on that side is not seen): their height is a lower bound, so they are
-        counted but left out of ``mean_height_um`` and ``mean_width_um`` unless no
-        other papilla exists.
+        Papillae cut by the edge of the field: on a profile, those whose prominence
+        is set by the end of the DEJ (the valley on that side is not seen); on a
+        surface, those whose half-prominence region reaches the border or a gap.
+        They are counted, but left out of ``mean_height_um`` and ``mean_width_um``
+        unless no other papilla exists.
     """
 
     positions_um: np.ndarray
@@ -265,7 +266,8 @@ def find_papillae_surface(
     prominence and equivalent to an h-minima transform with ``h = prominence_um``.
     Apexes on the border of the valid area are not counted. The width is the
     equivalent diameter ``2·sqrt(A/π)`` of the connected region within half the
-    prominence of the apex.
+    prominence of the apex; papillae whose region reaches the border are counted but
+    flagged ``truncated`` (left out of the mean height and width).
 
     References
     ----------
@@ -293,18 +295,24 @@ def find_papillae_surface(
     # not on the image border nor next to a gap
     interior = ndimage.binary_erosion(valid, border_value=0)
     candidates = candidates[interior.ravel()[candidates]]
-    positions, heights, widths = [], [], []
+    positions, heights, widths, truncated = [], [], [], []
+    edge = ~interior  # image border, gaps and their rims
     for flat in candidates:
         iy, ix = np.unravel_index(flat, depth.shape)
         apex = height[iy, ix]
         level = apex - 0.5 * prom[flat]
         lab, _ = ndimage.label(height >= level)
-        region_area = float(np.count_nonzero(lab == lab[iy, ix])) * dy * dx
+        region = lab == lab[iy, ix]
         positions.append((iy * dy, ix * dx))
         heights.append(float(prom[flat]))
-        widths.append(2.0 * np.sqrt(region_area / np.pi))
+        widths.append(2.0 * np.sqrt(float(np.count_nonzero(region)) * dy * dx / np.pi))
+        truncated.append(bool((region & edge).any()))
     return Papillae(
-        np.asarray(positions).reshape(-1, 2), np.asarray(heights), np.asarray(widths), area
+        np.asarray(positions).reshape(-1, 2),
+        np.asarray(heights),
+        np.asarray(widths),
+        area,
+        np.asarray(truncated, bool),
     )
 
 

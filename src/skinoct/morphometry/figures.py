@@ -74,7 +74,9 @@ def plot_section(
     if background is not None:
         extent = (0, background.shape[1] * dx, background.shape[0] * dz, 0)
         if image is not None:
-            top.imshow(image, cmap="gray", extent=extent, aspect="auto", interpolation="nearest")
+            low, high = np.percentile(image, [0.5, 99.5])
+            top.imshow(image, cmap="gray", extent=extent, aspect="auto", interpolation="nearest",
+                       vmin=low, vmax=high)  # fmt: skip
         else:
             top.imshow(
                 mask, cmap=ListedColormap(_LABEL_COLORS), vmin=0, vmax=3, extent=extent,
