@@ -74,6 +74,7 @@ def tiles(
     console.print(
         f"{len(index)} tiles, {depths.min():g}–{depths.max():g} µm below the DEJ → {csv.parent}",
         highlight=False,
+        soft_wrap=True,
     )
     return 0
 
@@ -142,6 +143,7 @@ def train(
         f"{m.macro_precision:.3f}, macro recall {m.macro_recall:.3f}, "
         f"quadratic κ {m.quadratic_kappa:.3f} ({m.n} images, {config.split} split)",
         highlight=False,
+        soft_wrap=True,
     )
     return 0
 
@@ -213,6 +215,7 @@ def evaluate(
         f"accuracy {metrics.accuracy:.3f}   quadratic-weighted κ {_fmt(metrics.quadratic_kappa)}"
         f"   mean |error| {metrics.mean_absolute_error:.3f} grade",
         highlight=False,
+        soft_wrap=True,
     )
     console.print("confusion matrix (rows = true grade, % of the row):", highlight=False)
     percent = metrics.confusion_percent
@@ -363,6 +366,7 @@ def predict(
         f"{len(table)} tiles graded ({engine}) → {out}; mean expected grade "
         f"{table['expected_grade'].mean():.2f}",
         highlight=False,
+        soft_wrap=True,
     )
     return code
 
@@ -390,6 +394,7 @@ def export(
         f"'{grader.preprocessing.normalization}'; output 'logits'); "
         f"max |Δp| vs torch {diff.max():.2e}",
         highlight=False,
+        soft_wrap=True,
     )
     return 0
 

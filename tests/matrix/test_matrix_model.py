@@ -1,0 +1,109 @@
+"""Model artifacts, preprocessing, prediction with torch and onnxruntime."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from skinoct.errors import InputError, ModelError
+from skinoct.matrix import (
+    MatrixModel,
+    Preprocessing,
+    expected_grade,
+    load_matrix_model,
+    predict_tiles,
+    preprocess_tiles,
+    save_matrix_model,
+)
+
+
+@pytest.fixture
+def model_dir(tmp_path, make_calibrated_net):
+    path = tmp_path / "model"
+    net = make_calibrated_net(size=64)
+    save_matrix_model(
+        path, net, preprocessing=Preprocessing(input_size=64), provenance={"data": "test"}
+    )
+    return path
+
+
+def test_roundtrip_keeps_predictions_and_manifest(model_dir):
+    model = load_matrix_model(model_dir)
+    manifest = json.loads((model_dir / "model.json").read_text())
+    assert manifest["task"] == "matrix" and manifest["classes"] == [1, 2, 3, 4]
+    assert manifest["preprocessing"]["normalization"] == "tile"
+    assert manifest["preprocessing"]["channels"] == ["z-1um", "z", "z+1um"]
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, (6, 3, 64, 64), dtype=np.uint8)
+    p = predict_tiles(tiles, model)
+    again = predict_tiles(tiles, load_matrix_model(model_dir), batch_size=4)
+    np.testing.assert_allclose(p, again, atol=1e-6)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert np.ptp(p[:, 0]) > 1e-4  # input-dependent output (calibrated network)
+
+
+def test_torch_and_onnx_probabilities_agree(model_dir):
+    model = load_matrix_model(model_dir)
+    tiles = np.random.default_rng(1).integers(0, 256, (5, 3, 80, 80), dtype=np.uint8)
+    p_torch = predict_tiles(tiles, model, engine="torch")
+    p_onnx = predict_tiles(tiles, model, engine="onnx", batch_size=2)
+    np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4)
+
+
+def test_expected_grade():
+    p = np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0.25, 0.25, 0.25, 0.25], [0, 0.5, 0.5, 0]])
+    np.testing.assert_allclose(expected_grade(p), [1, 4, 2.5, 2.5])
+    with pytest.raises(InputError, match="shape"):
+        expected_grade(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("normalization", ["tile", "imagenet", "paper"])
+def test_preprocessing(normalization):
+    tiles = np.stack([np.full((3, 40, 40), 10, np.uint8), np.full((3, 40, 40), 200, np.uint8)])
+    tiles[:, 1] += 20
+    x = preprocess_tiles(tiles, Preprocessing(input_size=32, normalization=normalization))
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
+    if normalization == "tile":  # gain-invariant: both tiles have the same pattern
+        torch.testing.assert_close(x[0], x[1])
+        assert abs(float(x[0].mean())) < 1e-5
+    elif normalization == "paper":
+        assert float(x[1, 0, 0, 0]) == pytest.approx(200 / 127.5 - 1)
+    else:
+        assert float(x[0, 0, 0, 0]) == pytest.approx((10 / 255 - 0.485) / 0.229, rel=1e-5)
+
+
+def test_predict_rejects_bad_tiles(model_dir):
+    model = load_matrix_model(model_dir)
+    with pytest.raises(InputError, match=r"\(N, 3, H, W\)"):
+        predict_tiles(np.zeros((2, 1, 64, 64)), model)
+    with pytest.raises(InputError, match="NaN"):
+        predict_tiles(np.full((1, 3, 64, 64), np.nan), model)
+    with pytest.raises(InputError, match="engine"):
+        predict_tiles(np.zeros((1, 3, 64, 64)), model, engine="tensorrt")
+
+
+def test_load_refuses_other_tasks_and_tampering(model_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    manifest = json.loads((copy / "model.json").read_text())
+    manifest["task"] = "layers"
+    (copy / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="'matrix' model is needed"):
+        load_matrix_model(copy)
+    shutil.copytree(model_dir, tmp_path / "tampered")
+    weights = tmp_path / "tampered" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        load_matrix_model(tmp_path / "tampered")
+
+
+def test_model_object_is_usable_without_a_directory(make_calibrated_net):
+    net = make_calibrated_net(size=32)
+    model = MatrixModel(network=net, preprocessing=Preprocessing(input_size=32))
+    p = predict_tiles(np.zeros((1, 3, 32, 32), np.uint8), model)
+    assert p.shape == (1, 4)
