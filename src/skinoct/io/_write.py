@@ -89,6 +89,8 @@ def _write_ome_tiff(tmp: Path, data, spacing, axes: str, compression) -> None:
         "PhysicalSizeYUnit": "µm",
         # OME names the axes of a plane Y and X; this keeps vertical and en-face apart.
         "Description": f"skinoct:axes={axes}",
+        # From the content, not the clock (tifffile's default): reproducible files.
+        "UUID": _content_uuid(data, spacing, axes),
     }
     if axes == "zyx":
         metadata.update(PhysicalSizeZ=spacing[0], PhysicalSizeZUnit="µm")
@@ -96,6 +98,17 @@ def _write_ome_tiff(tmp: Path, data, spacing, axes: str, compression) -> None:
         tmp, np.ascontiguousarray(data), ome=True, photometric="minisblack",
         metadata=metadata, compression=compression,
     )  # fmt: skip
+
+
+def _content_uuid(data: np.ndarray, spacing, axes: str) -> str:
+    """A UUID derived from the pixels, dtype, shape, spacing and axes."""
+    import hashlib
+    import uuid
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((data.shape, data.dtype.str, tuple(spacing), axes)).encode())
+    digest.update(memoryview(np.ascontiguousarray(data)).cast("B"))
+    return str(uuid.UUID(bytes=digest.digest(), version=4))
 
 
 def _write_pil(tmp: Path, data: np.ndarray, path: Path) -> None:
