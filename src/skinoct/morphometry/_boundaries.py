@@ -165,6 +165,7 @@ def extract_boundaries(
 
     Examples
     --------
+    >>> import numpy as np
     >>> labels = np.zeros((40, 10), np.uint8)
     >>> labels[10:14], labels[14:30], labels[30:] = 1, 2, 3
     >>> b = extract_boundaries(labels, (0.5, 1.0))
@@ -254,8 +255,10 @@ def _keep_main_components(region: np.ndarray) -> np.ndarray:
     lab, n = ndimage.label(region, structure=structure)
     if n <= 1:
         return region
-    sizes = np.bincount(lab.ravel())[1:]
     boxes = ndimage.find_objects(lab)
+    # sizes within each bounding box: avoids a pass (and an intp copy) over the whole
+    # label volume per component, as np.bincount would need
+    sizes = np.array([np.count_nonzero(lab[box] == i + 1) for i, box in enumerate(boxes)])
     covered = np.zeros(region.shape[1:], bool)
     keep = np.zeros(n + 1, bool)
     for i in np.argsort(-sizes, kind="stable"):

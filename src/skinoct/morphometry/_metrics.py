@@ -266,6 +266,7 @@ def measure_section(
 
     Examples
     --------
+    >>> import numpy as np
     >>> mask = np.zeros((60, 50), np.uint8)
     >>> mask[10:16], mask[16:40], mask[40:] = 1, 2, 3
     >>> m = measure_section(mask, (0.5, 1.2))
