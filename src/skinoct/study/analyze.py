@@ -86,6 +86,8 @@ class AnalysisOptions:
         Boundary outlier removal (see :func:`skinoct.study.surfaces.remove_outliers`).
     entropy_threshold : float
         Normalised entropy above which the DEJ is uncertain.
+    entropy_band_um : float
+        Half-height of the band around the DEJ over which the entropy is averaged.
     uncertain_flag_fraction : float
         Flag the volume when more than this fraction of the DEJ area is uncertain.
     engine : {'torch', 'onnx'}
@@ -103,6 +105,7 @@ class AnalysisOptions:
     outlier_window_um: float = 11.0
     outlier_um: float = 6.0
     entropy_threshold: float = 0.5
+    entropy_band_um: float = 5.0
     uncertain_flag_fraction: float = 0.10
     engine: str = "torch"
     batch_size: int = 8
@@ -426,7 +429,8 @@ def _load_models(layers_model, matrix_model):
 def _segment(image, model, opts: AnalysisOptions) -> dict[str, Any]:
     """Segment the sections; return per-section boundaries and DEJ entropy, and overlays."""
     from skinoct.layers import segment_sections
-    from skinoct.morphometry import measure_section
+    from skinoct.morphometry import dej_entropy as section_dej_entropy
+    from skinoct.morphometry import extract_boundaries
     from skinoct.study.surfaces import section_rows
 
     data = image.data
@@ -451,27 +455,21 @@ def _segment(image, model, opts: AnalysisOptions) -> dict[str, Any]:
             labels = result.labels[i]
             if not (labels > 0).any():  # a section without skin: all boundaries NaN
                 continue
-            m = measure_section(
-                labels,
-                (dz, dx),
-                entropy=result.entropy[i],
-                smoothing_um=0,
-                entropy_threshold=opts.entropy_threshold,
-            )
+            b = extract_boundaries(labels, (dz, dx), smoothing_um=0)
             for name in bounds:
-                bounds[name][start + i] = m.boundaries[name]
-            if m.dej_entropy_profile is not None:
-                dej_entropy[start + i] = m.dej_entropy_profile
+                bounds[name][start + i] = b[name]
+            dej_entropy[start + i] = section_dej_entropy(
+                result.entropy[i], b.dej, dz, band_um=opts.entropy_band_um
+            )
             if int(y) in keep:
-                b = {name: m.boundaries[name] for name in bounds}
-                overlays[int(y)] = (stack[i].copy(), b, result.entropy[i].copy())
+                drawn = {name: b[name] for name in bounds}
+                overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
         del stack, result
     return {"rows": rows, "bounds": bounds, "dej_entropy": dej_entropy, "overlays": overlays}
 
 
 def _morphometry(image, seg: dict, opts: AnalysisOptions) -> dict[str, Any]:
-    from skinoct.morphometry import flatten_metrics, measure_volume
-    from skinoct.morphometry._entropy import uncertain_area
+    from skinoct.morphometry import flatten_metrics, measure_volume, uncertain_area
     from skinoct.study.surfaces import (
         crop_depth,
         fill_nearest,

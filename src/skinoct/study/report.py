@@ -97,6 +97,22 @@ def _img_png(data: bytes, *, alt: str, ident: str = "", caption: str = "") -> st
     )
 
 
+def _thumbnail(path: Path, *, max_width: int = 520) -> bytes:
+    """PNG bytes of an image file, scaled down to ``max_width`` px (keeps the page small)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.width <= max_width:
+            return path.read_bytes()
+        height = max(1, round(im.height * max_width / im.width))
+        small = im.convert("RGB").resize((max_width, height), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def _fig_png(fig, *, dpi: int = 100) -> bytes:
     import io
 
@@ -327,12 +343,14 @@ def render_report(
         if not images or study_dir is None or shown >= max_overlays:
             continue
         base = study_dir / "subjects" / str(rec["subject"])
-        for name, rel in images.items():
+        preferred = {k: v for k, v in images.items() if "overlay" in k or "uncertainty" in k}
+        for name, rel in (preferred or images).items():
             path = base / rel
             if path.suffix.lower() == ".png" and path.is_file():
-                gallery.append(_img_png(path.read_bytes(), alt=f"{rec['subject']} {name}",
-                                        caption=f"{_esc(rec['subject'])} ({_esc(rec['group'])}): "
-                                                f"{_esc(name)}"))  # fmt: skip
+                caption = f"{_esc(rec['subject'])} ({_esc(rec['group'])}): {_esc(name)}"
+                gallery.append(
+                    _img_png(_thumbnail(path), alt=f"{rec['subject']} {name}", caption=caption)
+                )
         shown += 1
     if gallery:
         parts.append(

@@ -1,0 +1,164 @@
+"""Wall time and peak memory of ``skinoct analyze`` on a phantom volume, by stage.
+
+Renders a phantom LC-OCT volume (default 300 × 500 × 1200 µm at 1 µm, the seed's
+3-D field: a 300 × 500 × 1200 uint16 volume, 360 MB), writes it as an uncompressed
+OME-TIFF, then analyses it in a *fresh* process (so the peak resident memory is that
+of the analysis alone) with the bundled models and prints, per stage (read,
+segmentation, morphometry, tiles, grading, outputs), the wall time and the peak RSS
+sampled every 10 ms, plus the process's overall peak (``ru_maxrss``).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_analyze.py                      # 300×500×1200, step 1
+    .venv/bin/python benchmarks/bench_analyze.py --section-step 4
+    .venv/bin/python benchmarks/bench_analyze.py --size 160 420 420 --threads 2
+
+The rendered volume is cached in ``--workdir`` (default ``/tmp/skinoct-bench``).
+Peak RSS includes the memory-mapped volume pages the analysis touched and the
+libraries (torch, MONAI): it is what the operating system has to provide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def render(path: Path, size: tuple[float, float, float], seed: int) -> None:
+    import numpy as np
+
+    from skinoct.io import write_image
+    from skinoct.phantom import VolumeParams, render_volume
+
+    start = time.perf_counter()
+    vol = render_volume(VolumeParams(size_um=size), seed=seed)
+    data = vol.volume
+    hi = float(np.percentile(data[:: max(1, data.shape[0] // 32)], 99.99))
+    scaled = np.empty(data.shape, np.uint16)
+    for k in range(0, data.shape[0], 16):  # in slabs: no second float copy
+        scaled[k : k + 16] = np.clip(data[k : k + 16] / hi * 60000, 0, 65535).astype(np.uint16)
+    del data
+    write_image(path, scaled, spacing_um=vol.spacing_um, axes="zyx")
+    print(
+        f"rendered {scaled.shape} uint16 in {time.perf_counter() - start:.1f} s -> {path}",
+        file=sys.stderr,
+    )
+
+
+def analyze(path: Path, out: Path, section_step: int, engine: str) -> dict:
+    import resource
+
+    from skinoct.study.analyze import analyze_volume
+
+    start = time.perf_counter()
+    result = analyze_volume(
+        path, out_dir=out, section_step=section_step, engine=engine, track_memory=True
+    )
+    total = time.perf_counter() - start
+    return {
+        "total_s": round(total, 2),
+        "timings_s": result["timings_s"],
+        "peak_rss_mb": result["peak_rss_mb"],
+        "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "score": result["score"],
+        "shape": result["input"]["shape"],
+        "sections_segmented": result["dej"]["sections_segmented"],
+        "flags": result["flags"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--size",
+        type=float,
+        nargs=3,
+        default=(300.0, 500.0, 1200.0),
+        metavar=("Z", "Y", "X"),
+        help="volume size in µm (1 µm pixels)",
+    )
+    parser.add_argument("--section-step", type=int, default=1)
+    parser.add_argument("--engine", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/skinoct-bench"))
+    parser.add_argument("--json", action="store_true", help="print the raw JSON only")
+    parser.add_argument("--_render", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--_analyze", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args._render:
+        render(args._render, tuple(args.size), args.seed)
+        return
+    if args._analyze:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        out = args.workdir / f"out-step{args.section_step}-{args.engine}"
+        print(json.dumps(analyze(args._analyze, out, args.section_step, args.engine)))
+        return
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    name = "x".join(f"{s:g}" for s in args.size)
+    volume = args.workdir / f"phantom-{name}-seed{args.seed}.ome.tif"
+    env = {
+        **os.environ,
+        **{
+            v: str(args.threads)
+            for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        },
+    }
+    base = [
+        sys.executable,
+        __file__,
+        "--size",
+        *map(str, args.size),
+        "--seed",
+        str(args.seed),
+        "--workdir",
+        str(args.workdir),
+        "--threads",
+        str(args.threads),
+        "--section-step",
+        str(args.section_step),
+        "--engine",
+        args.engine,
+    ]
+    if not volume.exists():
+        subprocess.run([*base, "--_render", str(volume)], check=True, env=env)
+    proc = subprocess.run(
+        [*base, "--_analyze", str(volume)], check=True, env=env, capture_output=True, text=True
+    )
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    record.update(
+        section_step=args.section_step,
+        engine=args.engine,
+        threads=args.threads,
+        cpu=platform.processor() or platform.machine(),
+        cpus=os.cpu_count(),
+    )
+    if args.json:
+        print(json.dumps(record))
+        return
+    print(
+        f"volume {record['shape']} uint16, section step {args.section_step} "
+        f"({record['sections_segmented']} sections), engine {args.engine}, "
+        f"{args.threads} threads, {record['cpus']} CPUs"
+    )
+    print("| stage | wall time (s) | peak RSS during stage (MB) |")
+    print("| --- | ---: | ---: |")
+    for stage, seconds in record["timings_s"].items():
+        print(f"| {stage} | {seconds:.1f} | {record['peak_rss_mb'].get(stage, float('nan')):.0f} |")
+    total, peak = record["total_s"], record["ru_maxrss_mb"]
+    print(f"| **total** | **{total:.1f}** | **{peak:.0f}** (process peak) |")
+    print(f"score {record['score']:.3f}; flags: {record['flags']}")
+
+
+if __name__ == "__main__":
+    main()
