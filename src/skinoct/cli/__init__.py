@@ -53,6 +53,9 @@ app.add_typer(study_app, name="study")
 app.command("analyze")(_analyze)
 app.add_typer(layers.app, name="layers")
 app.add_typer(matrix.app, name="matrix")
+from skinoct.cli import phantom as _phantom  # noqa: E402
+
+app.add_typer(_phantom.app, name="phantom")
 
 
 def main(argv: list[str] | None = None) -> int:

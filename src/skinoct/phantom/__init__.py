@@ -7,14 +7,29 @@ renderers are pure functions of a parameter record and a seed; the same seed giv
 the same arrays. See ``docs/phantom.md`` for the model and its literature values.
 """
 
+from skinoct.phantom._cohort import (
+    GROUPS,
+    GroupModel,
+    rater_grades,
+    render_cohort,
+    subject_q_profile,
+)
+from skinoct.phantom._datasets import (
+    sample_section_params,
+    write_enface_dataset,
+    write_section_dataset,
+    write_volume_dataset,
+)
 from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
 from skinoct.phantom._section import PhantomSection, render_section
 from skinoct.phantom._volume import PhantomVolume, render_volume
 
 __all__ = [
+    "GROUPS",
     "SITES",
     "EnfaceParams",
+    "GroupModel",
     "PhantomEnface",
     "PhantomSection",
     "PhantomVolume",
@@ -22,7 +37,14 @@ __all__ = [
     "SiteDefaults",
     "VolumeParams",
     "grade_of",
+    "rater_grades",
+    "render_cohort",
     "render_enface",
     "render_section",
     "render_volume",
+    "sample_section_params",
+    "subject_q_profile",
+    "write_enface_dataset",
+    "write_section_dataset",
+    "write_volume_dataset",
 ]
