@@ -168,3 +168,24 @@ def test_figures_need_out(run_cli, tmp_path, flat_mask):
     np.save(tmp_path / "m.npy", flat_mask[0])
     code, _, err = run_cli("layers", "measure", tmp_path / "m.npy", "--figures")
     assert code == 2 and "--out" in err
+
+
+def test_json_lines_for_several_masks_and_text_summary(run_cli, tmp_path, flat_mask):
+    mask, _ = flat_mask
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", mask)
+    paths = [tmp_path / "a.npy", tmp_path / "b.npy"]
+    code, out, _ = run_cli("layers", "measure", *paths, "--spacing", "0.5", "1.2", "--json")
+    assert code == 0
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["file"] for r in lines] == [str(p) for p in paths]
+    assert all(r["coverage"]["dej"] == 1.0 for r in lines)
+    code, out, _ = run_cli("layers", "measure", paths[0], "--spacing", "0.5", "1.2")
+    assert code == 0
+    assert "epidermis_thickness_um" in out and "mean 46" in out
+
+
+def test_enface_image_is_refused(run_cli, tmp_path, flat_mask):
+    path = write_image(tmp_path / "enface.ome.tif", flat_mask[0], spacing_um=(1, 1), axes="yx")
+    code, _, err = run_cli("layers", "measure", path)
+    assert code == 2 and "en-face" in err

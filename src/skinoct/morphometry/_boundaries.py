@@ -228,7 +228,9 @@ def _check_labels(labels) -> np.ndarray:
 
 
 def _check_probabilities(probabilities, shape: tuple[int, ...]) -> np.ndarray:
-    probs = np.asarray(probabilities, dtype=float)
+    probs = np.asarray(probabilities)
+    if probs.dtype not in (np.float32, np.float64):
+        probs = probs.astype(np.float32)
     if probs.shape != (4, *shape):
         raise InputError(
             f"probabilities must have shape (4, *mask.shape) = {(4, *shape)}, got {probs.shape}"

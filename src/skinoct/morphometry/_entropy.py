@@ -24,15 +24,18 @@ __all__ = ["check_entropy", "dej_entropy", "uncertain_area", "uncertain_segments
 
 
 def check_entropy(entropy, shape: tuple[int, ...]) -> np.ndarray:
-    """Validate a normalised entropy map of the mask's shape and return it as float."""
-    ent = np.asarray(entropy, dtype=float)
+    """Validate a normalised entropy map of the mask's shape (float32 unless float64)."""
+    ent = np.asarray(entropy)
     if ent.shape != tuple(shape):
         raise InputError(f"entropy map has shape {ent.shape}, the mask {tuple(shape)}")
-    if not np.all(np.isfinite(ent)):
+    if ent.dtype not in (np.float32, np.float64):
+        ent = ent.astype(np.float32)
+    if not np.isfinite(ent).all():
         raise InputError("entropy map holds NaN or infinite values")
-    if ent.min() < -1e-6 or ent.max() > 1 + 1e-6:
+    low, high = float(ent.min()), float(ent.max())
+    if low < -1e-6 or high > 1 + 1e-6:
         raise InputError(
-            f"entropy map ranges {ent.min():.3g}–{ent.max():.3g}; expected entropy "
+            f"entropy map ranges {low:.3g}–{high:.3g}; expected entropy "
             "normalised to [0, 1] (divide entropy in nats by ln 4)"
         )
     return ent
@@ -61,13 +64,16 @@ def dej_entropy(
     undefined.
     """
     dej = np.asarray(dej_um, float)
-    dej = np.apply_along_axis(_interpolate_gaps_1d, -1, dej) if dej.ndim else dej
-    nz = entropy.shape[0]
-    centres = np.arange(nz) * dz_um
-    centres = centres.reshape((nz,) + (1,) * dej.ndim)
-    band = np.abs(centres - dej[None]) <= max(band_um, 0.5 * dz_um)
-    count = band.sum(axis=0)
-    total = np.where(band, entropy, 0.0).sum(axis=0)
+    dej = np.apply_along_axis(_interpolate_gaps_1d, -1, dej)
+    half = max(band_um, 0.5 * dz_um)
+    total = np.zeros(dej.shape)
+    count = np.zeros(dej.shape)
+    # plane by plane: memory of one (y, x) plane, not of the whole volume
+    for k in range(entropy.shape[0]):
+        inside = np.abs(k * dz_um - dej) <= half  # NaN compares False
+        if inside.any():
+            total += np.where(inside, entropy[k], 0.0)
+            count += inside
     with np.errstate(invalid="ignore", divide="ignore"):
         out = total / count
     return np.where(np.isfinite(dej) & (count > 0), out, np.nan)
