@@ -11,9 +11,11 @@ from skinoct.morphometry import (
     extract_boundaries,
     find_papillae_profile,
     measure_section,
+    measure_volume,
     rms_amplitude,
+    surface_area_ratio,
 )
-from skinoct.phantom import SectionParams, render_section
+from skinoct.phantom import SectionParams, VolumeParams, render_section, render_volume
 
 
 def _params(**changes) -> SectionParams:
@@ -100,3 +102,38 @@ def test_tilted_phantom_normal_thickness_and_cut_surface():
     for name in BOUNDARY_NAMES:
         assert m.coverage[name] == pytest.approx(np.mean(np.isfinite(truth[name])))
     assert m.coverage["surface"] < 0.9
+
+
+def test_phantom_volume_surfaces_and_metrics():
+    params = VolumeParams(
+        size_um=(160.0, 160.0, 200.0),
+        spacing_um=(0.5, 1.0, 1.0),
+        surface_depth_um=30.3,
+        roughness_um=0.0,
+        sc_thickness_um=15.0,
+        epidermis_thickness_um=60.0,
+        dej_amplitude_um=10.0,
+        dej_wavelength_um=80.0,
+        n_protrusions=0,
+        noise=0.0,
+    )
+    vol = render_volume(params, seed=2)
+    dz, dy, dx = vol.spacing_um
+    truth = {"surface": vol.surface_um, "sc_junction": vol.sc_junction_um, "dej": vol.dej_um}
+    raw = extract_boundaries(vol.labels, vol.spacing_um, smoothing_um=0)
+    for name in BOUNDARY_NAMES:
+        assert np.abs(raw[name] - truth[name]).max() <= dz / 2 + 1e-6, name
+    m = measure_volume(vol.labels, vol.spacing_um)
+    d = m.to_dict()
+    assert d["viable_epidermis_thickness_um"]["mean"] == pytest.approx(params.epidermis_um, abs=dz)
+    sc_truth = np.mean(truth["sc_junction"] - truth["surface"])
+    assert d["stratum_corneum_thickness_um"]["mean"] == pytest.approx(sc_truth, abs=dz)
+    np.testing.assert_allclose(
+        m.epidermis_thickness_map_um, truth["dej"] - truth["surface"], atol=1.0
+    )
+    assert d["dej_surface_area_ratio"] == pytest.approx(
+        surface_area_ratio(truth["dej"], (dy, dx)), rel=0.01
+    )
+    assert d["dej_rms_amplitude_um"] == pytest.approx(
+        rms_amplitude(truth["dej"], (dy, dx)), rel=0.02
+    )
