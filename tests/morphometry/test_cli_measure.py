@@ -189,3 +189,21 @@ def test_enface_image_is_refused(run_cli, tmp_path, flat_mask):
     path = write_image(tmp_path / "enface.ome.tif", flat_mask[0], spacing_um=(1, 1), axes="yx")
     code, _, err = run_cli("layers", "measure", path)
     assert code == 2 and "en-face" in err
+
+
+def test_entropy_folder_with_segment_outputs(run_cli, tmp_path, flat_mask):
+    """'skinoct layers segment' writes <stem>_mask.tif and <stem>_entropy.tif side by side."""
+    mask, spacing = flat_mask
+    ent = np.zeros(mask.shape, np.float32)
+    ent[100:125, 20:60] = 0.95
+    for stem in ("s1", "s2"):
+        write_image(tmp_path / f"{stem}_mask.tif", mask, spacing_um=spacing, axes="zx")
+        write_image(tmp_path / f"{stem}_entropy.tif", ent, spacing_um=spacing, axes="zx")
+    masks = [tmp_path / "s1_mask.tif", tmp_path / "s2_mask.tif"]
+    code, out, err = run_cli("layers", "measure", *masks, "--entropy", tmp_path, "--json")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.strip().splitlines()]
+    assert [r["dej_uncertain_segments"] for r in records] == [[[24.0, 70.8]]] * 2
+    # a batch with one file as --entropy is ambiguous
+    code, _, err = run_cli("layers", "measure", *masks, "--entropy", tmp_path / "s1_entropy.tif")
+    assert code == 2 and "folder" in err

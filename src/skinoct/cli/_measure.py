@@ -28,7 +28,8 @@ def measure(
         None,
         "--entropy",
         help="Normalised entropy map (0–1) of the mask's shape; for several masks a folder "
-        "holding one file named like each mask.",
+        "holding one map per mask, named like it (or <stem>_entropy for <stem>_mask, as "
+        "written by 'skinoct layers segment').",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Write <name>.metrics.json per mask and metrics.csv here."
@@ -116,10 +117,20 @@ def _read_entropy(entropy: Path, mask_path: Path, n_masks: int):
     from skinoct.io import SpacingWarning, read_image
 
     if entropy.is_dir():
-        matches = [p for p in sorted(entropy.iterdir()) if _name(p) == _name(mask_path)]
+        name = _name(mask_path)
+        # same name in another folder, or the 'skinoct layers segment' pair
+        # <stem>_mask.tif / <stem>_entropy.tif
+        wanted = {name, name.removesuffix("_mask") + "_entropy"}
+        matches = [
+            p
+            for p in sorted(entropy.iterdir())
+            if _name(p) in wanted and p.resolve() != mask_path.resolve()
+        ]
         if not matches:
-            raise InputError(f"no entropy map named {_name(mask_path)}.* in {entropy}",
-                             path=mask_path)  # fmt: skip
+            raise InputError(
+                f"no entropy map named {' or '.join(sorted(wanted))} in {entropy}",
+                path=mask_path,
+            )
         source = matches[0]
     elif n_masks > 1:
         raise InputError("with several masks, --entropy must be a folder of maps named like them")
