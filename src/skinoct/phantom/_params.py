@@ -326,9 +326,9 @@ class VolumeParams(_SkinParams):
             raise InputError(f"size_um must be 3 numbers (z, y, x), got {self.size_um!r}") from None
         if len(size) != 3:
             raise InputError(f"size_um must be 3 numbers (z, y, x), got {self.size_um!r}")
-        _check_range("size_um[z]", size[0], 10.0, 2000.0)
-        _check_range("size_um[y]", size[1], 10.0, 5000.0)
-        _check_range("size_um[x]", size[2], 10.0, 5000.0)
+        _check_range("size_um (z)", size[0], 10.0, 2000.0)
+        _check_range("size_um (y)", size[1], 10.0, 5000.0)
+        _check_range("size_um (x)", size[2], 10.0, 5000.0)
         object.__setattr__(self, "size_um", size)
         spacing = check_spacing(self.spacing_um, 3)
         for value in spacing:
