@@ -163,3 +163,22 @@ def test_bad_masks():
         extract_boundaries(np.full((5, 5), 4), SPACING)
     with pytest.raises(InputError, match="spacing"):
         extract_boundaries(np.ones((5, 5), np.uint8), (1.0, -1.0))
+
+
+def test_volume_boundaries_with_probabilities(render):
+    spacing = (0.5, 2.0, 1.0)
+
+    def flat(depth):
+        return lambda y, x: np.full(np.broadcast(y, x).shape, depth)
+
+    labels = render((60, 6, 9), spacing, flat(4.2), flat(9.2), flat(20.2))
+    onehot = np.stack([(labels == c).astype(np.float32) for c in range(4)])
+    b = extract_boundaries(labels, spacing, probabilities=onehot)
+    assert b.shape == (6, 9)
+    assert b.lateral_spacing_um == (2.0, 1.0)
+    np.testing.assert_allclose(b.y_um, np.arange(6) * 2.0)
+    for name, truth in zip(BOUNDARY_NAMES, (4.2, 9.2, 20.2), strict=True):
+        np.testing.assert_allclose(b[name], truth, atol=spacing[0] / 2)
+    section = extract_boundaries(labels[:, 0], (0.5, 1.0))
+    with pytest.raises(AttributeError, match="volume"):
+        _ = section.y_um
