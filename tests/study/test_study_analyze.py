@@ -155,6 +155,16 @@ def test_analyze_recovers_analytic_geometry_and_profile(stand_ins, volume_file, 
     )
 
 
+def test_depth_crop_after_a_pilot_pass(stand_ins, volume_file, tmp_path):
+    """Most sections are segmented only down to the pilot's deepest DEJ + margin."""
+    full = analyze_mod.analyze_volume(volume_file, crop_margin_um=None, **SMALL)
+    crop = analyze_mod.analyze_volume(volume_file, crop_margin_um=20.0, **SMALL)
+    assert full["dej"]["segmented_depth_um"] == 140.0  # the whole volume
+    # deepest DEJ 54.5 µm (read back at the pixel edge) + 20 µm -> 76 rows
+    assert crop["dej"]["segmented_depth_um"] == 76.0
+    assert crop["metrics"] == full["metrics"] and crop["profile"] == full["profile"]
+
+
 def test_a_wrong_dej_gives_non_uniform_tiles(stand_ins, volume_file, tmp_path):
     """A flat DEJ at 50 µm (given, as in seed 002's manual selection) cuts across the
     ±5 µm undulation: tiles are no longer uniform, the stand-in grades them 1."""

@@ -90,6 +90,10 @@ class AnalysisOptions:
         Half-height of the band around the DEJ over which the entropy is averaged.
     uncertain_flag_fraction : float
         Flag the volume when more than this fraction of the DEJ area is uncertain.
+    crop_margin_um : float or None
+        Segment most sections only down to the deepest DEJ of a pilot pass (one
+        section in 16, full depth) plus this margin; None segments every section at
+        full depth.
     engine : {'torch', 'onnx'}
     batch_size : int
         Sections per segmentation batch.
@@ -107,6 +111,7 @@ class AnalysisOptions:
     entropy_threshold: float = 0.5
     entropy_band_um: float = 5.0
     uncertain_flag_fraction: float = 0.10
+    crop_margin_um: float | None = 60.0
     engine: str = "torch"
     batch_size: int = 8
     n_overlays: int = 3
@@ -122,6 +127,8 @@ class AnalysisOptions:
             raise InputError(f"engine must be 'torch' or 'onnx', got {self.engine!r}")
         if not 0 <= self.entropy_threshold <= 1:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
+        if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
+            raise InputError(f"crop_margin_um must be ≥ 0 or None, got {self.crop_margin_um}")
         if int(self.batch_size) < 1 or int(self.n_overlays) < 0:
             raise InputError("batch_size must be ≥ 1 and n_overlays ≥ 0")
 
@@ -427,45 +434,82 @@ def _load_models(layers_model, matrix_model):
 
 
 def _segment(image, model, opts: AnalysisOptions) -> dict[str, Any]:
-    """Segment the sections; return per-section boundaries and DEJ entropy, and overlays."""
-    from skinoct.layers import segment_sections
-    from skinoct.morphometry import dej_entropy as section_dej_entropy
-    from skinoct.morphometry import extract_boundaries
+    """Segment the sections; return per-section boundaries and DEJ entropy, and overlays.
+
+    With ``opts.crop_margin_um``, a pilot pass segments about one section in 16 at full
+    depth; the other sections are then segmented only down to the deepest DEJ the
+    pilot found plus the margin (the tissue below is dermis; the model's time goes
+    with the section's area). Overlays show pilot sections, at full depth.
+    """
     from skinoct.study.surfaces import section_rows
 
     data = image.data
     nz, ny, nx = data.shape
     dz, _, dx = image.spacing_um
     rows = section_rows(ny, int(opts.section_step))
+    out = {
+        "bounds": {name: np.full((rows.size, nx), np.nan) for name in _BOUNDARIES},
+        "dej_entropy": np.full((rows.size, nx), np.nan),
+        "overlays": {},
+    }
+    if opts.crop_margin_um is None:
+        pilot = np.arange(rows.size)
+    else:
+        n_pilot = min(rows.size, max(3, rows.size // 16))
+        pilot = np.unique(np.linspace(0, rows.size - 1, n_pilot).round().astype(int))
     keep: set[int] = set()
     if opts.n_overlays:
-        picks = np.linspace(0, rows.size - 1, int(opts.n_overlays)).round().astype(int)
-        keep = {int(rows[i]) for i in np.unique(picks)}
-    bounds = {name: np.full((rows.size, nx), np.nan) for name in ("surface", "sc_junction", "dej")}
-    dej_entropy = np.full((rows.size, nx), np.nan)
-    overlays: dict[int, tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]] = {}
-    batch = int(opts.batch_size)
-    for start in range(0, rows.size, batch):
-        ys = rows[start : start + batch]
-        stack = np.ascontiguousarray(np.asarray(data[:, ys, :]).transpose(1, 0, 2))
-        result = segment_sections(
-            stack, model, spacing_um=(dz, dx), engine=opts.engine, batch_size=batch
+        picks = np.linspace(0, pilot.size - 1, int(opts.n_overlays)).round().astype(int)
+        keep = {int(rows[pilot[i]]) for i in np.unique(picks)}
+    _segment_rows(data, rows, pilot, nz, model, (dz, dx), opts, out, keep)
+    depth_rows = nz
+    rest = np.setdiff1d(np.arange(rows.size), pilot)
+    if rest.size:
+        deepest = (
+            np.nanmax(out["bounds"]["dej"][pilot])
+            if np.isfinite(out["bounds"]["dej"][pilot]).any()
+            else np.nan
         )
-        for i, y in enumerate(ys):
+        if np.isfinite(deepest):
+            depth_rows = int(min(nz, math.ceil((deepest + opts.crop_margin_um) / dz) + 1))
+        _segment_rows(data, rows, rest, depth_rows, model, (dz, dx), opts, out, keep)
+    out["rows"] = rows
+    out["segmented_depth_um"] = depth_rows * dz
+    return out
+
+
+_BOUNDARIES = ("surface", "sc_junction", "dej")
+
+
+def _segment_rows(data, rows, which, depth_rows, model, spacing, opts, out, keep) -> None:
+    """Segment sections ``rows[which]`` down to ``depth_rows``; fill ``out`` in place."""
+    from skinoct.layers import segment_sections
+    from skinoct.morphometry import dej_entropy as section_dej_entropy
+    from skinoct.morphometry import extract_boundaries
+
+    dz, dx = spacing
+    batch = int(opts.batch_size)
+    for start in range(0, which.size, batch):
+        idx = which[start : start + batch]
+        ys = rows[idx]
+        stack = np.ascontiguousarray(np.asarray(data[:depth_rows, ys, :]).transpose(1, 0, 2))
+        result = segment_sections(
+            stack, model, spacing_um=spacing, engine=opts.engine, batch_size=batch
+        )
+        for i, (k, y) in enumerate(zip(idx, ys, strict=True)):
             labels = result.labels[i]
             if not (labels > 0).any():  # a section without skin: all boundaries NaN
                 continue
-            b = extract_boundaries(labels, (dz, dx), smoothing_um=0)
-            for name in bounds:
-                bounds[name][start + i] = b[name]
-            dej_entropy[start + i] = section_dej_entropy(
+            b = extract_boundaries(labels, spacing, smoothing_um=0)
+            for name in _BOUNDARIES:
+                out["bounds"][name][k] = b[name]
+            out["dej_entropy"][k] = section_dej_entropy(
                 result.entropy[i], b.dej, dz, band_um=opts.entropy_band_um
             )
             if int(y) in keep:
-                drawn = {name: b[name] for name in bounds}
-                overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
+                drawn = {name: b[name] for name in _BOUNDARIES}
+                out["overlays"][int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
         del stack, result
-    return {"rows": rows, "bounds": bounds, "dej_entropy": dej_entropy, "overlays": overlays}
 
 
 def _morphometry(image, seg: dict, opts: AnalysisOptions) -> dict[str, Any]:
@@ -523,6 +567,7 @@ def _morphometry(image, seg: dict, opts: AnalysisOptions) -> dict[str, Any]:
         "entropy_mean": entropy_mean,
         "uncertain_area_fraction": fraction,
         "sections_segmented": int(rows.size),
+        "segmented_depth_um": float(seg["segmented_depth_um"]),
         "depth_mean_um": float(np.nanmean(smoothed_dej)),
     }
     return {
