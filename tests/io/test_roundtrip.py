@@ -135,3 +135,16 @@ def test_write_is_atomic_on_failure(tmp_path):
     with pytest.raises(ValueError):
         write_image(target, np.zeros((4, 4), np.float32), spacing_um=1, axes="zx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    from skinoct.io import write_text
+
+    umask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
