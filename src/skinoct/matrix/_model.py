@@ -198,8 +198,13 @@ def save_matrix_model(
     training: dict | None = None,
     scores: dict | None = None,
     provenance: dict | None = None,
+    notice: str | None = None,
 ) -> Path:
-    """Write a grading model directory (``model.safetensors`` + ``model.json``)."""
+    """Write a grading model directory (``model.safetensors`` + ``model.json``).
+
+    ``notice`` is a one-line caveat shown by the CLI whenever the model is used
+    (the bundled model says that it was trained on phantom tiles only).
+    """
     from skinoct.models import save_artifact
 
     manifest = {
@@ -217,6 +222,8 @@ def save_matrix_model(
         "scores": scores or {},
         "provenance": provenance or {},
     }
+    if notice:
+        manifest["notice"] = str(notice)
     state = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
     return save_artifact(model_dir, state, manifest)
 

@@ -417,6 +417,7 @@ def train_matrix(
     config: TrainConfig | None = None,
     resume: bool = False,
     provenance: dict | None = None,
+    notice: str | None = None,
     progress: Callable | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -436,6 +437,8 @@ def train_matrix(
         Continue from ``out_dir/checkpoint.pt`` (same data and options).
     provenance : dict, optional
         Stored in the manifest (e.g. that the data are phantom tiles).
+    notice : str, optional
+        One-line caveat stored in the manifest and shown by the CLI on use.
     progress : callable, optional
         ``progress(iterable, description=..., total=...)`` wrapping each epoch's
         batches (a progress bar).
@@ -741,6 +744,7 @@ def train_matrix(
         training=training,
         scores={"test": metrics.to_dict()},
         provenance=provenance or {},
+        notice=notice,
     )
     history_table = pd.DataFrame(history)
     write_text(out_dir / "history.csv", history_table.to_csv(index=False, float_format="%.6g"))
