@@ -275,7 +275,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--bundled-epochs",
         type=int,
-        default=12,
+        default=15,
         help="Epoch cap of the bundled model (CPU budget).",
     )
     parser.add_argument(
