@@ -158,7 +158,7 @@ def test_layer_brightness_and_attenuation():
     sc = img[lab == STRATUM_CORNEUM].mean()
     upper_dermis = img[(rows > b["dej"] + 5) & (rows < b["dej"] + 100)].mean()
     assert sc > img[lab == EPIDERMIS].mean() > air
-    assert upper_dermis > 10 * air
+    assert upper_dermis > 6 * air
     # The entrance line (1 µm below the surface) is the brightest structure.
     s = np.ceil(b["surface"]).astype(int)
     entrance = img[s + 1, np.arange(img.shape[1])]

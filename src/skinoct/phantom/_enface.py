@@ -14,6 +14,8 @@ from skinoct.phantom._section import _rng
 from skinoct.phantom._textures import (
     KNOT_UM,
     detect,
+    lamella_phase_field,
+    lamellae,
     matrix_fields,
     matrix_intensity,
     sample_matrix,
@@ -109,6 +111,7 @@ def render_enface(
     d = np.array([depth + off for off in SLICE_OFFSETS_UM], dtype=np.float32)[:, None, None]
     values = sample_matrix(fields, d)
     signal = matrix_intensity(values, fields.patch[None], qf)
+    signal *= lamellae(d, lamella_phase_field(grid, rng)[None])
     signal *= np.float32(_DERMIS_LEVEL * params.brightness)
     gain = stripe_gain(rng, grid.shape[-1], params.stripes)
     blur = None

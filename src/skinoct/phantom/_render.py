@@ -25,6 +25,8 @@ from skinoct.phantom._textures import (
     CellTable,
     MatrixFields,
     cell_texture,
+    lamella_phase_field,
+    lamellae,
     make_cells,
     matrix_fields,
     matrix_intensity,
@@ -41,12 +43,13 @@ _SC_LEVEL = 0.85
 _SC_LAMELLA_UM = 3.0  #: period of the corneocyte lamellae
 _EPIDERMIS_LEVEL = 0.4
 _BASAL_UM = 5.0  #: 1/e half-width of the basal band, centred 4 µm above the DEJ
-_DERMIS_LEVEL = 0.7
+_DERMIS_LEVEL = 0.9
 _SHARP_UM = 0.5  #: half-width of the normal epidermis–dermis transition
 _DISRUPTED_UM = 12.0  #: half-width inside a DEJ disruption
 _DISRUPTED_JITTER_UM = 10.0  #: s.d. of the irregular apparent junction there
 _RAMP_UM = 15.0  #: width of the edges of a disruption segment
 _WARP_UM = 8.0  #: correlation length of the cell-lattice displacement
+_FOLLOW_UM = 70.0  #: depth below the DEJ down to which the fibres follow it exactly
 _RELAX_UM = 30.0  #: depth scale over which the fibre layout forgets the DEJ shape
 
 
@@ -65,6 +68,7 @@ class Scene:
     basal: np.ndarray | float  #: basal-layer brightness
     q: float | tuple[np.ndarray, np.ndarray]  #: matrix quality, or (depths_um, q)
     relax_um: float  #: depth over which the fibre layout relaxes from the DEJ to flat
+    lamella_phase: np.ndarray  #: lateral phase of the dermal lamellae (radians)
     attenuation_per_mm: tuple[float, float, float]
     gain: np.ndarray  #: per-column stripe gain, shape (nx,)
 
@@ -99,6 +103,7 @@ def build_scene(
     wx = grid.field(rng, GaussianSpectrum(_WARP_UM))
     cell_warp = tuple(np.ascontiguousarray(w) * np.float32(0.25) for w in (wu[0], wy[0], wx))
     gain = stripe_gain(rng, grid.shape[-1], params.stripes)
+    lamella_phase = lamella_phase_field(grid, rng)
     basal = 0.08 + 0.9 * params.pigmentation
     dej_texture, blend = geometry.dej, _SHARP_UM
     if disruption is not None:
@@ -114,7 +119,7 @@ def build_scene(
         grid=grid, geometry=geometry, cells=cells, matrix=matrix, sc_phase=sc_phase,
         cell_warp=cell_warp,
         dej_texture=np.asarray(dej_texture), blend_um=blend, basal=basal, q=q,
-        relax_um=relax_um,
+        relax_um=relax_um, lamella_phase=lamella_phase,
         attenuation_per_mm=tuple(params.attenuation_per_mm), gain=gain,
     )  # fmt: skip
 
@@ -174,10 +179,13 @@ def shade(z_um: np.ndarray, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     if derm_rows.start < derm_rows.stop:
         zr = zz[derm_rows]
         d = zr - dej_base  # depth below the local DEJ: sets the quality
-        # The fibre layout follows the DEJ just below it and relaxes to flat layers
-        # deeper, so papillae do not print their shape all the way down.
-        relax = np.exp(-np.maximum(d, 0) * f32(1 / scene.relax_um))
-        values = sample_matrix(scene.matrix, d + (dej_base - dej_mean) * (1 - relax))
+        # The fibre layout follows the DEJ exactly through the papillary dermis (the
+        # 70 µm scored by seed 002, so en-face slices at a depth below the local DEJ
+        # are en-face textures) and relaxes to flat layers deeper, so the papillae do
+        # not print their shape all the way down.
+        relax = np.exp(-np.maximum(d - f32(_FOLLOW_UM), 0) * f32(1 / scene.relax_um))
+        tau = d + (dej_base - dej_mean) * (1 - relax)
+        values = sample_matrix(scene.matrix, tau)
         if isinstance(scene.q, tuple):
             depths, qs = scene.q
             q = np.interp(d, depths, qs).astype(np.float32)
@@ -185,6 +193,7 @@ def shade(z_um: np.ndarray, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
             q = scene.q
         derm = matrix_intensity(values, scene.matrix.patch[None], q)
         derm *= f32(_DERMIS_LEVEL)
+        derm *= lamellae(tau, scene.lamella_phase[None])
         w = np.clip(f32(0.5) + (zr - dej_tex) / (2 * blend), 0.0, 1.0)
         w = w * w * (3 - 2 * w)
         block = out[derm_rows]

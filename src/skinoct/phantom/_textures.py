@@ -36,6 +36,8 @@ __all__ = [
     "MatrixFields",
     "cell_texture",
     "detect",
+    "lamella_phase_field",
+    "lamellae",
     "make_cells",
     "matrix_fields",
     "matrix_intensity",
@@ -144,6 +146,7 @@ _COARSE_PERIOD_UM = 45.0  #: coarse, sponge-like network (grade 1)
 _FRAGMENT_UM = 5.0  #: correlation length of the fragmentation field
 _PATCH_UM = 30.0  #: scale of the uneven fibre density (grade 2)
 _ANGLE_STEP_DEG = 15.0  #: orientations are quantised so spectra are cached
+_ANGLE_DRIFT_DEG = 4.0  #: s.d. of the orientation change per 2 knots (12 µm)
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def matrix_fields(
         )  # fmt: skip
         a, b = grid.field_pairs(rng, spectrum, 1)
         knots[0, 2 * i], knots[0, 2 * i + 1] = a[0], b[0]
-        angle += rng.normal(0.0, 12.0)
+        angle += rng.normal(0.0, _ANGLE_DRIFT_DEG)
     coarse = RingSpectrum(_COARSE_PERIOD_UM, bandwidth=0.45)
     for channel, spectrum in ((1, coarse), (2, coarse), (3, GaussianSpectrum(_FRAGMENT_UM))):
         a, b = grid.field_pairs(rng, spectrum, n_pairs)
@@ -259,6 +262,29 @@ def matrix_intensity(values, patch: np.ndarray, q) -> np.ndarray:
     envelope = 1 - uneven * _sigmoid(np.float32(-2.5) * patch - np.float32(0.5))
     spongy = np.float32(0.45) * (1 - t) ** 2 * np.exp(-((sponge / np.float32(0.7)) ** 2))
     return np.float32(0.18) + np.float32(1.1) * web * keep * envelope + spongy
+
+
+#: Collagen bundles lie roughly parallel to the skin surface in stacked lamellae:
+#: a modulation with period _LAMELLA_UM (two bright layers per period) along depth,
+#: made wavy by a smooth lateral phase, turns the network into horizontal streaks in
+#: vertical sections and brightens it in broad patches en face.
+_LAMELLA_UM = 14.0
+_LAMELLA_DEPTH = 0.5
+_LAMELLA_PHASE_UM = 80.0
+
+
+def lamella_phase_field(grid: LateralGrid, rng: np.random.Generator) -> np.ndarray:
+    """Lateral phase (radians) of the dermal lamellae."""
+    return grid.field(rng, GaussianSpectrum(_LAMELLA_PHASE_UM)) * np.float32(2.0)
+
+
+def lamellae(tau_um: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Brightness factor (1 − depth … 1) of the lamellae at texture depth ``tau_um``."""
+    s = np.sin(np.asarray(tau_um, dtype=np.float32) * np.float32(2 * math.pi / _LAMELLA_UM)
+               + phase)  # fmt: skip
+    return np.float32(1 - _LAMELLA_DEPTH) + np.float32(_LAMELLA_DEPTH) * np.exp(
+        -np.square(s * np.float32(1 / 0.6))
+    )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
