@@ -99,8 +99,11 @@ def _check_tiles(tiles) -> np.ndarray:
     return array
 
 
-def preprocess_tiles(tiles, preprocessing: Preprocessing, *, device=None):
-    """Tiles (N, 3, H, W) on the 0–255 scale → normalised float32 torch tensor.
+def preprocess_tiles(tiles, preprocessing: Preprocessing, *, device=None, normalize: bool = True):
+    """Tiles (N, 3, H, W) on the 0–255 scale → float32 torch tensor for the network.
+
+    Resizes to ``preprocessing.input_size`` when needed and, with ``normalize``,
+    applies the model's normalisation (the ONNX export does that inside the graph).
 
     Raises
     ------
@@ -111,15 +114,16 @@ def preprocess_tiles(tiles, preprocessing: Preprocessing, *, device=None):
     import torch.nn.functional as F
 
     array = _check_tiles(tiles)
-    x = torch.as_tensor(np.ascontiguousarray(array), device=device).float()
-    if not torch.isfinite(x).all():
+    x = torch.as_tensor(np.ascontiguousarray(array), device=device)
+    if x.dtype.is_floating_point and not torch.isfinite(x).all():
         raise InputError("tiles hold NaN or infinite values")
+    x = x.float()
     size = int(preprocessing.input_size)
     if tuple(x.shape[-2:]) != (size, size):
         x = F.interpolate(
             x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
         )
-    return normalize_batch(x, preprocessing.normalization)
+    return normalize_batch(x, preprocessing.normalization) if normalize else x
 
 
 def normalize_batch(x, normalization: str):
@@ -127,9 +131,8 @@ def normalize_batch(x, normalization: str):
     import torch
 
     if normalization == "tile":
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
-        return (x - mean) / std
+        std, mean = torch.std_mean(x, dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / std.clamp_min(1e-3)
     if normalization == "imagenet":
         mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
@@ -178,15 +181,35 @@ class MatrixModel:
         return self._onnx[key]
 
 
+class _Preprocessed:
+    """Wraps the network so that the ONNX graph takes tiles on the 0–255 scale."""
+
+    def __new__(cls, network, normalization: str):
+        import torch.nn as nn
+
+        class Graded(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.network = network
+
+            def forward(self, x):
+                return self.network(normalize_batch(x, normalization))
+
+        return Graded()
+
+
 def export_matrix_onnx(model: MatrixModel, path: str | Path) -> Path:
-    """Export the network (normalised input → logits) to ONNX, dynamic batch size."""
+    """Export to ONNX: input ``input`` = tiles (N, 3, S, S), float32 on the 0–255 scale
+    (RGB = z−1, z, z+1 µm), output ``logits`` (N, 4); the model's normalisation is part
+    of the graph, so the file is self-contained. Dynamic batch size."""
     import torch
 
     from skinoct.models import export_onnx
 
     size = int(model.preprocessing.input_size)
-    example = torch.zeros(1, 3, size, size)
-    return export_onnx(model.network.cpu().eval(), example, path, dynamic_axes={0: "batch"})
+    wrapped = _Preprocessed(model.network.cpu().eval(), model.preprocessing.normalization)
+    example = torch.rand(2, 3, size, size) * 255
+    return export_onnx(wrapped.eval(), example, path, dynamic_axes={0: "batch"})
 
 
 def save_matrix_model(
@@ -342,7 +365,7 @@ def predict_tiles(
         for start in starts:
             chunk = array[start : start + int(batch_size)]
             if runner is not None:
-                x = preprocess_tiles(chunk, model.preprocessing)
+                x = preprocess_tiles(chunk, model.preprocessing, normalize=False)
                 logits = torch.from_numpy(runner(x.numpy()))
             else:
                 x = preprocess_tiles(chunk, model.preprocessing, device=device)

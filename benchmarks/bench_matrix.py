@@ -1,0 +1,121 @@
+"""Dermal-matrix grading throughput: torch eager vs onnxruntime, side by side.
+
+Measures tiles per second of MobileNetV3-Small (224 × 224 px, 4-grade head) on the CPU
+at a fixed number of threads, for the network with its input normalisation (float tiles
+on the 0–255 scale in; the exported ONNX graph contains the normalisation) and for
+``predict_tiles`` end to end (uint8 tiles → preprocessing → softmax). Both engines run
+in the same process on the same batches, alternating, so drift on a shared machine hits
+them alike. Prints a Markdown table for BENCHMARKS.md.
+
+Usage::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_matrix.py --threads 2 --batch 64 --repeats 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=15, help="Timed batches per engine.")
+    parser.add_argument("--model", default=None, help="Model directory (default: bundled).")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from skinoct.matrix import export_matrix_onnx, load_matrix_model, predict_tiles
+    from skinoct.matrix._model import normalize_batch, preprocess_tiles
+    from skinoct.models import OnnxRunner
+
+    model = load_matrix_model(args.model)
+    size = model.preprocessing.input_size
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, (args.batch, 3, size, size), dtype=np.uint8)
+    x = preprocess_tiles(tiles, model.preprocessing, normalize=False)  # float 0–255
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_matrix_onnx(model, Path(tmp) / "m.onnx")
+        runner = OnnxRunner(onnx_path, threads=args.threads)
+        model._onnx[args.threads] = runner
+        net = model.network.eval()
+        xn = x.numpy()
+
+        def torch_net():
+            with torch.inference_mode():
+                net(normalize_batch(x, model.preprocessing.normalization))
+
+        def onnx_net():
+            runner(xn)
+
+        def torch_e2e():
+            predict_tiles(tiles, model, engine="torch", batch_size=args.batch)
+
+        def onnx_e2e():
+            predict_tiles(tiles, model, engine="onnx", batch_size=args.batch, threads=args.threads)
+
+        cases = {
+            "torch eager, network (+ normalisation)": torch_net,
+            "onnxruntime, network (+ normalisation)": onnx_net,
+            "torch eager, predict_tiles": torch_e2e,
+            "onnxruntime, predict_tiles": onnx_e2e,
+        }
+        times = {name: [] for name in cases}
+        for fn in cases.values():  # warm-up
+            fn()
+            fn()
+        for _ in range(args.repeats):
+            for name, fn in cases.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        with torch.inference_mode():
+            p_torch = torch.softmax(net(normalize_batch(x, model.preprocessing.normalization)), 1)
+            p_torch = p_torch.numpy()
+        p_onnx = torch.softmax(torch.from_numpy(runner(xn)), 1).numpy()
+
+    print(
+        f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs visible; "
+        f"threads {args.threads}; Python {platform.python_version()}, torch "
+        f"{torch.__version__}, onnxruntime {onnxruntime.__version__}"
+    )
+    print(
+        f"model: {model.path} ({model.manifest.get('architecture', {}).get('head')} head), "
+        f"input {size} px, batch {args.batch}, median of {args.repeats} batches\n"
+    )
+    print("| engine, scope | ms / batch (median) | tiles / s | tiles / s (best batch) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(
+            f"| {name} | {1e3 * median:.0f} | {args.batch / median:.0f} "
+            f"| {args.batch / min(values):.0f} |"
+        )
+    print(f"\nmax |p_torch − p_onnx| = {np.abs(p_torch - p_onnx).max():.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
