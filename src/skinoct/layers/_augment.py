@@ -1,0 +1,151 @@
+"""Training patches and augmentation that keep skin anatomy plausible (MONAI transforms).
+
+Allowed: left-right flips, small rotations (probe tilt), mild zoom (thickness
+variation), gamma / contrast / brightness, speckle, Gaussian noise and blur. Not
+allowed: vertical flips or large rotations, which put the dermis above the epidermis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["RandSpeckleNoised", "TrainPatches", "training_transforms"]
+
+
+def _speckle_class():
+    from monai.transforms import MapTransform, RandomizableTransform
+
+    class _RandSpeckleNoised(RandomizableTransform, MapTransform):
+        """Multiplicative speckle: ``image * G`` with ``G ~ Gamma(L, 1/L)`` (mean 1).
+
+        ``L`` (the number of looks) is drawn from ``looks``; fewer looks mean
+        stronger speckle, as in coherent imaging.
+        """
+
+        def __init__(self, keys, *, prob: float = 0.1, looks: tuple[float, float] = (4.0, 20.0)):
+            RandomizableTransform.__init__(self, prob)
+            MapTransform.__init__(self, keys)
+            if not 0 < looks[0] <= looks[1]:
+                raise ValueError(f"looks must be 0 < low <= high, got {looks}")
+            self.looks = (float(looks[0]), float(looks[1]))
+
+        def __call__(self, data):
+            import torch
+
+            d = dict(data)
+            self.randomize(None)
+            if not self._do_transform:
+                return d
+            looks = self.R.uniform(*self.looks)
+            for key in self.key_iterator(d):
+                img = d[key]
+                noise = self.R.gamma(looks, 1.0 / looks, size=tuple(img.shape)).astype(np.float32)
+                if isinstance(img, torch.Tensor):
+                    d[key] = img * torch.as_tensor(noise, device=img.device)
+                else:
+                    d[key] = img * noise
+            return d
+
+    return _RandSpeckleNoised
+
+
+def RandSpeckleNoised(keys, *, prob: float = 0.1, looks: tuple[float, float] = (4.0, 20.0)):
+    """MONAI dictionary transform adding multiplicative speckle (see the class docstring)."""
+    return _speckle_class()(keys, prob=prob, looks=looks)
+
+
+def training_transforms(patch: Sequence[int], *, max_rotation_deg: float = 8.0):
+    """MONAI ``Compose`` turning a ``{"image", "label"}`` pair into one augmented patch.
+
+    Inputs are ``(1, z, x)`` arrays at least ``margin_shape(patch)`` large; the
+    output patch is ``patch`` pixels.
+    """
+    from monai import transforms as T
+
+    patch = tuple(int(p) for p in patch)
+    big = margin_shape(patch)
+    keys = ("image", "label")
+    return T.Compose(
+        [
+            T.RandSpatialCropd(keys, roi_size=big, random_size=False),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=1),  # left-right only
+            T.RandRotated(
+                keys,
+                range_x=math.radians(max_rotation_deg),
+                prob=0.5,
+                mode=("bilinear", "nearest"),
+                padding_mode="border",
+            ),
+            T.RandZoomd(
+                keys,
+                prob=0.3,
+                min_zoom=0.85,
+                max_zoom=1.15,
+                mode=("bilinear", "nearest"),
+                padding_mode="edge",
+            ),
+            T.CenterSpatialCropd(keys, roi_size=patch),
+            T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5)),
+            T.RandScaleIntensityd("image", factors=0.2, prob=0.3),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=0.3),
+            T.RandGaussianSmoothd("image", sigma_x=(0.25, 1.2), sigma_y=(0.25, 1.2), prob=0.2),
+            RandSpeckleNoised("image", prob=0.3, looks=(4.0, 20.0)),
+            T.RandGaussianNoised("image", prob=0.2, std=0.05),
+        ]
+    )
+
+
+def margin_shape(patch: Sequence[int]) -> tuple[int, int]:
+    """Crop taken before rotation/zoom so the final patch has no empty corners."""
+    return tuple(math.ceil(p * 1.25) for p in patch)
+
+
+class TrainPatches:
+    """A map-style dataset of ``length`` augmented patches drawn from ``sections``.
+
+    Item ``i`` comes from section ``order[i]`` (fixed by ``seed``), so runs with the
+    same seed see the same sections in the same order; the random augmentation
+    state is seeded by MONAI's DataLoader per worker.
+    """
+
+    def __init__(self, sections, *, patch: Sequence[int], length: int, seed: int) -> None:
+        self.patch = tuple(int(p) for p in patch)
+        big = margin_shape(self.patch)
+        self.images = [_pad_to(s.image, big) for s in sections]
+        self.targets = [_pad_to(s.target, big) for s in sections]
+        rng = np.random.default_rng(seed)
+        self.order = rng.integers(0, len(sections), size=int(length))
+        self.transform = training_transforms(self.patch)
+        self.transform.set_random_state(seed=int(seed) % (2**32))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int):
+        k = int(self.order[i])
+        out = self.transform(
+            {"image": self.images[k][None], "label": self.targets[k][None].astype(np.float32)}
+        )
+        image = _plain(out["image"]).float()
+        label = _plain(out["label"]).round().long()
+        return image, label
+
+
+def _plain(x):
+    import torch
+
+    if hasattr(x, "as_tensor"):
+        x = x.as_tensor()
+    return torch.as_tensor(x)
+
+
+def _pad_to(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Mirror-pad a 2-D array (bottom/right) up to at least ``shape``."""
+    pz = max(0, int(shape[0]) - array.shape[0])
+    px = max(0, int(shape[1]) - array.shape[1])
+    if pz == 0 and px == 0:
+        return array
+    return np.pad(array, ((0, pz), (0, px)), mode="symmetric")

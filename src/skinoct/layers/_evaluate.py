@@ -1,0 +1,84 @@
+"""Scoring a model on an annotated dataset (Dice per layer, at each section's resolution)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from skinoct.io import read_image, read_mask
+from skinoct.layers._data import discover_dataset
+from skinoct.layers._inference import segment_section
+from skinoct.layers._metrics import dice_per_layer, summarize_dice
+from skinoct.layers._model import LayersModel, load_layers_model
+
+__all__ = ["evaluate_dataset", "score_sections"]
+
+
+def score_sections(
+    model: LayersModel,
+    records,
+    label_values,
+    *,
+    engine: str = "torch",
+    tta: bool = False,
+    device: str | None = "auto",
+) -> list[dict[str, Any]]:
+    """Dice per layer (``label_values``) of ``model`` on each record's section.
+
+    Sections are segmented at their own resolution through :func:`segment_section`,
+    the same path as ``skinoct layers segment``.
+    """
+    out = []
+    for record in records:
+        image = read_image(record.image, axes="zx")
+        mask = read_mask(record.mask, axes="zx")
+        result = segment_section(
+            image.data, model, spacing_um=image.spacing_um, engine=engine, tta=tta, device=device
+        )
+        dice = dice_per_layer(result.labels, mask.data, label_values=label_values)
+        out.append({"id": record.id, "subject": record.subject, "dice": dice})
+    return out
+
+
+def evaluate_dataset(
+    model: LayersModel | str | Path,
+    data_dir: str | Path,
+    *,
+    engine: str = "torch",
+    tta: bool = False,
+    device: str | None = "auto",
+) -> dict[str, Any]:
+    """Segment every section of a dataset and score it against its mask.
+
+    Only the layers that both the dataset annotates and the model predicts are
+    scored (a partial label set gives Dice for its classes only).
+
+    Returns
+    -------
+    dict
+        ``sections``: ``[{id, subject, dice: {layer: value}}]``; ``summary``: mean,
+        sd and count per layer and of the mean Dice (:func:`summarize_dice`);
+        ``layers``, ``n_sections``, ``model``.
+
+    Raises
+    ------
+    InputError
+        For a dataset that cannot be read (see :func:`discover_dataset`).
+    """
+    if not isinstance(model, LayersModel):
+        model = load_layers_model(model)
+    dataset = discover_dataset(data_dir)
+    scored = tuple(v for v in dataset.tissue_values if v in model.label_values)
+    sections = score_sections(model, dataset.records, scored, engine=engine, tta=tta, device=device)
+    return {
+        "dataset": str(dataset.root),
+        "n_sections": len(sections),
+        "layers": [s for s in sections[0]["dice"]] if sections else [],
+        "model": {
+            "path": str(model.path) if model.path else None,
+            "weights_sha256": model.weights_sha256,
+        },
+        "options": {"engine": engine, "tta": tta},
+        "summary": summarize_dice([s["dice"] for s in sections]),
+        "sections": sections,
+    }

@@ -1,0 +1,172 @@
+"""The segmentation network (MONAI ``UNet``) and the class sets it may predict."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from skinoct.errors import ModelError
+from skinoct.io import LABEL_NAMES
+
+__all__ = [
+    "ARCHITECTURE_NAME",
+    "NetworkSpec",
+    "build_network",
+    "check_label_values",
+    "load_matching_weights",
+]
+
+#: Value of ``manifest["architecture"]["name"]`` for layer models.
+ARCHITECTURE_NAME = "monai.networks.nets.UNet"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Arguments of :class:`monai.networks.nets.UNet` (2-D, one input channel).
+
+    The defaults are the bundled model's: five resolution levels (four stride-2
+    steps, so the network sees about 150 px of context), two residual units per
+    level, batch normalisation (so a patch-trained network behaves the same on a
+    whole section) and dropout 0.1, which MC-dropout reuses at inference.
+
+    Attributes
+    ----------
+    channels : tuple of int
+        Feature maps per level, top to bottom.
+    strides : tuple of int
+        Down-sampling factor between levels (``len(channels) - 1`` values).
+    num_res_units : int
+        Residual units per level (0 = plain convolutions).
+    dropout : float
+        Dropout probability inside every convolution block.
+    norm : {'batch', 'instance'}
+        Normalisation layer.
+    """
+
+    channels: tuple[int, ...] = (8, 16, 32, 64, 128)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    num_res_units: int = 2
+    dropout: float = 0.1
+    norm: str = "batch"
+
+    def __post_init__(self) -> None:
+        channels = tuple(int(c) for c in self.channels)
+        strides = tuple(int(s) for s in self.strides)
+        if len(channels) < 2 or any(c < 1 for c in channels):
+            raise ValueError(f"channels needs at least 2 positive values, got {self.channels}")
+        if len(strides) != len(channels) - 1 or any(s < 1 for s in strides):
+            raise ValueError(
+                f"strides needs {len(channels) - 1} positive values (one fewer than "
+                f"channels), got {self.strides}"
+            )
+        if not 0 <= float(self.dropout) < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.norm not in ("batch", "instance"):
+            raise ValueError(f"norm must be 'batch' or 'instance', got {self.norm!r}")
+        if int(self.num_res_units) < 0:
+            raise ValueError(f"num_res_units must be >= 0, got {self.num_res_units}")
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "strides", strides)
+        object.__setattr__(self, "num_res_units", int(self.num_res_units))
+        object.__setattr__(self, "dropout", float(self.dropout))
+
+    @property
+    def divisor(self) -> int:
+        """Input sizes must be multiples of this (product of the strides)."""
+        out = 1
+        for s in self.strides:
+            out *= s
+        return out
+
+    def unet_args(self, out_channels: int) -> dict[str, Any]:
+        """Keyword arguments of ``monai.networks.nets.UNet``, JSON-ready."""
+        return {
+            "spatial_dims": 2,
+            "in_channels": 1,
+            "out_channels": int(out_channels),
+            "channels": list(self.channels),
+            "strides": list(self.strides),
+            "num_res_units": self.num_res_units,
+            "norm": self.norm,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_unet_args(cls, args: dict[str, Any]) -> NetworkSpec:
+        """Inverse of :meth:`unet_args` (``out_channels`` is the class count)."""
+        try:
+            return cls(
+                channels=tuple(args["channels"]),
+                strides=tuple(args["strides"]),
+                num_res_units=int(args.get("num_res_units", 0)),
+                dropout=float(args.get("dropout", 0.0)),
+                norm=str(args.get("norm", "batch")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"invalid UNet arguments in the manifest: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["channels"] = list(self.channels)
+        out["strides"] = list(self.strides)
+        return out
+
+
+def build_network(spec: NetworkSpec, n_classes: int):
+    """Build the MONAI ``UNet`` for ``spec`` with ``n_classes`` output channels."""
+    from monai.networks.nets import UNet
+
+    return UNet(**spec.unet_args(n_classes))
+
+
+def check_label_values(values: Sequence[int], *, path=None) -> tuple[int, ...]:
+    """Validate a class set: at least two distinct skinoct labels, sorted.
+
+    Raises
+    ------
+    ModelError
+        For a label outside 0 (air), 1 (stratum corneum), 2 (epidermis), 3 (dermis),
+        duplicates, or fewer than two classes.
+    """
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ModelError(f"unknown class set {values!r}", path=path) from None
+    if len(out) < 2 or len(set(out)) != len(out) or any(v not in LABEL_NAMES for v in out):
+        raise ModelError(
+            f"unknown class set {list(values)!r}: expected two or more distinct labels of "
+            "0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
+            path=path,
+        )
+    return tuple(sorted(out))
+
+
+def load_matching_weights(network, state_dict: dict[str, Any]) -> list[str]:
+    """Load the tensors of ``state_dict`` whose name and shape match ``network``.
+
+    Used by fine-tuning (``--init``): a model trained for another class set keeps
+    its feature extractor, and the output layers whose shape depends on the class
+    count start from fresh weights. The names that were not loaded are returned and
+    reported in a warning, never dropped silently.
+
+    Raises
+    ------
+    ModelError
+        When no tensor matches (a different architecture altogether).
+    """
+    own = network.state_dict()
+    usable = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ModelError("the initial model's weights do not fit this network at all")
+    skipped = sorted(set(own) - set(usable))
+    network.load_state_dict(usable, strict=False)
+    if skipped:
+        warnings.warn(
+            f"{len(skipped)} tensors of the initial model did not fit (class set changed) and "
+            f"start from fresh weights: {', '.join(skipped[:6])}"
+            + (" ..." if len(skipped) > 6 else ""),
+            stacklevel=2,
+        )
+    return skipped
