@@ -100,7 +100,7 @@ def render_section(
     --------
     >>> from skinoct.phantom import SectionParams, render_section
     >>> sec = render_section(SectionParams(width_um=300, depth_um=200), seed=1)
-    >>> sec.image.shape, sec.labels.max()
+    >>> sec.image.shape, int(sec.labels.max())
     ((200, 300), 3)
     """
     if params is None:

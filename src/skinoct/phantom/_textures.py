@@ -243,7 +243,7 @@ def matrix_intensity(values, patch: np.ndarray, q) -> np.ndarray:
     ``values`` is the output of :func:`sample_matrix`; ``q`` a scalar or an array of
     the same shape. With ``t = (q − 1)/3``: the network blends from the coarse
     isotropic web (t = 0) to the fine elongated one (t = 1); fibres thin from ~6 to
-    ~2 µm; the kept fraction of fibre length rises from ~30 % to ~99 %; the uneven
+    ~2 µm; the kept fraction of fibre length rises from ~30 % to ~95 %; the uneven
     density of grade 2 peaks near q = 2; the sponge-like ground fades as (1 − t)².
     """
     q = np.asarray(q, dtype=np.float32)
