@@ -115,3 +115,8 @@ def test_console_script_end_to_end(tmp_path):
     assert result.returncode == 2
     assert "gone.tif: file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_error_text_with_brackets_is_printed_verbatim(run_cli, tmp_path):
+    code, _, err = run_cli("inspect", tmp_path / "scan[z].tif")
+    assert code == 2 and "scan[z].tif: file not found" in err

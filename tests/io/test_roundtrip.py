@@ -148,3 +148,13 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npz"])
+def test_same_input_gives_identical_bytes(tmp_path, suffix):
+    import time
+
+    image = Image(np.arange(12, dtype=np.uint16).reshape(3, 4), (0.5, 1.0), "zx")
+    first = write_image(tmp_path / f"a{suffix}", image).read_bytes()
+    time.sleep(1.1)  # zip and OME stamps have one-second resolution
+    assert write_image(tmp_path / f"b{suffix}", image).read_bytes() == first

@@ -60,7 +60,10 @@ def report_error(exc: BaseException) -> None:
     """Print one line for ``exc`` on stderr (the traceback too with ``--debug``)."""
     if STATE.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    text = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    from rich.markup import escape
+
+    # Escaped: messages quote user text such as "[z]" that rich would eat as markup.
+    text = escape(str(exc).strip().replace("\n", " ") or type(exc).__name__)
     if isinstance(exc, SkinoctError):
         err_console.print(f"[red]error:[/red] {text}", markup=True, highlight=False)
     else:

@@ -69,13 +69,24 @@ def write_image(
             with open(tmp, "wb") as fh:
                 np.save(fh, data, allow_pickle=False)
         elif suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, data=data, spacing_um=np.asarray(spacing), axes=np.str_(axes)
-                )
+            _write_npz(tmp, data=data, spacing_um=np.asarray(spacing), axes=np.str_(axes))
         else:
             raise InputError(f"cannot write files of type {suffix!r}", path=path)
     return path
+
+
+def _write_npz(tmp: Path, **arrays) -> None:
+    """Like ``np.savez_compressed`` with a fixed timestamp, so equal input gives equal bytes."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
 
 
 def _write_ome_tiff(tmp: Path, data, spacing, axes: str, compression) -> None:
