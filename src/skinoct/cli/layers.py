@@ -114,7 +114,7 @@ def train(
         console.print(
             _dice_table("Cross-validation Dice (held-out subjects)", rows, report["summary"])
         )
-    console.print(f"model written to {result.model_dir}", highlight=False)
+    console.print(f"model written to {result.model_dir}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -288,7 +288,11 @@ def export(
     diff = float(np.max(np.abs(torch_logits - onnx_logits)))
     if not diff <= 1e-4:
         raise ModelError(f"ONNX logits differ from torch by {diff:.2e} (> 1e-4)", path=onnx)
-    console.print(f"wrote {onnx} (max |logit difference| vs torch {diff:.1e})", highlight=False)
+    console.print(
+        f"wrote {onnx} (max |logit difference| vs torch {diff:.1e})",
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 

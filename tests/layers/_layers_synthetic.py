@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from skinoct.io import write_image
+from skinoct.layers import LayersModel, NetworkSpec, TrainConfig
 
 
 def synthetic_section(
@@ -78,3 +79,36 @@ def write_dataset(
     if labels is not None:
         (root / "dataset.json").write_text(json.dumps({"labels": labels}))
     return root
+
+
+#: A 3-level UNet with a few hundred parameters per layer: trains in milliseconds.
+TINY = NetworkSpec(channels=(4, 8, 16), strides=(2, 2), num_res_units=1, dropout=0.2)
+
+#: Two folds, two epochs, 32 px patches: a full train_layers run in about a second.
+TINY_CONFIG = TrainConfig(
+    folds=2,
+    epochs=2,
+    patience=2,
+    batch_size=4,
+    patch=(32, 32),
+    patches_per_section=2,
+    network=TINY,
+    device="cpu",
+    num_workers=0,
+)
+
+
+def random_model(seed: int = 0, *, label_values=(0, 1, 2, 3), spec: NetworkSpec = TINY):
+    """An untrained model whose batch-norm statistics are not the identity."""
+    import torch
+
+    from skinoct.layers._network import build_network
+
+    torch.manual_seed(seed)
+    net = build_network(spec, len(label_values))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return LayersModel(spec, net.state_dict(), label_values=label_values, spacing_um=(1.0, 2.0))

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+from _layers_synthetic import synthetic_section
+
+from skinoct.layers._augment import RandSpeckleNoised, TrainPatches
+from skinoct.layers._data import PreparedSection
+
+
+def _sections(n=3, shape=(80, 120)):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        image, labels = synthetic_section(rng, shape, amplitude=3.0, wavelength=60.0)
+        out.append(PreparedSection(str(i), (image / image.max()).astype(np.float32), labels))
+    return out
+
+
+def test_patches_have_the_patch_shape_and_types():
+    patches = TrainPatches(_sections(), patch=(32, 48), length=5, seed=0)
+    assert len(patches) == 5
+    image, label = patches[0]
+    assert image.shape == label.shape == (1, 32, 48)
+    assert image.dtype == torch.float32 and label.dtype == torch.int64
+    assert set(torch.unique(label).tolist()) <= {0, 1, 2, 3}
+
+
+def test_sections_smaller_than_the_patch_are_mirror_padded():
+    patches = TrainPatches(_sections(1, shape=(20, 30)), patch=(32, 32), length=2, seed=0)
+    image, label = patches[1]
+    assert image.shape == (1, 32, 32) and torch.isfinite(image).all()
+
+
+def test_same_seed_same_patches_other_seed_other_patches():
+    a = TrainPatches(_sections(), patch=(32, 32), length=4, seed=7)
+    b = TrainPatches(_sections(), patch=(32, 32), length=4, seed=7)
+    c = TrainPatches(_sections(), patch=(32, 32), length=4, seed=8)
+    xa = torch.stack([a[i][0] for i in range(4)])
+    xb = torch.stack([b[i][0] for i in range(4)])
+    xc = torch.stack([c[i][0] for i in range(4)])
+    torch.testing.assert_close(xa, xb)
+    assert not torch.allclose(xa, xc)
+
+
+def test_augmentation_keeps_the_layer_order():
+    """No vertical flips, only small tilts: down every column air <= SC <= epidermis <= dermis."""
+    patches = TrainPatches(_sections(), patch=(64, 64), length=60, seed=3)
+    for i in range(len(patches)):
+        _, label = patches[i]
+        steps = np.diff(label[0].numpy(), axis=0)
+        assert (steps >= 0).all(), f"patch {i}: a layer lies above the one that should cover it"
+
+
+def test_speckle_is_multiplicative_with_unit_mean():
+    transform = RandSpeckleNoised("image", prob=1.0, looks=(10.0, 10.0))
+    transform.set_random_state(0)
+    image = np.full((1, 200, 200), 2.0, np.float32)
+    out = transform({"image": image})["image"]
+    assert out.mean() == pytest.approx(2.0, rel=0.02)
+    # Gamma(L, 1/L) noise: relative sd 1/sqrt(L).
+    assert (out / 2.0).std() == pytest.approx(1 / np.sqrt(10), rel=0.05)
+    zero = transform({"image": np.zeros((1, 8, 8), np.float32)})["image"]
+    assert np.all(zero == 0)  # dark air stays dark
+
+
+def test_speckle_rejects_bad_looks():
+    with pytest.raises(ValueError, match="looks"):
+        RandSpeckleNoised("image", looks=(0.0, 2.0))

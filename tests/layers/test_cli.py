@@ -1,0 +1,214 @@
+import json
+
+import numpy as np
+import pytest
+from _layers_synthetic import synthetic_section
+
+from skinoct.io import read_image, write_image
+from skinoct.layers import load_layers_model
+
+OUTPUTS = ("_mask.tif", "_entropy.tif", "_overlay.png", "_entropy.png", ".metrics.json")
+
+
+@pytest.fixture
+def sections(tmp_path):
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, (shape, spacing) in enumerate([((45, 67), (1.0, 1.0)), ((33, 50), (0.8, 1.6))]):
+        image, _ = synthetic_section(rng, shape, surface=6, sc=4, epidermis=10)
+        paths.append(
+            write_image(tmp_path / f"sec{i}.ome.tif", image, spacing_um=spacing, axes="zx")
+        )
+    return paths
+
+
+def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir, tmp_path):
+    out = tmp_path / "model"
+    code, stdout, stderr = run_cli(
+        "layers",
+        "train",
+        dataset_dir,
+        "--out",
+        out,
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--patch",
+        "32",
+        "32",
+        "--patches-per-section",
+        "1",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+    )
+    assert code == 0, stderr
+    assert "Cross-validation Dice" in stdout and "mean ± sd" in stdout
+    assert "fold 2/2" in stderr  # progress lines (no TTY)
+    model = load_layers_model(out)
+    assert model.manifest["training"]["seed"] == 3
+    assert json.loads((out / "cv_report.json").read_text())["folds"][1]["fold"] == 1
+
+
+def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
+    code, _, err = run_cli(
+        "layers", "train", dataset_dir, "--out", tmp_path / "m", "--patch", "30", "32"
+    )
+    assert code == 2 and "multiples of 16" in err and "Traceback" not in err
+    code, _, err = run_cli("layers", "train", tmp_path / "none", "--out", tmp_path / "m")
+    assert code == 2 and "dataset folder not found" in err
+
+
+def test_segment_writes_every_output(run_cli, sections, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli("layers", "segment", *sections, "--out", out, "--model", tiny_model_dir)
+    assert code == 0, err
+    for path in sections:
+        stem = path.name.removesuffix(".ome.tif")
+        for suffix in OUTPUTS:
+            assert (out / f"{stem}{suffix}").is_file(), suffix
+        image = read_image(path)
+        mask = read_image(out / f"{stem}_mask.tif")
+        entropy = read_image(out / f"{stem}_entropy.tif")
+        assert mask.shape == entropy.shape == image.shape
+        assert mask.spacing_um == pytest.approx(image.spacing_um)
+        assert mask.data.dtype == np.uint8 and entropy.data.dtype == np.float32
+        from PIL import Image
+
+        for suffix in ("_overlay.png", "_entropy.png"):
+            png = np.asarray(Image.open(out / f"{stem}{suffix}"))
+            assert png.shape == (*image.shape, 3)
+        record = json.loads((out / f"{stem}.metrics.json").read_text())
+        assert record["spacing_um"] == pytest.approx(list(image.spacing_um))
+        assert record["model"]["weights_sha256"] == load_layers_model(tiny_model_dir).weights_sha256
+        assert "metrics" in record
+
+
+def test_corrupt_image_is_skipped_with_exit_1(run_cli, sections, tiny_model_dir, tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00 definitely not a tiff")
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "-q",
+        "layers",
+        "segment",
+        sections[0],
+        bad,
+        sections[1],
+        "--out",
+        out,
+        "--model",
+        tiny_model_dir,
+    )
+    assert code == 1
+    assert "broken.tif" in err and "1 of 3 failed" in err and "Traceback" not in err
+    for path in sections:
+        assert (out / f"{path.name.removesuffix('.ome.tif')}_mask.tif").is_file()
+    assert not list(out.glob("broken*"))
+
+
+def test_all_inputs_failing_exit_2(run_cli, tiny_model_dir, tmp_path):
+    volume = tmp_path / "vol.npy"
+    np.save(volume, np.zeros((3, 4, 5), np.float32))
+    code, _, err = run_cli(
+        "layers",
+        "segment",
+        volume,
+        tmp_path / "gone.tif",
+        "--out",
+        tmp_path / "o",
+        "--model",
+        tiny_model_dir,
+    )
+    assert code == 2 and "vol.npy" in err and "gone.tif" in err
+
+
+def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "layers",
+        "segment",
+        sections[0],
+        "--out",
+        out,
+        "--model",
+        tiny_model_dir,
+        "--engine",
+        "onnx",
+        "--tta",
+        "--spacing",
+        "2",
+        "0.5",
+    )
+    assert code == 0, err
+    stem = sections[0].name.removesuffix(".ome.tif")
+    mask = read_image(out / f"{stem}_mask.tif")
+    assert mask.spacing_um == pytest.approx((2.0, 0.5))
+    record = json.loads((out / f"{stem}.metrics.json").read_text())
+    assert record["options"] == {"engine": "onnx", "tta": True, "mc_dropout": 0}
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--engine", "onnx", "--mc-dropout", "2"], "needs --engine torch"),
+        (["--engine", "cuda"], "--engine must be"),
+        (["--model", "/no/such/model"], "model directory not found"),
+    ],
+)
+def test_segment_bad_options_exit_2(run_cli, sections, tmp_path, args, match):
+    code, _, err = run_cli("layers", "segment", sections[0], "--out", tmp_path / "o", *args)
+    assert code == 2 and match in err
+
+
+def test_segment_without_model_uses_the_bundled_one_and_says_so(run_cli, tmp_path):
+    from skinoct.phantom import SectionParams, render_section
+
+    section = render_section(SectionParams(width_um=300, depth_um=256), seed=2)
+    path = write_image(
+        tmp_path / "phantom.ome.tif", section.image, spacing_um=section.spacing_um, axes="zx"
+    )
+    code, _, err = run_cli(
+        "layers", "segment", path, "--out", tmp_path / "out", "--mc-dropout", "2"
+    )
+    assert code == 0, err
+    assert "synthetic" in err  # the phantom-only notice
+    record = json.loads((tmp_path / "out" / "phantom.metrics.json").read_text())
+    assert record["model"]["trained_on_synthetic_data"] is True
+    metrics = record["metrics"]
+    assert metrics["coverage"]["dej"] > 0.9 and metrics["dej_entropy_mean"] is not None
+
+
+def test_export_command_checks_onnx_against_torch(run_cli, tiny_model_dir, tmp_path):
+    target = tmp_path / "m.onnx"
+    code, out, err = run_cli("layers", "export", tiny_model_dir, "--onnx", target)
+    assert code == 0, err
+    assert target.is_file() and "max |logit difference|" in out
+    from skinoct.models import OnnxRunner
+
+    x = np.zeros((1, 1, 16, 20), np.float32)
+    assert OnnxRunner(target)(x).shape == (1, 4, 16, 20)
+
+
+def test_evaluate_command(run_cli, dataset_dir, tiny_model_dir, tmp_path):
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(
+        "layers",
+        "evaluate",
+        dataset_dir,
+        "--model",
+        tiny_model_dir,
+        "--out",
+        report,
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    assert "Dice on" in out
+    data = json.loads(report.read_text())
+    assert data["n_sections"] == 6 and len(data["sections"]) == 6
+    assert set(data["summary"]) == {"stratum_corneum", "epidermis", "dermis", "mean_dice"}

@@ -1,0 +1,191 @@
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from _layers_synthetic import TINY_CONFIG, synthetic_section, write_dataset
+
+from skinoct.errors import InputError
+from skinoct.layers import (
+    NetworkSpec,
+    TrainConfig,
+    dice_per_layer,
+    grouped_folds,
+    load_layers_model,
+    mean_dice,
+    segment_section,
+    train_layers,
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"folds": 1}, "folds must be 0"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"patch": (30, 32)}, "multiples of 16"),
+        ({"patch": (32,)}, "two positive sizes"),
+        ({"lr": float("nan")}, "lr"),
+        ({"model_spacing_um": (1.0, -2.0)}, "model_spacing_um"),
+        ({"num_workers": -1}, "num_workers"),
+    ],
+)
+def test_config_is_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_grouped_folds_never_share_a_subject():
+    subjects = np.array(["a", "a", "b", "c", "c", "c", "d", "e", "e", "f"])
+    folds = grouped_folds(subjects, 3)
+    assert len(folds) == 3
+    seen = np.concatenate([va for _, va in folds])
+    assert sorted(seen) == list(range(len(subjects)))  # each section validated once
+    for train, val in folds:
+        assert not set(subjects[train]) & set(subjects[val])
+
+
+def test_grouped_folds_need_enough_subjects():
+    with pytest.raises(InputError, match="needs at least 5 subjects, the dataset has 2"):
+        grouped_folds(["a", "b", "a"], 5)
+
+
+def test_training_writes_a_loadable_artifact_and_cv_report(trained, dataset_dir):
+    result, events = trained
+    out = result.model_dir
+    model = load_layers_model(out)
+    assert model.label_values == (0, 1, 2, 3)
+    report = json.loads((out / "cv_report.json").read_text())
+    assert [f["fold"] for f in report["folds"]] == [0, 1]
+    subjects = {}
+    for fold in report["folds"]:
+        assert set(fold["dice"]) == {"stratum_corneum", "epidermis", "dermis", "mean_dice"}
+        assert 1 <= fold["best_epoch"] <= TINY_CONFIG.epochs
+        for s in fold["val_subjects"]:
+            assert s not in subjects  # a subject is validated in one fold only
+            subjects[s] = fold["fold"]
+        assert (out / "folds" / f"fold_{fold['fold']}" / "model.json").is_file()
+    assert len(report["per_section"]) == 6
+    assert set(report["summary"]) == {"stratum_corneum", "epidermis", "dermis", "mean_dice"}
+    manifest = model.manifest
+    assert manifest["scores"]["cv"] == report["summary"]
+    assert manifest["training"]["folds"] == 2 and manifest["training"]["final_epochs"] >= 1
+    assert manifest["training"]["dataset"]["n_subjects"] == 3
+    kinds = [e["event"] for e in events]
+    for kind in ("data", "fold_start", "step", "epoch", "fold_done", "final_start", "done"):
+        assert kind in kinds
+    # The artifact predicts.
+    image, _ = synthetic_section(np.random.default_rng(5), (33, 41))
+    assert segment_section(image, out, spacing_um=(1.0, 1.0), device="cpu").labels.shape == (33, 41)
+
+
+def test_resume_skips_completed_folds(trained, tmp_path):
+    result, _ = trained
+    out = tmp_path / "model"
+    shutil.copytree(result.model_dir, out)
+    (out / "folds" / "fold_1.json").unlink()
+    (out / "model.json").unlink()
+    fold0 = (out / "folds" / "fold_0.json").read_text()
+    events: list[dict] = []
+    dataset = result.cv_report["dataset"]["path"]
+    train_layers(dataset, out, TINY_CONFIG, callback=events.append)
+    skipped = [e["fold"] for e in events if e["event"] == "fold_skipped"]
+    started = [e["fold"] for e in events if e["event"] == "fold_start"]
+    assert skipped == [0] and started == [1]
+    assert (out / "folds" / "fold_0.json").read_text() == fold0
+    assert (out / "folds" / "fold_1.json").is_file() and (out / "model.json").is_file()
+    # Everything done: a rerun trains nothing.
+    events.clear()
+    train_layers(dataset, out, TINY_CONFIG, callback=events.append)
+    kinds = {e["event"] for e in events}
+    assert "fold_start" not in kinds and "final_start" not in kinds and "final_skipped" in kinds
+
+
+def test_other_run_in_the_same_folder_is_refused_unless_restarted(trained, tmp_path):
+    result, _ = trained
+    out = tmp_path / "model"
+    shutil.copytree(result.model_dir, out)
+    dataset = result.cv_report["dataset"]["path"]
+    other = replace(TINY_CONFIG, seed=1, epochs=1)
+    with pytest.raises(InputError, match="different training run"):
+        train_layers(dataset, out, other)
+    events: list[dict] = []
+    train_layers(dataset, out, other, restart=True, callback=events.append)
+    assert [e["fold"] for e in events if e["event"] == "fold_start"] == [0, 1]
+
+
+def _weights(model):
+    return torch.cat([v.flatten().float() for v in model.state_dict().values()])
+
+
+def test_training_is_reproducible_with_a_seed(dataset_dir, tmp_path):
+    cfg = replace(TINY_CONFIG, folds=0, epochs=1)
+    a = train_layers(dataset_dir, tmp_path / "a", cfg).model
+    b = train_layers(dataset_dir, tmp_path / "b", cfg).model
+    c = train_layers(dataset_dir, tmp_path / "c", replace(cfg, seed=1)).model
+    torch.testing.assert_close(_weights(a), _weights(b), rtol=0, atol=0)
+    assert not torch.allclose(_weights(a), _weights(c))
+    assert not (tmp_path / "a" / "cv_report.json").exists()  # no CV, no report
+
+
+def test_training_learns_the_layers(dataset_dir, tmp_path):
+    """Enough steps of a small network separate the synthetic layers (untrained: ~0.3)."""
+    cfg = replace(
+        TINY_CONFIG,
+        folds=0,
+        epochs=15,
+        patches_per_section=4,
+        lr=3e-3,
+        network=NetworkSpec(channels=(8, 16, 32), strides=(2, 2), num_res_units=1),
+    )
+    model = train_layers(dataset_dir, tmp_path / "m", cfg).model
+    rng = np.random.default_rng(99)  # sections the model never saw
+    scores = []
+    for _ in range(3):
+        image, labels = synthetic_section(rng, (64, 96))
+        result = segment_section(image, model, spacing_um=(1.0, 1.0), device="cpu")
+        scores.append(mean_dice(dice_per_layer(result.labels, labels)))
+    assert np.mean(scores) > 0.8
+
+
+def test_partial_label_set_trains_and_scores_only_annotated_layers(tmp_path):
+    data = write_dataset(tmp_path / "partial", n=4, subjects=2, labels=[0, 2, 3])
+    result = train_layers(data, tmp_path / "m", replace(TINY_CONFIG, epochs=1))
+    assert result.model.label_values == (0, 2, 3)
+    assert result.model.class_names == ("air", "epidermis", "dermis")
+    assert result.cv_report["layers"] == ["epidermis", "dermis"]
+    for fold in result.cv_report["folds"]:
+        assert set(fold["dice"]) == {"epidermis", "dermis", "mean_dice"}
+    image, _ = synthetic_section(np.random.default_rng(0), (40, 40))
+    labels = segment_section(image, result.model, spacing_um=(1.0, 1.0), device="cpu").labels
+    assert 1 not in labels
+
+
+def test_a_declared_label_that_never_occurs_is_an_error(tmp_path):
+    data = write_dataset(tmp_path / "noSC", n=2, labels=[0, 2, 3])
+    (data / "dataset.json").unlink()  # masks hold no 1, yet all four labels are declared
+    with pytest.raises(InputError, match=r"1=stratum_corneum never occur.*dataset\.json"):
+        train_layers(data, tmp_path / "m", replace(TINY_CONFIG, folds=0, epochs=1))
+
+
+def test_too_few_subjects_for_the_folds(dataset_dir, tmp_path):
+    with pytest.raises(InputError, match="needs at least 5 subjects"):
+        train_layers(dataset_dir, tmp_path / "m", replace(TINY_CONFIG, folds=5))
+
+
+def test_fine_tuning_from_a_model_with_another_class_set(trained, tmp_path):
+    result, _ = trained
+    data = write_dataset(tmp_path / "partial", n=2, labels=[0, 2, 3])
+    cfg = replace(TINY_CONFIG, folds=0, epochs=1, network=NetworkSpec())  # ignored with init
+    with pytest.warns(UserWarning, match="did not fit"):
+        tuned = train_layers(data, tmp_path / "tuned", cfg, init=result.model_dir).model
+    assert tuned.spec == result.model.spec and tuned.label_values == (0, 2, 3)
+    init = tuned.manifest["training"]["init"]
+    assert init["sha256"] == result.model.weights_sha256
+    # Layers shared by both class sets start from the initial model's weights.
+    base = result.model.state_dict()
+    name = next(iter(base))
+    assert tuned.state_dict()[name].shape == base[name].shape
