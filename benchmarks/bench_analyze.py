@@ -51,14 +51,19 @@ def render(path: Path, size: tuple[float, float, float], seed: int) -> None:
     )
 
 
-def analyze(path: Path, out: Path, section_step: int, engine: str) -> dict:
+def analyze(path: Path, out: Path, section_step: int, engine: str, matrix_model=None) -> dict:
     import resource
 
     from skinoct.study.analyze import analyze_volume
 
     start = time.perf_counter()
     result = analyze_volume(
-        path, out_dir=out, section_step=section_step, engine=engine, track_memory=True
+        path,
+        out_dir=out,
+        section_step=section_step,
+        engine=engine,
+        track_memory=True,
+        matrix_model=matrix_model,
     )
     total = time.perf_counter() - start
     return {
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/skinoct-bench"))
     parser.add_argument("--json", action="store_true", help="print the raw JSON only")
+    parser.add_argument("--matrix-model", type=Path, help="grading model (default: bundled)")
     parser.add_argument("--_render", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_analyze", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,7 +107,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         out = args.workdir / f"out-step{args.section_step}-{args.engine}"
-        print(json.dumps(analyze(args._analyze, out, args.section_step, args.engine)))
+        record = analyze(args._analyze, out, args.section_step, args.engine, args.matrix_model)
+        print(json.dumps(record))
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +136,7 @@ def main() -> None:
         str(args.section_step),
         "--engine",
         args.engine,
+        *(["--matrix-model", str(args.matrix_model)] if args.matrix_model else []),
     ]
     if not volume.exists():
         subprocess.run([*base, "--_render", str(volume)], check=True, env=env)

@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class AnalysisOptions:
     uncertain_flag_fraction: float = 0.10
     crop_margin_um: float | None = 60.0
     engine: str = "torch"
-    batch_size: int = 8
+    batch_size: int = 4
     n_overlays: int = 3
 
     def __post_init__(self) -> None:
@@ -183,6 +183,44 @@ class _Stages:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _release_pages(data) -> None:
+    """Let the OS drop the pages of a memory-mapped volume that this process touched.
+
+    Reading every section of a memory-mapped volume maps the whole file into the
+    process; the pages are clean copies of the file, so dropping them costs nothing
+    but a re-read from the page cache if they are needed again. Keeps the resident
+    memory of a streamed analysis independent of the volume size. No-op for arrays
+    that are not memory-mapped (or where ``madvise`` is unavailable).
+    """
+    import mmap
+
+    base = data
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if base is not None and advice is not None:
+        try:
+            base.madvise(advice)
+        except (OSError, ValueError):
+            pass
+
+
+def _trim_heap() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    Inference frees hundreds of MB of small tensors; glibc keeps them in its arenas,
+    where they still count as resident memory for the later stages.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _sha256(path: Path) -> str:
@@ -367,14 +405,18 @@ def analyze_volume(
     layers, matrix = _load_models(layers_model, matrix_model)
     with stages("segmentation"):
         seg = _segment(image, layers, opts)
+        _trim_heap()
     with stages("morphometry"):
         morph = _morphometry(image, seg, opts)
+        _trim_heap()
     dej_for_tiles = morph["dej_for_tiles"] if given_dej is None else given_dej
     with stages("tiles"):
         tiles, index, dropped = _tiles(image, dej_for_tiles, opts)
+        _release_pages(image.data)
     with stages("grading"):
         profile, score = _grade(tiles, index, matrix, opts)
     del tiles
+    _trim_heap()
 
     flags = _flags(morph, profile, dropped, opts, given=given_dej is not None)
     analysis = {
@@ -417,17 +459,32 @@ def analyze_volume(
 analyze_volume.fingerprint = model_fingerprint  # type: ignore[attr-defined]
 
 
+_MODELS: dict[tuple[str, str], Any] = {}
+
+
 def _load_models(layers_model, matrix_model):
+    """Load (or reuse, within this process) the two models; bundled ones for None.
+
+    A study worker analyses many volumes: each model directory is loaded and its
+    SHA-256 verified once per process, and again if its manifest changes.
+    """
     from skinoct.layers import LayersModel, load_layers_model
     from skinoct.matrix import MatrixModel, load_matrix_model
 
-    layers = (
-        layers_model if isinstance(layers_model, LayersModel) else load_layers_model(layers_model)
+    def cached(kind, given, cls, loader):
+        if isinstance(given, cls):
+            return given
+        key = (kind, str(Path(given).resolve()) if given is not None else "<bundled>")
+        stamp = model_fingerprint(**{f"{kind}_model": given}).get(kind)
+        hit = _MODELS.get(key)
+        if hit is None or hit[0] != stamp or stamp is None:
+            _MODELS[key] = (stamp, loader(given))
+        return _MODELS[key][1]
+
+    return (
+        cached("layers", layers_model, LayersModel, load_layers_model),
+        cached("matrix", matrix_model, MatrixModel, load_matrix_model),
     )
-    matrix = (
-        matrix_model if isinstance(matrix_model, MatrixModel) else load_matrix_model(matrix_model)
-    )
-    return layers, matrix
 
 
 # --------------------------------------------------------------------------- stages
@@ -510,6 +567,7 @@ def _segment_rows(data, rows, which, depth_rows, model, spacing, opts, out, keep
                 drawn = {name: b[name] for name in _BOUNDARIES}
                 out["overlays"][int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
         del stack, result
+        _release_pages(data)
 
 
 def _morphometry(image, seg: dict, opts: AnalysisOptions) -> dict[str, Any]:
@@ -537,10 +595,26 @@ def _morphometry(image, seg: dict, opts: AnalysisOptions) -> dict[str, Any]:
         raise InputError(
             "no DEJ found in the volume (the layer model finds no dermis)", path=image.path
         )
+    # Label volume from the surfaces, cut 10 µm below the deepest DEJ and 5 µm above the
+    # highest surface (air above it); boundary depths are shifted back by ``top_um``.
     n_crop = crop_depth(dej, dz, nz)
-    labels = labels_from_surfaces(surfaces["surface"], surfaces["sc_junction"], dej, dz, n_crop)
+    highest = np.nanmin(surfaces["surface"]) if np.isfinite(surfaces["surface"]).any() else 0.0
+    z0 = int(max(0, min(n_crop - 2, math.floor((highest - 5.0) / dz))))
+    top_um = z0 * dz
+    labels = labels_from_surfaces(
+        surfaces["surface"] - top_um,
+        surfaces["sc_junction"] - top_um,
+        dej - top_um,
+        dz,
+        n_crop - z0,
+    )
     metrics = measure_volume(labels, (dz, dy, dx), entropy_threshold=opts.entropy_threshold)
     del labels
+    if top_um:  # depths from the top of the volume again
+        b = metrics.boundaries
+        shifted = {name: b[name] + top_um for name in ("surface", "sc_junction", "dej")}
+        raw = {name: value + top_um for name, value in b.raw.items()}
+        metrics = replace(metrics, boundaries=replace(b, **shifted, raw=raw))
     entropy_map = interpolate_rows(seg["dej_entropy"], rows, ny)
     entropy_map[~np.isfinite(metrics.dej_surface_um)] = np.nan
     uncertain = uncertain_area(
