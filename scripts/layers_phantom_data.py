@@ -115,7 +115,7 @@ def _render_one(item: dict, root: str) -> dict:
     write_image(
         root_path / "masks" / f"{sid}.ome.tif", section.labels, spacing_um=spacing, axes="zx"
     )
-    x_um = (np.arange(section.image.shape[1]) + 0.5) * spacing[1]
+    x_um = section.x_um  # column j at j·dx (the phantom's convention)
     gt = root_path / "ground_truth" / f"{sid}.csv"
     gt.parent.mkdir(parents=True, exist_ok=True)
     b = section.boundaries_um

@@ -45,3 +45,11 @@ def test_onnx_cache_location(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SKINOCT_CACHE_DIR", str(tmp_path / "c"))
     bundled = load_layers_model()
     assert bundled.onnx_path().is_relative_to(tmp_path / "c")
+
+
+def test_runner_without_spinning_gives_the_same_logits(tiny_model, tmp_path):
+    from skinoct.models import OnnxRunner
+
+    path = tiny_model.export_onnx(tmp_path / "m.onnx")
+    x = np.random.default_rng(3).normal(size=(2, 1, 16, 32)).astype(np.float32)
+    np.testing.assert_array_equal(OnnxRunner(path, spin=False)(x), OnnxRunner(path)(x))

@@ -287,7 +287,8 @@ def segment_sections(
             seed=int(seed),
         )
         stop = start + chunk.shape[0]
-        labels[start:stop] = lut[probs.argmax(dim=1)].numpy()
+        # max().indices: the same as argmax(1) but several times faster on the CPU
+        labels[start:stop] = lut[probs.max(dim=1).indices].numpy()
         entropy[start:stop] = normalized_entropy(probs).numpy()
         if probs_out is not None:
             for c, value in enumerate(model.label_values):

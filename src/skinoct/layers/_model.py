@@ -237,7 +237,8 @@ class LayersModel:
         if key not in self._onnx:
             if path is None and not target.is_file():
                 self.export_onnx(target)
-            self._onnx[key] = OnnxRunner(target, threads=threads)
+            # No spinning: torch resampling and softmax run between network calls.
+            self._onnx[key] = OnnxRunner(target, threads=threads, spin=False)
         return self._onnx[key]
 
 
