@@ -193,3 +193,30 @@ def test_read_dej(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros(5))
     with pytest.raises(InputError, match="2-D"):
         read_dej(tmp_path / "bad.npy")
+
+
+def test_nearest_slice_sampling_keeps_whole_slices():
+    ny, nx = 45, 45
+    dej = 10.3 + 0.02 * np.arange(nx)[None, :] + np.zeros((ny, 1))  # fractional, 10.3–11.2 µm
+    rng = np.random.default_rng(2)
+    data = rng.random((40, ny, nx)).astype(np.float32)
+    image = Image(data, (1.0, 1.0, 1.0), "zyx")
+    tiles, index = extract_tiles(
+        image,
+        dej,
+        tile_size_um=40,
+        depths_um=[5.0],
+        out_size=40,
+        dtype="float32",
+        z_sampling="nearest",
+    )
+    assert index.attrs["z_sampling"] == "nearest"
+    z = np.rint(dej + 5.0).astype(int)[2:42, 2:42]  # the tile is centred: pixels 2…41
+    expected = np.take_along_axis(data[:, 2:42, 2:42], z[None], axis=0)[0]
+    np.testing.assert_array_equal(tiles[0, 1], expected)  # voxel values, no blending
+    linear, _ = extract_tiles(
+        image, dej, tile_size_um=40, depths_um=[5.0], out_size=40, dtype="float32"
+    )
+    assert not np.allclose(linear[0, 1], expected)
+    with pytest.raises(InputError, match="z_sampling"):
+        extract_tiles(image, dej, tile_size_um=40, z_sampling="cubic")

@@ -189,3 +189,23 @@ def test_training_needs_subjects_for_the_subject_split(tmp_path, make_tile_datas
     (data / "tiles.csv").unlink()
     with pytest.raises(InputError, match="subject"):
         train_matrix(data, tmp_path / "m", config=TrainConfig(input_size=32, epochs=1))
+
+
+def test_recalibrated_batch_norm_holds_the_exact_batch_statistics():
+    from skinoct.matrix import MatrixNet, recalibrate_batch_norm, set_phase
+
+    torch.manual_seed(0)
+    net = MatrixNet()
+    set_phase(net, "fine_tune", fine_tune_at=100)
+    frozen_bn = net.features[0][1]
+    frozen_before = frozen_bn.running_mean.clone()
+    batches = [torch.randn(8, 3, 32, 32) for _ in range(3)]
+    seen = []
+    hook = net.features[12][0].register_forward_hook(lambda m, i, out: seen.append(out))
+    assert recalibrate_batch_norm(net, batches) > 0
+    hook.remove()
+    # The last conv's BN (trainable) now holds the mean of its inputs over all batches.
+    expected = torch.cat(seen).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(net.features[12][1].running_mean, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(frozen_bn.running_mean, frozen_before)  # frozen: untouched
+    assert net.features[12][1].momentum == 0.01  # momentum restored

@@ -46,6 +46,9 @@ def tiles(
     subject: str | None = typer.Option(None, "--subject", help="Subject id (default: volume id)."),
     volume_id: str | None = typer.Option(None, "--volume-id", help="Default: the file name."),
     spacing: str | None = typer.Option(None, "--spacing", help="Override spacing dz dy dx (µm)."),
+    z_sampling: str = typer.Option(
+        "linear", "--z-sampling", help="linear (interpolate) or nearest (whole slices)."
+    ),
 ) -> int:
     """Cut DEJ-relative 400 × 400 µm tiles (z−1, z, z+1 µm as RGB) out of a volume."""
     from skinoct.io import read_volume
@@ -64,6 +67,7 @@ def tiles(
         out_size=out_size,
         volume_id=volume_id,
         subject=subject,
+        z_sampling=z_sampling,
     )
     if len(index) == 0:
         raise InputError(
@@ -109,6 +113,9 @@ def train(
     max_time: float | None = typer.Option(None, "--max-time", help="Wall-clock budget (s)."),
     tie: str = typer.Option("median", "--tie", help="Rater tie rule: median, lower, upper."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    bn_recalibration: int = typer.Option(
+        1024, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
+    ),
 ) -> int:
     """Train MobileNetV3-Small with the paper's protocol; evaluate on held-out tiles."""
     from skinoct.matrix import TrainConfig, train_matrix
@@ -135,6 +142,7 @@ def train(
         device=device,
         max_time_s=max_time,
         tie=tie,
+        bn_recalibration=bn_recalibration,
     )
     result = train_matrix(data, out, config=config, resume=resume, progress=progress, log=_say)
     m = result.metrics
@@ -236,7 +244,9 @@ def _json_ready(obj):
     return _json_safe(obj)
 
 
-def _load_input(path: Path, *, spacing, dej, start, stop, step, n_tiles, tile_size, size):
+def _load_input(
+    path: Path, *, spacing, dej, start, stop, step, n_tiles, tile_size, size, z_sampling
+):
     """Tiles + index rows for one command-line input."""
     import numpy as np
     import pandas as pd
@@ -274,6 +284,7 @@ def _load_input(path: Path, *, spacing, dej, start, stop, step, n_tiles, tile_si
             n_tiles=n_tiles,
             tile_size_um=tile_size,
             out_size=size,
+            z_sampling=z_sampling,
         )
     if image.axes == "zx":
         image = read_image(path, spacing_um=spacing, axes="yx")
@@ -307,6 +318,9 @@ def predict(
     tile_size: float = typer.Option(400.0, "--tile-size", help="Tile side in µm."),
     spacing: str | None = typer.Option(None, "--spacing", help="Override the spacing (µm)."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    z_sampling: str = typer.Option(
+        "linear", "--z-sampling", help="Volumes: linear (interpolate) or nearest slice."
+    ),
 ) -> int:
     """Grade tiles: grade, softmax probabilities and expected grade Σ p·g per tile."""
     import numpy as np
@@ -334,6 +348,7 @@ def predict(
             n_tiles=n_tiles,
             tile_size=tile_size,
             size=size,
+            z_sampling=z_sampling,
         )
         if len(index) == 0:
             raise InputError("no tile to grade", path=path)

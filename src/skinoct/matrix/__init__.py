@@ -65,6 +65,7 @@ from skinoct.matrix._train import (
     TrainConfig,
     TrainResult,
     augment_tiles,
+    recalibrate_batch_norm,
     split_tiles,
     train_matrix,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "read_predictions",
     "read_tile_dataset",
     "read_tile_png",
+    "recalibrate_batch_norm",
     "save_matrix_model",
     "set_phase",
     "split_tiles",

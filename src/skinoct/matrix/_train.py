@@ -36,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "augment_tiles",
+    "recalibrate_batch_norm",
     "split_tiles",
     "train_matrix",
 ]
@@ -117,6 +118,14 @@ class TrainConfig:
         exceeds it (keeping that phase's best weights), and says so.
     tie : str
         Tie rule of the rater majority vote.
+    bn_recalibration : int
+        Training images (with their augmentation) used to re-estimate the
+        statistics of the trainable batch-norm layers before every validation
+        ("precise BN"); 0 keeps the running averages. torchvision's MobileNetV3
+        averages with momentum 0.01 (Keras: 0.001), far too slowly for weights that
+        change quickly when training from scratch: the validation loss then jumps
+        by an order of magnitude between epochs and early stopping picks an
+        arbitrary epoch. Not in the paper (which started from ImageNet weights).
     """
 
     weights: Literal["none", "imagenet"] = "none"
@@ -140,6 +149,7 @@ class TrainConfig:
     device: str = "auto"
     max_time_s: float | None = None
     tie: str = "median"
+    bn_recalibration: int = 1024
 
     def __post_init__(self) -> None:
         from skinoct.matrix._model import NORMALIZATIONS
@@ -186,6 +196,7 @@ class TrainConfig:
             f"device must be auto, cpu or cuda, got {self.device!r}",
         )
         need(self.max_time_s is None or self.max_time_s > 0, "max_time_s must be positive")
+        need(self.bn_recalibration >= 0, "bn_recalibration must be >= 0")
 
     @property
     def pretrained(self) -> bool:
@@ -329,6 +340,52 @@ def augment_tiles(x, which):
             raise InputError(f"augmentation index must be 0–8, got {k}")
         out[sel] = part
     return out
+
+
+def recalibrate_batch_norm(net, batches) -> int:
+    """Re-estimate the statistics of the trainable batch-norm layers ("precise BN").
+
+    The running mean and variance of every batch-norm layer whose weights train
+    are reset and replaced by the average over ``batches`` of the current weights'
+    batch statistics; frozen layers keep theirs.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+    batches : iterable of torch.Tensor
+        Network inputs (already normalised).
+
+    Returns
+    -------
+    int
+        Number of layers recalibrated.
+    """
+    import torch
+
+    layers = [
+        m
+        for m in net.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and m.weight is not None
+        and m.weight.requires_grad
+    ]
+    if not layers:
+        return 0
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = net.training
+    net.train()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                net(x)
+    finally:
+        for m, momentum in zip(layers, momenta, strict=True):
+            m.momentum = momentum
+        net.train(was_training)
+    return len(layers)
 
 
 class EarlyStopping:
@@ -551,6 +608,15 @@ def train_matrix(
                 out.append(net(x).float().cpu())
         return torch.cat(out).numpy()
 
+    def recalibrate_bn() -> None:
+        if config.bn_recalibration == 0:
+            return
+        pick = torch.randperm(len(splits.train), generator=generator)[: config.bn_recalibration]
+        pairs = splits.train[pick.numpy()]
+        batches = (batch_input(pairs[i : i + 64])[0] for i in range(0, len(pairs), 64))
+        with autocast:
+            recalibrate_batch_norm(net, batches)
+
     def validate() -> tuple[float, float]:
         logits = torch.from_numpy(predict(splits.val))
         y = torch.from_numpy(targets[splits.val[:, 0]])
@@ -623,6 +689,7 @@ def train_matrix(
                 optimizer.step()
                 total_loss += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
+            recalibrate_bn()
             val_loss, val_acc = validate()
             scheduler.step(val_loss)
             improved = stopper.step(val_loss, epoch)
