@@ -9,7 +9,8 @@ them alike. Prints a Markdown table for BENCHMARKS.md.
 
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_matrix.py --threads 2 --batch 64 --repeats 15
+    OMP_NUM_THREADS=2 python benchmarks/bench_matrix.py --threads 2 --batch 64 --repeats 15 \\
+        --train-steps 8
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15, help="Timed batches per engine.")
     parser.add_argument("--model", default=None, help="Model directory (default: bundled).")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=0,
+        help="Also time this many training steps (batch 32, ×9 augmentation) "
+        "and estimate the bundled model's CPU training time.",
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -114,7 +122,51 @@ def main(argv=None) -> int:
             f"| {args.batch / min(values):.0f} |"
         )
     print(f"\nmax |p_torch − p_onnx| = {np.abs(p_torch - p_onnx).max():.1e}")
+    if args.train_steps:
+        train_rate(model, args.train_steps)
     return 0
+
+
+def train_rate(model, steps: int) -> None:
+    """Images per second of one training step as ``train_matrix`` runs it on the CPU."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from skinoct.matrix import MatrixNet, augment_tiles, set_phase
+    from skinoct.matrix._model import normalize_batch
+
+    size = model.preprocessing.input_size
+    net = MatrixNet()
+    set_phase(net, "all")
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    tiles = torch.from_numpy(rng.integers(0, 256, (128, 3, size, size), dtype=np.uint8))
+    net.train()
+
+    def step():
+        pick = rng.integers(0, len(tiles), 32)
+        x = augment_tiles(tiles[pick].float(), rng.integers(0, 9, 32))
+        loss = F.cross_entropy(net(normalize_batch(x, "tile")), torch.randint(0, 4, (32,)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    rate = 32 / statistics.median(times)
+    seen = model.manifest.get("training", {}).get("images_seen")
+    print(f"\ntraining: {rate:.0f} images/s (batch 32, {size} px, median of {steps} steps)")
+    if seen:
+        print(
+            f"bundled model: {seen:,} training images → about {seen / rate / 60:.0f} min "
+            "of training steps at this rate (plus validation and loading)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,14 @@ def test_depth_follows_a_tilted_dej_and_channels_are_z_minus_plus_1():
     dej = 30.0 + 0.1 * np.arange(nx)[None, :] + 0.05 * np.arange(ny)[:, None]  # tilted 20 µm
     image = depth_volume((240, ny, nx), (0.5, 1.0, 1.0), dej)  # dz = 0.5 µm, 120 µm deep
     tiles, index = extract_tiles(
-        image, dej, tile_size_um=40, step_um=7, depth_stop_um=50, out_size=40, dtype="float32"
+        image,
+        dej,
+        tile_size_um=40,
+        step_um=7,
+        depth_stop_um=50,
+        out_size=40,
+        dtype="float32",
+        z_sampling="linear",
     )
     depth = index["depth_um"].to_numpy()[:, None, None]
     # Everywhere in every tile, R = depth − 1 µm, G = depth, B = depth + 1 µm below the local DEJ.
@@ -211,12 +218,38 @@ def test_nearest_slice_sampling_keeps_whole_slices():
         z_sampling="nearest",
     )
     assert index.attrs["z_sampling"] == "nearest"
-    z = np.rint(dej + 5.0).astype(int)[2:42, 2:42]  # the tile is centred: pixels 2…41
+    z = np.floor(dej + 5.0 + 0.5).astype(int)[2:42, 2:42]  # centred tile: pixels 2…41
     expected = np.take_along_axis(data[:, 2:42, 2:42], z[None], axis=0)[0]
     np.testing.assert_array_equal(tiles[0, 1], expected)  # voxel values, no blending
     linear, _ = extract_tiles(
-        image, dej, tile_size_um=40, depths_um=[5.0], out_size=40, dtype="float32"
+        image,
+        dej,
+        tile_size_um=40,
+        depths_um=[5.0],
+        out_size=40,
+        dtype="float32",
+        z_sampling="linear",
     )
     assert not np.allclose(linear[0, 1], expected)
     with pytest.raises(InputError, match="z_sampling"):
         extract_tiles(image, dej, tile_size_um=40, z_sampling="cubic")
+
+
+@pytest.mark.parametrize(("dz", "expected"), [(1.0, "nearest"), (0.5, "nearest"), (0.75, "linear")])
+def test_auto_z_sampling_uses_whole_slices_when_they_fit(dz, expected):
+    ny = nx = 45
+    dej = 10.3 + 0.037 * np.arange(nx)[None, :] + np.zeros((ny, 1))
+    nz = int(60 / dz)
+    z_um = (np.arange(nz, dtype=np.float32) * dz)[:, None, None]
+    image = Image(np.broadcast_to(z_um, (nz, ny, nx)).copy(), (dz, 1.0, 1.0), "zyx")
+    tiles, index = extract_tiles(
+        image, dej, tile_size_um=40, depths_um=[5.0, 12.0], out_size=40, dtype="float32"
+    )
+    assert index.attrs["z_sampling"] == expected
+    target = (dej + index["depth_um"].to_numpy()[:, None, None])[:, 2:42, 2:42]
+    # channels are the voxel depths sampled: exactly 1 µm apart (z−1, z, z+1) …
+    np.testing.assert_allclose(tiles[:, 1] - tiles[:, 0], 1.0, atol=1e-5)
+    np.testing.assert_allclose(tiles[:, 2] - tiles[:, 1], 1.0, atol=1e-5)
+    # … and the centre slice lies within half a slice of DEJ + depth (exact if linear)
+    tolerance = dz / 2 + 1e-5 if expected == "nearest" else 1e-4
+    assert np.abs(tiles[:, 1] - target).max() <= tolerance

@@ -81,7 +81,9 @@ def test_early_stopping_follows_keras_semantics():
 def test_short_training_run_writes_a_loadable_model(tmp_path, make_tile_dataset):
     data = make_tile_dataset(tmp_path / "data")
     lines = []
-    config = TrainConfig(input_size=32, augment=2, batch_size=4, epochs=2, seed=0)
+    config = TrainConfig(
+        input_size=32, augment=2, batch_size=4, epochs=2, seed=0, bn_recalibration=8
+    )
     result = train_matrix(data, tmp_path / "model", config=config, log=lines.append)
     assert any("from scratch" in line and "ImageNet weights" in line for line in lines)
     model = load_matrix_model(tmp_path / "model")

@@ -47,7 +47,7 @@ def tiles(
     volume_id: str | None = typer.Option(None, "--volume-id", help="Default: the file name."),
     spacing: str | None = typer.Option(None, "--spacing", help="Override spacing dz dy dx (µm)."),
     z_sampling: str = typer.Option(
-        "linear", "--z-sampling", help="linear (interpolate) or nearest (whole slices)."
+        "auto", "--z-sampling", help="auto, nearest (whole slices) or linear (interpolate)."
     ),
 ) -> int:
     """Cut DEJ-relative 400 × 400 µm tiles (z−1, z, z+1 µm as RGB) out of a volume."""
@@ -114,7 +114,7 @@ def train(
     tie: str = typer.Option("median", "--tie", help="Rater tie rule: median, lower, upper."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
     bn_recalibration: int = typer.Option(
-        1024, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
+        0, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
     ),
 ) -> int:
     """Train MobileNetV3-Small with the paper's protocol; evaluate on held-out tiles."""
@@ -319,7 +319,7 @@ def predict(
     spacing: str | None = typer.Option(None, "--spacing", help="Override the spacing (µm)."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
     z_sampling: str = typer.Option(
-        "linear", "--z-sampling", help="Volumes: linear (interpolate) or nearest slice."
+        "auto", "--z-sampling", help="Volumes: auto, nearest (whole slices) or linear."
     ),
 ) -> int:
     """Grade tiles: grade, softmax probabilities and expected grade Σ p·g per tile."""

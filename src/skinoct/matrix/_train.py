@@ -149,7 +149,7 @@ class TrainConfig:
     device: str = "auto"
     max_time_s: float | None = None
     tie: str = "median"
-    bn_recalibration: int = 1024
+    bn_recalibration: int = 0
 
     def __post_init__(self) -> None:
         from skinoct.matrix._model import NORMALIZATIONS
