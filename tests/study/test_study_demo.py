@@ -26,7 +26,7 @@ def test_a_faithful_measurement_matches_the_truth():
     )
     c = compare_with_truth(scores, truth)
     assert c["order_true"] == ["young", "old", "old_photoexposed"]
-    assert c["order_matches"] and c["decisions_match"]
+    assert c["order_matches"] and c["decisions_match"] and c["significant_order_matches"]
     assert c["n"] == 15 and c["spearman_rho"] > 0.95
     assert all(p["true_reject"] for p in c["tukey"])
     assert c["true"]["young"] == pytest.approx(truth[truth.group == "young"].mean_q.mean())
@@ -41,7 +41,7 @@ def test_a_wrong_measurement_is_reported():
     for g, other in swap.items():
         scores.loc[scores.group == g, "score"] = by_group[other]
     c = compare_with_truth(scores, truth)
-    assert not c["order_matches"]
+    assert not c["order_matches"] and not c["significant_order_matches"]
     assert c["order_measured"][0] == "old_photoexposed"
     assert c["spearman_rho"] < 0
     # only subjects present in both tables are compared

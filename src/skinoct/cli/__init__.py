@@ -47,10 +47,12 @@ app.command("inspect")(inspect)
 
 # Sub-command groups register here once they work.
 from skinoct.cli.study import analyze as _analyze  # noqa: E402
+from skinoct.cli.study import demo as _demo  # noqa: E402
 from skinoct.cli.study import study_app  # noqa: E402
 
 app.add_typer(study_app, name="study")
 app.command("analyze")(_analyze)
+app.command("demo")(_demo)
 app.add_typer(layers.app, name="layers")
 app.add_typer(matrix.app, name="matrix")
 from skinoct.cli import phantom as _phantom  # noqa: E402

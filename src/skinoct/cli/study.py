@@ -392,8 +392,10 @@ def demo(
             )
         agree = sum(p["true_reject"] == p["measured_reject"] for p in c["tukey"])
         console.print(
-            f"order {'matches' if c['order_matches'] else 'DOES NOT match'} the truth; "
-            f"Tukey decisions agree for {agree}/{len(c['tukey'])} pairs; "
+            f"order {'matches' if c['order_matches'] else 'differs from'} the truth "
+            f"({'recovered' if c['significant_order_matches'] else 'NOT recovered'} for the "
+            f"significantly different groups); Tukey decisions agree for {agree}/"
+            f"{len(c['tukey'])} pairs; "
             f"Spearman ρ = {c['spearman_rho']:.2f} (n = {c['n']})",
             highlight=False,
         )

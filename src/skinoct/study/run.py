@@ -410,7 +410,9 @@ def run_study(
         input hash).
     workers : int, optional
         Local worker processes (default: the number of CPUs, at most the number of
-        subjects to do). ``0`` runs everything in this process.
+        subjects to do). ``0`` runs everything in this process. Workers are
+        *spawned* (safe with torch and OpenMP already loaded), so a script that calls
+        this function must guard its entry point with ``if __name__ == "__main__":``.
     scheduler : str or dask.distributed.Client, optional
         Address (``tcp://host:8786``) of a running Dask scheduler, or a client: run
         the subjects on that cluster instead of local processes. Volumes and
