@@ -310,6 +310,8 @@ def evaluate(
     from skinoct.layers import load_layers_model
     from skinoct.layers._evaluate import evaluate_dataset
 
+    if engine not in ("torch", "onnx"):
+        raise InputError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
     model = load_layers_model(model_dir)
     _notice(model)
     report = evaluate_dataset(model, data_dir, engine=engine, tta=tta, device=device)
