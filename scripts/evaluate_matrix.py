@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -93,9 +94,28 @@ def table(results: dict, predictions: pd.DataFrame) -> str:
             f"grade on {agree:.2f} of tiles (the ceiling of a model that learnt the truth, "
             "scored against the majority)."
         )
+    bins = [0, 0.05, 0.1, 0.2, 0.3, 0.5001]
+    names = [f"{a:g}–{b:.2g}" for a, b in itertools.pairwise(bins)]
+    rows = [
+        "",
+        "Accuracy against the true phantom grade by the tile's distance |q − boundary| to the "
+        "nearest grade boundary (1.5, 2.5, 3.5):",
+        "",
+        "| experiment | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
+    for exp in results["experiments"]:
+        part = predictions[predictions["experiment"] == exp["name"]]
+        dist = np.min(np.abs(part["q"].to_numpy()[:, None] - np.array([1.5, 2.5, 3.5])), axis=1)
+        ok = (part["pred"] == part["true_grade"]).to_numpy()
+        cells = []
+        for lo, hi in itertools.pairwise(bins):
+            sel = (dist >= lo) & (dist < hi)
+            cells.append(f"{ok[sel].mean():.2f} ({sel.sum()})" if sel.any() else "–")
+        rows.append(f"| `{exp['name']}` | " + " | ".join(cells) + " |")
     device = results.get("device", "?")
     extra.append(f"Trained on {device} (torch {results.get('torch', '?')}).")
-    return "\n".join(lines) + "\n\n" + " ".join(extra) + "\n"
+    return "\n".join(lines) + "\n\n" + " ".join(extra) + "\n" + "\n".join(rows) + "\n"
 
 
 def figures(results: dict, predictions: pd.DataFrame) -> list[Path]:
