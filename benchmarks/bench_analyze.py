@@ -69,6 +69,7 @@ def analyze(path: Path, out: Path, section_step: int, engine: str, matrix_model=
     return {
         "total_s": round(total, 2),
         "timings_s": result["timings_s"],
+        "cpu_s": result["cpu_s"],
         "peak_rss_mb": result["peak_rss_mb"],
         "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "score": result["score"],
@@ -140,10 +141,12 @@ def main() -> None:
     ]
     if not volume.exists():
         subprocess.run([*base, "--_render", str(volume)], check=True, env=env)
+    load_before = os.getloadavg()[0]
     proc = subprocess.run(
         [*base, "--_analyze", str(volume)], check=True, env=env, capture_output=True, text=True
     )
     record = json.loads(proc.stdout.strip().splitlines()[-1])
+    record["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     record.update(
         section_step=args.section_step,
         engine=args.engine,
@@ -159,12 +162,15 @@ def main() -> None:
         f"({record['sections_segmented']} sections), engine {args.engine}, "
         f"{args.threads} threads, {record['cpus']} CPUs"
     )
-    print("| stage | wall time (s) | peak RSS during stage (MB) |")
-    print("| --- | ---: | ---: |")
+    print(f"load average {record['load_average'][0]} before, {record['load_average'][1]} after")
+    print("| stage | wall time (s) | CPU time (s) | peak RSS during stage (MB) |")
+    print("| --- | ---: | ---: | ---: |")
     for stage, seconds in record["timings_s"].items():
-        print(f"| {stage} | {seconds:.1f} | {record['peak_rss_mb'].get(stage, float('nan')):.0f} |")
-    total, peak = record["total_s"], record["ru_maxrss_mb"]
-    print(f"| **total** | **{total:.1f}** | **{peak:.0f}** (process peak) |")
+        cpu = record["cpu_s"].get(stage, float("nan"))
+        peak = record["peak_rss_mb"].get(stage, float("nan"))
+        print(f"| {stage} | {seconds:.1f} | {cpu:.1f} | {peak:.0f} |")
+    total, cpu, peak = record["total_s"], sum(record["cpu_s"].values()), record["ru_maxrss_mb"]
+    print(f"| **total** | **{total:.1f}** | **{cpu:.1f}** | **{peak:.0f}** (process peak) |")
     print(f"score {record['score']:.3f}; flags: {record['flags']}")
 
 

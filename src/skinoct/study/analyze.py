@@ -151,15 +151,16 @@ def _rss_mb() -> float:
 
 @dataclass
 class _Stages:
-    """Wall time per stage and, with ``track_memory``, the peak RSS seen during each."""
+    """Wall and CPU time per stage and, with ``track_memory``, the peak RSS during each."""
 
     track_memory: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     peak_mb: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def __call__(self, name: str):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         peak = [_rss_mb()] if self.track_memory else None
         stop = threading.Event()
         sampler = None
@@ -175,6 +176,7 @@ class _Stages:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
             if sampler is not None:
                 stop.set()
                 sampler.join()
@@ -363,7 +365,8 @@ def analyze_volume(
         ``morphometry`` (all metrics), ``dej`` (source, coverage, outliers,
         uncertainty), ``flags``, ``versions``, ``input`` (path, SHA-256, shape,
         spacing), ``options``, ``images`` (paths relative to ``out_dir``),
-        ``timings_s`` and ``peak_rss_mb`` (per stage).
+        ``timings_s`` (wall), ``cpu_s`` (CPU time of all threads) and
+        ``peak_rss_mb`` (per stage).
 
     Raises
     ------
@@ -452,6 +455,7 @@ def analyze_volume(
         **analysis,
         "images": images,
         "timings_s": {k: round(v, 3) for k, v in stages.seconds.items()},
+        "cpu_s": {k: round(v, 3) for k, v in stages.cpu_seconds.items()},
         "peak_rss_mb": {k: round(v, 1) for k, v in stages.peak_mb.items()},
     }
 
