@@ -54,7 +54,18 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--model", default=None, help="model directory (default: bundled)")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 1200), metavar=("Z", "X"))
+    parser.add_argument(
+        "--omp-wait-policy",
+        default="PASSIVE",
+        choices=("PASSIVE", "ACTIVE", "unset"),
+        help="OMP_WAIT_POLICY for torch's OpenMP threads (set before torch is imported; "
+        "'skinoct layers segment' uses PASSIVE unless the variable is set)",
+    )
     args = parser.parse_args(argv)
+    import os
+
+    if args.omp_wait_policy != "unset":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
 
     import numpy as np
     import onnxruntime
@@ -103,7 +114,8 @@ def main(argv=None) -> int:
         return f"{t[0]:.3f} s ({t[1]:.3f})"
 
     print(
-        f"Machine: {_cpu_name()}, {args.threads} threads; torch {torch.__version__}, "
+        f"Machine: {_cpu_name()}, {args.threads} threads, OMP_WAIT_POLICY "
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}; input {nz} × {nx} px at {spacing} µm, "
         f"network grid {net_in.shape[2]} × {net_in.shape[3]} px at {model.spacing_um} µm; "
         f"median (min) of {args.repeats}.\n"

@@ -43,6 +43,19 @@ def _dice_table(title: str, rows: list[tuple[str, dict]], summary: dict | None):
     return table
 
 
+def _passive_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (unless the user chose).
+
+    On a busy or small CPU, torch's spinning OpenMP threads starve onnxruntime and
+    each other between the many short operations of inference: a 512 x 1200 section
+    took 0.3-0.6 s instead of 0.1 s on 2 shared cores (BENCHMARKS.md). Effective only
+    before torch is first imported, which the CLI does inside the commands.
+    """
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
@@ -226,6 +239,7 @@ def segment(
     Writes per image <stem>_mask.tif, <stem>_entropy.tif, <stem>_overlay.png,
     <stem>_entropy.png and <stem>.metrics.json.
     """
+    _passive_openmp()
     from skinoct.io import read_image
     from skinoct.layers import image_stem, load_layers_model, segment_section
     from skinoct.layers._outputs import write_segmentation
@@ -306,6 +320,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
 ) -> int:
     """Dice per layer of a model on an annotated dataset (e.g. your own held-out data)."""
+    _passive_openmp()
     from skinoct.io import write_json
     from skinoct.layers import load_layers_model
     from skinoct.layers._evaluate import evaluate_dataset

@@ -274,9 +274,13 @@ def segment_sections(
     mi_out = np.empty((n, z, x), np.float32) if mc_dropout else None
     lut = torch.as_tensor(model.label_values, dtype=torch.uint8)
 
-    for start in range(0, n, int(batch_size)):
-        chunk = np.stack([model.normalize(s) for s in stack[start : start + int(batch_size)]])
-        probs, mi = _probabilities(
+    n_views = (2 if tta else 1) * max(1, mc_dropout)
+    # Model-grid logits of every view are kept per chunk: shrink the chunk so memory
+    # stays that of ``batch_size`` single-view sections.
+    chunk_size = max(1, int(batch_size) // n_views)
+    for start in range(0, n, chunk_size):
+        chunk = np.stack([model.normalize(s) for s in stack[start : start + chunk_size]])
+        views = _grid_logits(
             model,
             chunk,
             spacing,
@@ -286,15 +290,19 @@ def segment_sections(
             runner=runner,
             seed=int(seed),
         )
-        stop = start + chunk.shape[0]
-        # max().indices: the same as argmax(1) but several times faster on the CPU
-        labels[start:stop] = lut[probs.max(dim=1).indices].numpy()
-        entropy[start:stop] = normalized_entropy(probs).numpy()
-        if probs_out is not None:
-            for c, value in enumerate(model.label_values):
-                probs_out[start:stop, value] = probs[:, c].numpy()
-        if mi_out is not None:
-            mi_out[start:stop] = mi.numpy()
+        # Resampling, softmax and entropy one section at a time: full-resolution
+        # temporaries of one section stay in cache (about 1.5x faster than a batch).
+        for i in range(chunk.shape[0]):
+            k = start + i
+            probs, mi = _finish([v[i : i + 1] for v in views], (z, x), mc=bool(mc_dropout))
+            # max().indices: the same as argmax(1) but several times faster on the CPU
+            labels[k] = lut[probs.max(dim=1).indices[0]].numpy()
+            entropy[k] = normalized_entropy(probs)[0].numpy()
+            if probs_out is not None:
+                for c, value in enumerate(model.label_values):
+                    probs_out[k, value] = probs[0, c].numpy()
+            if mi_out is not None:
+                mi_out[k] = mi[0].numpy()
     return SegmentationResult(
         labels=labels,
         probabilities=probs_out,
@@ -313,12 +321,11 @@ def _check_engine(engine: str) -> None:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
-def _probabilities(model, chunk, spacing, *, tta, mc_dropout, device, runner, seed):
-    """Mean softmax probabilities (b, K, z, x) on the input grid, and the MC mutual info."""
+def _grid_logits(model, chunk, spacing, *, tta, mc_dropout, device, runner, seed):
+    """Model-grid logits ``(b, K, gz, gx)`` of each view (mirror, MC-dropout pass)."""
     import contextlib
 
     import torch
-    import torch.nn.functional as F
 
     b, z, x = chunk.shape
     grid = grid_shape((z, x), spacing, model.spacing_um)
@@ -328,41 +335,48 @@ def _probabilities(model, chunk, spacing, *, tta, mc_dropout, device, runner, se
         # global torch RNG is left as it was.
         cuda = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
         rng = torch.random.fork_rng(devices=cuda)
+    out = []
     with rng, torch.inference_mode():
         if mc_dropout:
             torch.manual_seed(seed)
         inp = resample_images(torch.from_numpy(chunk)[:, None], grid)
         inp = pad_to_multiple(inp, model.spec.divisor)
-        views = [False, True] if tta else [False]
-        passes = max(1, mc_dropout)
-        total = None
-        mean_h = None
-        for _ in range(passes):
-            for flipped in views:
+        for _ in range(max(1, mc_dropout)):
+            for flipped in [False, True] if tta else [False]:
                 view = inp.flip(-1) if flipped else inp
                 logits = _window_logits(
-                    model,
-                    view,
-                    device=device,
-                    runner=runner,
-                    stochastic=mc_dropout > 0,
+                    model, view, device=device, runner=runner, stochastic=mc_dropout > 0
                 )
                 if flipped:
                     logits = logits.flip(-1)
-                logits = logits[..., : grid[0], : grid[1]]
-                if tuple(logits.shape[-2:]) != (z, x):
-                    logits = F.interpolate(
-                        logits, size=(z, x), mode="bilinear", align_corners=False
-                    )
-                prob = torch.softmax(logits, dim=1)
-                total = prob if total is None else total.add_(prob)
-                if mc_dropout:
-                    h = normalized_entropy(prob)
-                    mean_h = h if mean_h is None else mean_h.add_(h)
-        probs = total.div_(passes * len(views))
+                out.append(logits[..., : grid[0], : grid[1]])
+    return out
+
+
+def _finish(views, shape, *, mc: bool):
+    """Mean softmax probabilities on the input grid ``(1, K, z, x)`` and the MC mutual info.
+
+    Logits are resampled to the input grid before the softmax, so boundaries stay as
+    sharp as the network made them.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    total = None
+    mean_h = None
+    with torch.inference_mode():
+        for logits in views:
+            if tuple(logits.shape[-2:]) != tuple(shape):
+                logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
+            prob = torch.softmax(logits, dim=1)
+            total = prob if total is None else total.add_(prob)
+            if mc:
+                h = normalized_entropy(prob)
+                mean_h = h if mean_h is None else mean_h.add_(h)
+        probs = total.div_(len(views))
         mi = None
-        if mc_dropout:
-            mi = (normalized_entropy(probs) - mean_h / (passes * len(views))).clamp_(0.0, 1.0)
+        if mc:
+            mi = (normalized_entropy(probs) - mean_h / len(views)).clamp_(0.0, 1.0)
     return probs, mi
 
 
