@@ -212,3 +212,19 @@ def test_evaluate_command(run_cli, dataset_dir, tiny_model_dir, tmp_path):
     data = json.loads(report.read_text())
     assert data["n_sections"] == 6 and len(data["sections"]) == 6
     assert set(data["summary"]) == {"stratum_corneum", "epidermis", "dermis", "mean_dice"}
+
+
+def test_segment_lets_openmp_threads_sleep_unless_told_otherwise(
+    run_cli, sections, tiny_model_dir, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    code, _, _ = run_cli(
+        "layers", "segment", sections[0], "--out", tmp_path / "a", "--model", tiny_model_dir
+    )
+    assert code == 0
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    run_cli("layers", "segment", sections[0], "--out", tmp_path / "b", "--model", tiny_model_dir)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
