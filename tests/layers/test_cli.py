@@ -228,3 +228,36 @@ def test_segment_lets_openmp_threads_sleep_unless_told_otherwise(
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     run_cli("layers", "segment", sections[0], "--out", tmp_path / "b", "--model", tiny_model_dir)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # the user's choice wins
+
+
+def test_train_can_fine_tune_the_bundled_model(run_cli, dataset_dir, tmp_path):
+    out = tmp_path / "tuned"
+    code, _, err = run_cli(
+        "-q",
+        "layers",
+        "train",
+        dataset_dir,
+        "--out",
+        out,
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--patch",
+        "32",
+        "32",
+        "--patches-per-section",
+        "1",
+        "--device",
+        "cpu",
+        "--init",
+        "bundled",
+    )
+    assert code == 0, err
+    tuned = load_layers_model(out)
+    bundled = load_layers_model()
+    assert tuned.spec == bundled.spec and tuned.spacing_um == bundled.spacing_um
+    assert tuned.manifest["training"]["init"]["sha256"] == bundled.weights_sha256
+    assert tuned.weights_sha256 != bundled.weights_sha256
