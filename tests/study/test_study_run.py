@@ -283,3 +283,52 @@ def test_bad_function_and_result(tmp_path):
     res = run_study(manifest, tmp_path / "o", function=lambda v, **k: {"no": "score"}, workers=0)
     assert len(res.failures) == 3
     assert "must return a dict with a 'score'" in res.failures[0]["error"]
+
+
+def test_cli_exit_codes_and_dej_column(run_cli, tmp_path):
+    manifest = make_cohort(tmp_path)
+    df = pd.read_csv(manifest)
+    df["dej"] = ["", "60", "", "", "", ""]
+    df.to_csv(manifest, index=False)
+    (tmp_path / "fail.txt").write_text("photo01")
+    args = [
+        "-q",
+        "study",
+        "run",
+        manifest,
+        "--out",
+        tmp_path / "s",
+        "--workers",
+        "0",
+        "--function",
+        "_study_fakes:fake_analysis",
+        "--option",
+        f"fail_file={tmp_path / 'fail.txt'}",
+    ]
+    code, out, err = run_cli(*args)
+    assert code == 1, err  # some subjects failed
+    assert "failed: photo01" in err
+    scores = pd.read_csv(tmp_path / "s" / "scores.csv").set_index("subject")
+    assert bool(scores.loc["young01", "dej_given"]) and not bool(scores.loc["young00", "dej_given"])
+    assert "photo01" in (tmp_path / "s" / "report.html").read_text(encoding="utf-8")
+    (tmp_path / "fail.txt").write_text(" ".join(df["subject"]))
+    code, out, err = run_cli(*args)
+    assert code == 1  # the five finished subjects are reused, photo01 fails again
+    assert "1 analysed, 5 reused, 1 failed" in err
+    code, out, err = run_cli(
+        "study",
+        "run",
+        manifest,
+        "--out",
+        tmp_path / "t",
+        "--workers",
+        "0",
+        "--function",
+        "_study_fakes:fake_analysis",
+        "--no-report",
+        "--option",
+        f"fail_file={tmp_path / 'fail.txt'}",
+    )
+    assert code == 2  # every subject failed
+    code, out, err = run_cli("study", "run", manifest, "--out", tmp_path / "t", "--option", "x")
+    assert code == 2 and "KEY=VALUE" in err

@@ -1,9 +1,29 @@
-"""Clinical-study pipeline: group statistics, figures, cohort runs, HTML report.
+"""Volume analysis and the clinical-study pipeline (seed 000 + seed 002).
 
-Seed 002 §2.3: each volume gives a dermal-quality depth profile below the DEJ and a
-mean score; groups of subjects are compared with one-way ANOVA and Tukey's HSD.
+- :func:`analyze_volume` — one volume: layer surfaces, 3-D morphometry, dermal
+  quality depth profile below the local DEJ and the volume's mean score;
+- :func:`run_study` — a manifest of volumes, in local processes or on a Dask
+  cluster, resumable; ``scores.csv`` and ``profiles.csv``;
+- :func:`group_statistics` — mean ± SD, one-way ANOVA + Tukey HSD, Kruskal–Wallis +
+  Dunn, η², ε², Cohen's d;
+- :func:`write_report` — the self-contained ``report.html``;
+- :func:`run_demo` — a phantom cohort from rendering to report, checked against its
+  ground truth.
+
+Importing this package loads neither torch nor the models.
 """
 
+from skinoct.study.analyze import AnalysisOptions, analyze_volume, model_fingerprint
+from skinoct.study.demo import compare_with_truth, run_demo
+from skinoct.study.report import render_report, write_report
+from skinoct.study.run import (
+    Manifest,
+    ManifestError,
+    StudyResult,
+    collect_results,
+    read_manifest,
+    run_study,
+)
 from skinoct.study.stats import (
     GroupStatistics,
     cohens_d,
@@ -15,11 +35,24 @@ from skinoct.study.stats import (
 )
 
 __all__ = [
+    "AnalysisOptions",
     "GroupStatistics",
+    "Manifest",
+    "ManifestError",
+    "StudyResult",
+    "analyze_volume",
     "cohens_d",
+    "collect_results",
+    "compare_with_truth",
     "dunn_test",
     "group_mean_profiles",
     "group_statistics",
+    "model_fingerprint",
+    "read_manifest",
     "read_scores",
+    "render_report",
+    "run_demo",
+    "run_study",
     "significance_stars",
+    "write_report",
 ]
