@@ -185,6 +185,7 @@ def run(
     section_step: int = typer.Option(
         1, "--section-step", help="Segment every k-th vertical section, interpolate between."
     ),
+    engine: str = typer.Option("torch", "--engine", help="Inference engine: torch or onnx."),
     function: str | None = typer.Option(
         None, "--function", help="Custom per-volume function 'module:name' (default: analyze)."
     ),
@@ -216,12 +217,13 @@ def run(
             "layers_model": None if layers_model is None else str(layers_model.resolve()),
             "matrix_model": None if matrix_model is None else str(matrix_model.resolve()),
             "section_step": section_step,
+            **({"engine": engine} if engine != "torch" else {}),
             **options,
         }
-    elif layers_model or matrix_model or section_step != 1:
+    elif layers_model or matrix_model or section_step != 1 or engine != "torch":
         raise InputError(
-            "--layers-model/--matrix-model/--section-step apply to the default analysis only; "
-            "pass options of a custom --function with --option"
+            "--layers-model/--matrix-model/--section-step/--engine apply to the default "
+            "analysis only; pass options of a custom --function with --option"
         )
     result = _run_with_progress(
         run_study,
