@@ -35,7 +35,7 @@ IMG = ROOT / "docs" / "img"
 START, END = "<!-- matrix-results:start -->", "<!-- matrix-results:end -->"
 
 LABELS = {
-    "bundled": ("true grade", "subject", "bundled model (≤ 45 min CPU budget)"),
+    "bundled": ("true grade", "subject", "shipped; 15-epoch cap for the CPU budget"),
     "clean_subject": ("true grade", "subject", "paper schedule"),
     "clean_random": ("true grade", "random-paper", "paper schedule"),
     "raters_subject": ("6 raters, majority", "subject", "paper schedule"),
