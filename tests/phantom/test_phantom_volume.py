@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_enface import coherence
+from test_phantom_enface import coherence
 
 from skinoct.errors import InputError
 from skinoct.io import AIR, DERMIS, EPIDERMIS, STRATUM_CORNEUM
