@@ -13,6 +13,7 @@ clear differences and invents none, not the outcome of a coin flip at p ≈ α.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,16 @@ def test_real_segmentation_matches_the_phantom_surfaces(demo):
 def test_real_analysis_is_deterministic(demo, tmp_path):
     subject = "S001"
     volume = demo.out_dir / "cohort" / "volumes" / f"{subject}.ome.tif"
-    analyze_volume(volume, out_dir=tmp_path, **OPTIONS)
+    import torch
+
+    # Same configuration as the demo's 2 workers (run.py gives each cpu_count // 2
+    # threads): float reductions may round differently with another thread count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        analyze_volume(volume, out_dir=tmp_path, **OPTIONS)
+    finally:
+        torch.set_num_threads(threads)
     first = demo.study_dir / "subjects" / subject / "analysis.json"
     assert (tmp_path / "analysis.json").read_bytes() == first.read_bytes()
 
