@@ -144,7 +144,7 @@ def _dice_row(label, rows, key="dice"):
     )
 
 
-def markdown(model, rows) -> str:
+def markdown(model, rows, *, args_model=None) -> str:
     cv_path = model.path / "cv_report.json"
     cv = json.loads(cv_path.read_text()) if cv_path.is_file() else None
     out = []
@@ -219,8 +219,9 @@ def markdown(model, rows) -> str:
         f"{sum(r['false_segments'] for r in intact)} (over {len(intact)} intact) |"
     )
     out.append(
-        "\nProduced by `python scripts/evaluate_layers.py` with the bundled model "
-        f"(weights SHA-256 `{model.weights_sha256[:16]}…`). Synthetic phantoms only: "
+        "\nProduced by `python scripts/evaluate_layers.py` with the "
+        + ("bundled model " if args_model is None else f"model in {model.path} ")
+        + f"(weights SHA-256 `{model.weights_sha256[:16]}…`). Synthetic phantoms only: "
         "these figures say the pipeline works, not how the model does on real skin."
     )
     return "\n".join(out)
@@ -312,7 +313,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     model, rows, sections = evaluate(args.model, device=args.device, jobs=args.jobs)
-    text = markdown(model, rows)
+    text = markdown(model, rows, args_model=args.model)
     print(text)
     if args.docs.is_file():
         doc = args.docs.read_text(encoding="utf-8")
