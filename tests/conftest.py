@@ -8,6 +8,9 @@ import pytest
 
 # Tests are small: keep BLAS/torch from oversubscribing CI's two cores.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# OpenMP threads that spin while waiting starve each other as soon as another process
+# takes a core (test subprocesses, a busy CI host): passive waiting keeps tests fast.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture
