@@ -40,11 +40,18 @@ from skinoct.layers._model import (
     save_layers_model,
 )
 from skinoct.layers._network import NetworkSpec
+from skinoct.layers._overlay import (
+    ENTROPY_COLORMAP,
+    boundary_overlay,
+    entropy_overlay,
+    write_rgb_png,
+)
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
 
 __all__ = [
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
+    "ENTROPY_COLORMAP",
     "SYNTHETIC_NOTICE",
     "LayerDataset",
     "LayersModel",
@@ -53,8 +60,10 @@ __all__ = [
     "SegmentationResult",
     "TrainConfig",
     "TrainResult",
+    "boundary_overlay",
     "dice_per_layer",
     "discover_dataset",
+    "entropy_overlay",
     "grouped_folds",
     "image_stem",
     "load_layers_model",
@@ -66,4 +75,5 @@ __all__ = [
     "segment_sections",
     "summarize_dice",
     "train_layers",
+    "write_rgb_png",
 ]

@@ -748,7 +748,7 @@ def _write_outputs(out_dir: Path, image, seg, morph, analysis) -> dict[str, str]
     import pandas as pd
 
     from skinoct.io import atomic_path, write_json
-    from skinoct.layers._overlay import boundary_overlay, entropy_overlay, write_rgb_png
+    from skinoct.layers import boundary_overlay, entropy_overlay, write_rgb_png
     from skinoct.study.figures import profile_figure, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -814,7 +814,7 @@ def _close(fig) -> None:
 def _uncertainty_figure(entropy_map, uncertain, spacing_yx):
     from matplotlib.figure import Figure
 
-    from skinoct.layers._overlay import ENTROPY_COLORMAP
+    from skinoct.layers import ENTROPY_COLORMAP
 
     ny, nx = entropy_map.shape
     dy, dx = spacing_yx
