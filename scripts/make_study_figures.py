@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,37 +25,13 @@ IMG = ROOT / "docs" / "img"
 LIMIT = 500_000
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    sys.exit("needs Chromium for the report screenshot (apt-get install chromium)")
-
-
 def screenshot(html: Path, png: Path, *, width: int = 1280, height: int = 2200) -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        raw = Path(profile) / "shot.png"
-        subprocess.run(
-            [
-                chromium(),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}/p",
-                f"--screenshot={raw}",
-                f"--window-size={width},{height}",
-                html.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
+    from skinoct.study.report import find_chromium, screenshot_html
+
+    if find_chromium() is None:
+        sys.exit("needs Chromium for the report screenshot (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = screenshot_html(html, Path(tmp) / "shot.png", width=width, height=height)
         save_small(raw.read_bytes(), png)
 
 

@@ -6,15 +6,13 @@ import base64
 import io
 import json
 import re
-import shutil
-import subprocess
 
 import _study_fakes as fakes
 import numpy as np
 import pytest
 from PIL import Image
 
-from skinoct.study.report import write_report
+from skinoct.study.report import find_chromium, screenshot_html, write_report
 from skinoct.study.run import run_study
 
 NOTE = "Phantom data: this demonstrates the software, not clinical performance."
@@ -117,37 +115,12 @@ def test_cli_study_run_writes_report(run_cli, tmp_path):
     assert "6 subject(s): 6 analysed, 0 reused, 0 failed" in err
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed")
+@pytest.mark.skipif(find_chromium() is None, reason="headless Chromium is not installed")
 def test_report_renders_in_headless_chromium(study, tmp_path):
     _, path = study
-    shot = tmp_path / "shot.png"
     width, height = 1200, 1600
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        f"--window-size={width},{height}",
-        path.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert shot.is_file(), proc.stderr[-2000:]
+    shot = screenshot_html(path, tmp_path / "shot.png", width=width, height=height)
     with Image.open(shot) as im:
         assert im.size == (width, height)
         rgb = np.asarray(im.convert("RGB")).astype(int)
