@@ -120,3 +120,13 @@ def test_console_script_end_to_end(tmp_path):
 def test_error_text_with_brackets_is_printed_verbatim(run_cli, tmp_path):
     code, _, err = run_cli("inspect", tmp_path / "scan[z].tif")
     assert code == 2 and "scan[z].tif: file not found" in err
+
+
+@pytest.mark.parametrize("command", [["study", "run"], ["analyze", "--out", "o"]])
+def test_inference_commands_prefer_passive_openmp(run_cli, tmp_path, monkeypatch, command):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    code, _, _ = run_cli(*command, tmp_path / "missing.csv")
+    assert code == 2
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"

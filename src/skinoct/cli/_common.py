@@ -23,6 +23,7 @@ __all__ = [
     "err_console",
     "fail",
     "parse_spacing",
+    "prefer_passive_openmp",
     "progress",
     "run_app",
     "run_batch",
@@ -118,6 +119,20 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def prefer_passive_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (unless the user chose).
+
+    On a busy or small CPU, torch's spinning OpenMP threads starve onnxruntime and
+    each other between the many short operations of inference: a 512 x 1200 section
+    took 0.3-0.6 s instead of 0.1 s on 2 shared cores (BENCHMARKS.md). Effective only
+    before torch is first imported (the commands import it lazily); worker processes
+    inherit it.
+    """
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def parse_spacing(text: str | None, *, ndim: int | None = None) -> tuple[float, ...] | None:

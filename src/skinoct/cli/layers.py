@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from skinoct.cli._common import console, err_console, parse_spacing, run_batch
+from skinoct.cli._common import (
+    console,
+    err_console,
+    parse_spacing,
+    prefer_passive_openmp,
+    run_batch,
+)
 from skinoct.cli._measure import measure
 from skinoct.errors import InputError
 
@@ -41,19 +47,6 @@ def _dice_table(title: str, rows: list[tuple[str, dict]], summary: dict | None):
             cells.append(_fmt(s.get("mean")) + ("" if sd is None or sd != sd else f" ± {sd:.3f}"))
         table.add_row("mean ± sd", *cells, style="bold")
     return table
-
-
-def _passive_openmp() -> None:
-    """Let idle OpenMP threads sleep instead of spinning (unless the user chose).
-
-    On a busy or small CPU, torch's spinning OpenMP threads starve onnxruntime and
-    each other between the many short operations of inference: a 512 x 1200 section
-    took 0.3-0.6 s instead of 0.1 s on 2 shared cores (BENCHMARKS.md). Effective only
-    before torch is first imported, which the CLI does inside the commands.
-    """
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _notice(model) -> None:
@@ -239,7 +232,7 @@ def segment(
     Writes per image <stem>_mask.tif, <stem>_entropy.tif, <stem>_overlay.png,
     <stem>_entropy.png and <stem>.metrics.json.
     """
-    _passive_openmp()
+    prefer_passive_openmp()
     from skinoct.io import read_image
     from skinoct.layers import image_stem, load_layers_model, segment_section
     from skinoct.layers._outputs import write_segmentation
@@ -320,7 +313,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
 ) -> int:
     """Dice per layer of a model on an annotated dataset (e.g. your own held-out data)."""
-    _passive_openmp()
+    prefer_passive_openmp()
     from skinoct.io import write_json
     from skinoct.layers import load_layers_model
     from skinoct.layers._evaluate import evaluate_dataset

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from skinoct.cli._common import console, err_console
+from skinoct.cli._common import console, err_console, prefer_passive_openmp
 
 study_app = typer.Typer(
     name="study",
@@ -196,6 +196,7 @@ def run(
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level for the report."),
 ) -> int:
     """Analyse every volume of a manifest (resumable), then statistics and report.html."""
+    prefer_passive_openmp()
     from skinoct.cli._common import EXIT_ALL_FAILED, EXIT_OK, EXIT_SOME_FAILED, STATE
     from skinoct.errors import InputError
     from skinoct.study.run import ManifestError, read_manifest, run_study
@@ -314,6 +315,7 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
 ) -> int:
     """Analyse one volume: layers, 3-D morphometry, dermal quality profile (seed 002 §2.3)."""
+    prefer_passive_openmp()
     from skinoct.cli._common import parse_spacing
     from skinoct.study.analyze import analyze_volume
 
@@ -358,6 +360,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Cohort seed."),
 ) -> int:
     """Phantom cohort → full study with the bundled models → report.html (a few minutes)."""
+    prefer_passive_openmp()
     import time
 
     from skinoct.cli._common import STATE, progress
