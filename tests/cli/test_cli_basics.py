@@ -122,11 +122,13 @@ def test_error_text_with_brackets_is_printed_verbatim(run_cli, tmp_path):
     assert code == 2 and "scan[z].tif: file not found" in err
 
 
-@pytest.mark.parametrize("command", [["study", "run"], ["analyze", "--out", "o"]])
+@pytest.mark.parametrize("command", [["study", "run", "--out", "o"], ["analyze", "--out", "o"]])
 def test_inference_commands_prefer_passive_openmp(run_cli, tmp_path, monkeypatch, command):
     import os
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    code, _, _ = run_cli(*command, tmp_path / "missing.csv")
+    bad_input = tmp_path / "bad.csv"
+    bad_input.write_text("not,a,manifest\n")
+    code, _, _ = run_cli(*command, bad_input)
     assert code == 2
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
