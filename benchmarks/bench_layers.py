@@ -22,20 +22,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -114,7 +104,7 @@ def main(argv=None) -> int:
         return f"{t[0]:.3f} s ({t[1]:.3f})"
 
     print(
-        f"Machine: {_cpu_name()}, {args.threads} threads, OMP_WAIT_POLICY "
+        f"Machine: {cpu_name()}, {args.threads} threads, OMP_WAIT_POLICY "
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}; input {nz} × {nx} px at {spacing} µm, "
         f"network grid {net_in.shape[2]} × {net_in.shape[3]} px at {model.spacing_um} µm; "

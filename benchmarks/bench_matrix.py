@@ -24,15 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def main(argv=None) -> int:
@@ -104,7 +96,7 @@ def main(argv=None) -> int:
         logits_onnx = runner(xn)
 
     print(
-        f"machine: {_cpu_name()}, {os.cpu_count()} logical CPUs visible; "
+        f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs visible; "
         f"threads {args.threads}; Python {platform.python_version()}, torch "
         f"{torch.__version__}, onnxruntime {onnxruntime.__version__}"
     )

@@ -24,16 +24,7 @@ import subprocess
 import sys
 import time
 
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 
 def _median_time(fn, repeats: int) -> tuple[float, float]:
@@ -76,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     vol = json.loads(out.strip().splitlines()[-1])
     z, y, x = vol["shape"]
-    print(f"Machine: {_cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"load average {os.getloadavg()[0]:.2f} at the end.")  # fmt: skip
     print()
     print("| render | size | median (min) | target |")
