@@ -158,3 +158,12 @@ def test_same_input_gives_identical_bytes(tmp_path, suffix):
     first = write_image(tmp_path / f"a{suffix}", image).read_bytes()
     time.sleep(1.1)  # zip and OME stamps have one-second resolution
     assert write_image(tmp_path / f"b{suffix}", image).read_bytes() == first
+
+
+def test_json_safe_converts_numpy_and_non_finite():
+    from skinoct.io import json_safe
+
+    out = json_safe(
+        {"a": np.float32(1.5), "b": np.array([1, 2]), "c": float("nan"), 3: (np.int64(4),)}
+    )
+    assert out == {"a": 1.5, "b": [1, 2], "c": None, "3": [4]}

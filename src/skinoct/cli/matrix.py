@@ -239,9 +239,9 @@ def evaluate(
 
 
 def _json_ready(obj):
-    from skinoct.io._atomic import _json_safe
+    from skinoct.io import json_safe
 
-    return _json_safe(obj)
+    return json_safe(obj)
 
 
 def _load_input(

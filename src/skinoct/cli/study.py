@@ -95,9 +95,9 @@ def stats(
 
 
 def _jsonable(obj):
-    from skinoct.io._atomic import _json_safe
+    from skinoct.io import json_safe
 
-    return _json_safe(obj)
+    return json_safe(obj)
 
 
 def _print_stats(result) -> None:

@@ -6,7 +6,7 @@ where the spacing came from. Label masks use 0 air, 1 stratum corneum, 2 viable
 epidermis, 3 dermis.
 """
 
-from skinoct.io._atomic import atomic_path, write_json, write_text
+from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
 from skinoct.io._image import AXES, DEFAULT_SPACING_UM, Image, check_spacing
 from skinoct.io._labels import (
     AIR,
@@ -42,6 +42,7 @@ __all__ = [
     "SpacingWarning",
     "atomic_path",
     "check_spacing",
+    "json_safe",
     "natural_sort_key",
     "normalize_intensity",
     "read_image",

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json", "write_text"]
+__all__ = ["atomic_path", "json_safe", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
@@ -54,21 +54,21 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj, *, indent: int = 2) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (NaN written as ``null``)."""
-    return write_text(path, json.dumps(_json_safe(obj), indent=indent, allow_nan=False) + "\n")
+    return write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """Convert NumPy scalars/arrays and non-finite floats to plain JSON values."""
     import math
 
     import numpy as np
 
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -353,9 +353,9 @@ def _call(fn: Callable, task: SubjectTask, options: dict) -> dict[str, Any]:
 def _check_result(result) -> dict:
     if not isinstance(result, dict) or "score" not in result:
         raise TypeError("the per-volume function must return a dict with a 'score'")
-    from skinoct.io._atomic import _json_safe
+    from skinoct.io import json_safe
 
-    safe = _json_safe(result)
+    safe = json_safe(result)
     score = safe.get("score")
     if score is not None and not isinstance(score, (int, float)):
         raise TypeError(f"'score' must be a number, got {score!r}")
