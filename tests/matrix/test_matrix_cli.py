@@ -153,12 +153,18 @@ def test_train_cli_and_export(run_cli, tmp_path, make_tile_dataset):
         1,
         "--device",
         "cpu",
+        "--lr-schedule",
+        "cosine",
+        "--bn-recalibration",
+        8,
     )
     assert code == 0, stderr
     assert "test accuracy" in stdout
     assert "Fleiss' kappa" in stderr and "from scratch" in stderr
     manifest = json.loads((tmp_path / "m" / "model.json").read_text())
     assert manifest["training"]["data"]["raters"] == [f"rater_{i}" for i in range(1, 7)]
+    assert manifest["training"]["config"]["lr_schedule"] == "cosine"
+    assert manifest["training"]["config"]["bn_recalibration"] == 8
     code, stdout, _ = run_cli("matrix", "export", tmp_path / "m", "--onnx", tmp_path / "m.onnx")
     assert code == 0 and (tmp_path / "m.onnx").stat().st_size > 1_000_000
     assert "max |Δp| vs torch" in stdout
@@ -186,6 +192,7 @@ def test_layers_table(run_cli):
         (["evaluate", "{tmp}/nope.csv"], "not found"),
         (["train", "{tmp}", "--out", "{tmp}/m"], "labels file not found"),
         (["train", "{tmp}", "--out", "{tmp}/m", "--split", "kfold"], "split must be"),
+        (["train", "{tmp}", "--out", "{tmp}/m", "--lr-schedule", "step"], "lr_schedule must be"),
         (["export", "{tmp}", "--onnx", "{tmp}/m.onnx"], "not a skinoct model"),
     ],
 )

@@ -1,6 +1,7 @@
 """Splits, augmentation, early stopping, and short training runs."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -157,9 +158,24 @@ def _interrupt_second_epoch(monkeypatch):
     return lambda: monkeypatch.setattr(_train.EarlyStopping, "step", original)
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path, make_tile_dataset, monkeypatch):
+def test_cosine_schedule_follows_the_half_cosine_per_batch(tmp_path, make_tile_dataset):
+    data = make_tile_dataset(tmp_path / "data")
+    config = TrainConfig(
+        input_size=32, augment=2, batch_size=4, epochs=2, lr=1e-3, lr_schedule="cosine"
+    )
+    train_matrix(data, tmp_path / "model", config=config, log=lambda _: None)
+    history = pd.read_csv(tmp_path / "model" / "history.csv")
+    # 24 images per epoch = 6 steps; T_max = 12 steps: lr(k) = 1e-3 (1 + cos(π k / 12)) / 2
+    expected = [1e-3 * (1 + math.cos(math.pi * k / 12)) / 2 for k in (6, 12)]
+    np.testing.assert_allclose(history["lr"], expected, atol=1e-12)
+    manifest = load_matrix_model(tmp_path / "model").manifest
+    assert manifest["training"]["config"]["lr_schedule"] == "cosine"
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+def test_resume_continues_from_the_checkpoint(tmp_path, make_tile_dataset, monkeypatch, schedule):
     data = make_tile_dataset(tmp_path / "data", n_subjects=3, per_subject=4)
-    config = TrainConfig(input_size=32, augment=1, batch_size=4, epochs=3)
+    config = TrainConfig(input_size=32, augment=1, batch_size=4, epochs=3, lr_schedule=schedule)
     restore = _interrupt_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         train_matrix(data, tmp_path / "model", config=config, log=lambda _: None)
@@ -175,6 +191,9 @@ def test_resume_continues_from_the_checkpoint(tmp_path, make_tile_dataset, monke
     history = pd.read_csv(tmp_path / "model" / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3]
     assert not (tmp_path / "model" / "checkpoint.pt").exists()
+    if schedule == "cosine":  # the restored scheduler carries on where it stopped
+        expected = [1e-3 * (1 + math.cos(math.pi * e / 3)) / 2 for e in (1, 2, 3)]
+        np.testing.assert_allclose(history["lr"], expected, atol=1e-12)
 
 
 def test_config_validation():
@@ -182,6 +201,8 @@ def test_config_validation():
         TrainConfig(augment=10)
     with pytest.raises(InputError, match="split must be"):
         TrainConfig(split="kfold")
+    with pytest.raises(InputError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
     with pytest.raises(InputError, match="not both"):
         TrainConfig(weights="imagenet", weights_file="w.pth")
 

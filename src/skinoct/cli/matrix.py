@@ -100,6 +100,9 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate, phase 1 / scratch."),
     fine_tune_lr: float = typer.Option(1e-4, "--fine-tune-lr", help="Adam lr of phase 2."),
     fine_tune_at: int = typer.Option(100, "--fine-tune-at", help="Keras layers frozen in phase 2."),
+    lr_schedule: str = typer.Option(
+        "plateau", "--lr-schedule", help="plateau (paper) or cosine (to 0 over --epochs)."
+    ),
     lr_factor: float = typer.Option(0.5, "--lr-factor", help="LR factor on plateau."),
     lr_patience: int = typer.Option(5, "--lr-patience", help="Epochs without improvement."),
     early_stop: int = typer.Option(15, "--early-stop", help="Stop after this many bad epochs."),
@@ -130,6 +133,7 @@ def train(
         lr=lr,
         fine_tune_lr=fine_tune_lr,
         fine_tune_at=fine_tune_at,
+        lr_schedule=lr_schedule,
         lr_factor=lr_factor,
         lr_patience=lr_patience,
         early_stop_patience=early_stop,

@@ -104,6 +104,12 @@ class TrainConfig:
         Adam learning rates of phase 1 (and from-scratch training) and phase 2.
     fine_tune_at : int
         Leading Keras base layers kept frozen in phase 2 (100).
+    lr_schedule : {'plateau', 'cosine'}
+        ``'plateau'`` (paper): ReduceLROnPlateau on the validation loss.
+        ``'cosine'``: the learning rate follows a half cosine from ``lr`` to 0 over
+        ``epochs`` epochs, updated after every batch (Loshchilov & Hutter, SGDR,
+        ICLR 2017, without restarts); for runs with a fixed epoch budget, where
+        the plateau rule would rarely fire. Not in the paper.
     lr_factor, lr_patience : float, int
         ReduceLROnPlateau on the validation loss: ×0.5 after 5 epochs.
     early_stop_patience : int
@@ -142,6 +148,7 @@ class TrainConfig:
     lr: float = 1e-3
     fine_tune_lr: float = 1e-4
     fine_tune_at: int = 100
+    lr_schedule: Literal["plateau", "cosine"] = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 5
     early_stop_patience: int = 15
@@ -186,6 +193,10 @@ class TrainConfig:
         need(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         need(self.lr > 0 and self.fine_tune_lr > 0, "learning rates must be positive")
         need(0 < self.lr_factor < 1, f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        need(
+            self.lr_schedule in ("plateau", "cosine"),
+            f"lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}",
+        )
         need(self.lr_patience >= 0, f"lr_patience must be >= 0, got {self.lr_patience}")
         need(
             self.early_stop_patience >= 1,
@@ -577,9 +588,11 @@ def train_matrix(
         say("no pretrained weights: " + PAPER_DEVIATIONS_SCRATCH)
         phases = [("all", config.lr)]
     net.to(device)
+    # channels-last is faster on CUDA and also on CPU (≈ 1.35× per training step on
+    # the 2-core AVX-512 build machine).
+    net.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        net.to(memory_format=torch.channels_last)
     tiles = torch.from_numpy(data.tiles).to(device)
     y_all = torch.from_numpy(targets).to(device)
     generator = torch.Generator().manual_seed(config.seed)
@@ -595,8 +608,7 @@ def train_matrix(
         if (pairs[:, 1] != 0).any():
             x = augment_tiles(x, pairs[:, 1])
         x = normalize_batch(x, config.normalization)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         return x, y_all[index]
 
     def predict(pairs: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -655,9 +667,15 @@ def train_matrix(
         )
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=lr)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
-        )
+        steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
+        if config.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=config.epochs * steps_per_epoch
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+            )
         stopper = EarlyStopping(config.early_stop_patience)
         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         first_epoch = 0
@@ -687,11 +705,14 @@ def train_matrix(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if config.lr_schedule == "cosine":
+                    scheduler.step()
                 total_loss += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
             recalibrate_bn()
             val_loss, val_acc = validate()
-            scheduler.step(val_loss)
+            if config.lr_schedule == "plateau":
+                scheduler.step(val_loss)
             improved = stopper.step(val_loss, epoch)
             if improved:
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
