@@ -15,7 +15,7 @@ not how the model would do on real LC-OCT images.
 
 Usage::
 
-    python scripts/evaluate_matrix.py docs/matrix/phantom_run [--profile]
+    python scripts/evaluate_matrix.py docs/matrix/phantom_run docs/matrix/bundled_run [--profile]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ IMG = ROOT / "docs" / "img"
 START, END = "<!-- matrix-results:start -->", "<!-- matrix-results:end -->"
 
 LABELS = {
-    "bundled": ("true grade", "subject", "shipped; 15-epoch cap for the CPU budget"),
+    "bundled": ("true grade", "subject", "the bundled model of that run"),
     "clean_subject": ("true grade", "subject", "paper schedule"),
     "clean_random": ("true grade", "random-paper", "paper schedule"),
     "raters_subject": ("6 raters, majority", "subject", "paper schedule"),
@@ -51,6 +51,32 @@ def _load(run: Path):
     raise SystemExit(f"{run}: no predictions.csv")
 
 
+def load_runs(runs: list[Path]):
+    """Merge several runs; experiments are named ``<run folder>/<experiment>``."""
+    merged = {"experiments": [], "runs": {}}
+    frames = []
+    for run in runs:
+        results, predictions = _load(run)
+        render = results.get("render", {})
+        volumes = render.get("volumes", 0)
+        data = f"{render.get('n', '?'):,} en-face"
+        if volumes:
+            data += f" + {volumes} volumes"
+        merged["runs"][run.name] = {
+            "data": data,
+            "device": results.get("device", "?"),
+            "torch": results.get("torch", "?"),
+        }
+        for exp in results["experiments"]:
+            merged["experiments"].append(
+                dict(exp, name=f"{run.name}/{exp['name']}", short=exp["name"], data=data)
+            )
+        predictions = predictions.copy()
+        predictions["experiment"] = run.name + "/" + predictions["experiment"]
+        frames.append(predictions)
+    return merged, pd.concat(frames, ignore_index=True)
+
+
 def _fmt(value) -> str:
     return "–" if value is None or value != value else f"{value:.2f}"
 
@@ -59,31 +85,36 @@ def table(results: dict, predictions: pd.DataFrame) -> str:
     from skinoct.matrix import evaluate_predictions
 
     lines = [
-        "| experiment | training labels | split | test images | accuracy | macro precision "
-        "| macro recall | quadratic κ | accuracy vs true grade | epochs | images trained |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        "| seed 002 (real LC-OCT, experts) | 6 experts, majority | random after augmentation "
-        "| 4797 | 0.83 | 0.85 | 0.82 | – | – | – | – |",
+        "| experiment | phantom tiles | training labels | split | test images | accuracy "
+        "| macro precision | macro recall | quadratic κ | accuracy vs true grade | epochs "
+        "| images trained |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| seed 002 (real LC-OCT, experts) | – (1,777 real tiles) | 6 experts, majority "
+        "| random after augmentation | 4797 | 0.83 | 0.85 | 0.82 | – | – | – | – |",
     ]
     for exp in results["experiments"]:
         name = exp["name"]
         m = exp["metrics"]
         part = predictions[predictions["experiment"] == name]
         truth = evaluate_predictions(part["true_grade"], part["pred"]).accuracy
-        labels, split, note = LABELS.get(name, ("?", exp["options"].get("split"), ""))
+        labels, split, note = LABELS.get(exp["short"], ("?", exp["options"].get("split"), ""))
+        schedule = exp["options"].get("lr_schedule", "plateau")
+        if schedule != "plateau":
+            note += f", {schedule} LR, precise BN"
         lines.append(
-            f"| `{name}` ({note}) | {labels} | {split} | {m['n']} | {_fmt(m['accuracy'])} "
+            f"| `{name}` ({note}) | {exp['data']} | {labels} | {split} | {m['n']} "
+            f"| {_fmt(m['accuracy'])} "
             f"| {_fmt(m['macro_precision'])} | {_fmt(m['macro_recall'])} "
             f"| {_fmt(m['quadratic_kappa'])} | {_fmt(truth)} | {exp['epochs_run']} "
             f"| {exp['images_seen']:,} |"
         )
-    by_name = {e["name"]: e["metrics"]["accuracy"] for e in results["experiments"]}
+    by_name = {e["short"]: e["metrics"]["accuracy"] for e in results["experiments"]}
     gaps = []
     for labels in ("clean", "raters"):
         a, b = by_name.get(f"{labels}_random"), by_name.get(f"{labels}_subject")
         if a is not None and b is not None:
             gaps.append(f"{labels} labels {a - b:+.3f}")
-    raters = predictions[predictions["experiment"] == "raters_subject"]
+    raters = predictions[predictions["experiment"].str.endswith("/raters_subject")]
     extra = []
     if gaps:
         extra.append("Accuracy gap random-paper − subject split: " + ", ".join(gaps) + ".")
@@ -113,8 +144,25 @@ def table(results: dict, predictions: pd.DataFrame) -> str:
             sel = (dist >= lo) & (dist < hi)
             cells.append(f"{ok[sel].mean():.2f} ({sel.sum()})" if sel.any() else "–")
         rows.append(f"| `{exp['name']}` | " + " | ".join(cells) + " |")
-    device = results.get("device", "?")
-    extra.append(f"Trained on {device} (torch {results.get('torch', '?')}).")
+    if "source" in predictions.columns:
+        rows += [
+            "",
+            "Accuracy by kind of test tile (standalone en-face tiles, or tiles cut from "
+            "phantom volumes below the DEJ):",
+            "",
+            "| experiment | en-face tiles | volume-cut tiles |",
+            "| --- | ---: | ---: |",
+        ]
+        for exp in results["experiments"]:
+            part = predictions[predictions["experiment"] == exp["name"]]
+            cells = []
+            for source in ("enface", "volume"):
+                sel = part[part["source"].fillna("enface") == source]
+                ok = (sel["pred"] == sel["true_grade"]).mean() if len(sel) else float("nan")
+                cells.append(f"{ok:.3f} ({len(sel)})" if len(sel) else "–")
+            rows.append(f"| `{exp['name']}` | " + " | ".join(cells) + " |")
+    for run, info in results["runs"].items():
+        extra.append(f"`{run}` trained on {info['device']} (torch {info['torch']}).")
     return "\n".join(lines) + "\n\n" + " ".join(extra) + "\n" + "\n".join(rows) + "\n"
 
 
@@ -126,9 +174,10 @@ def figures(results: dict, predictions: pd.DataFrame) -> list[Path]:
         name = exp["name"]
         part = predictions[predictions["experiment"] == name]
         metrics = evaluate_predictions(part["true"], part["pred"])
-        labels, split, _ = LABELS.get(name, ("", "", ""))
+        labels, split, _ = LABELS.get(exp["short"], ("", "", ""))
         title = f"phantom, {split} split, {labels}: accuracy {metrics.accuracy:.2f}"
-        paths.append(plot_confusion(metrics, IMG / f"matrix_confusion_{name}.png", title=title))
+        stem = name.replace("/", "_")
+        paths.append(plot_confusion(metrics, IMG / f"matrix_confusion_{stem}.png", title=title))
     return paths
 
 
@@ -201,12 +250,14 @@ def write_table(text: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="Folder with results.json and predictions.csv.")
+    parser.add_argument(
+        "runs", type=Path, nargs="+", help="Folders with results.json and predictions.csv."
+    )
     parser.add_argument("--profile", action="store_true", help="Also the phantom volume check.")
     parser.add_argument("--model", default=None, help="Model for --profile (default: bundled).")
     parser.add_argument("--no-doc", action="store_true", help="Print the table only.")
     args = parser.parse_args(argv)
-    results, predictions = _load(args.run)
+    results, predictions = load_runs(args.runs)
     text = table(results, predictions)
     print(text)
     if not args.no_doc:

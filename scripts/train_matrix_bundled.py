@@ -296,8 +296,11 @@ def train(
         results = list(pool.map(_train_one, tasks))
     print(f"trained {len(results)} models in {time.perf_counter() - t0:.0f} s", flush=True)
 
+    for result in results:
+        result["metrics_tta"] = evaluate_tta(work / "clean", out / result["name"])
     truth_index = pd.read_csv(work / "clean" / "tiles.csv", dtype={"tile_id": str})
-    truth = truth_index[["tile_id", "q"]]
+    columns = ["tile_id", "q", "source"] if "source" in truth_index.columns else ["tile_id", "q"]
+    truth = truth_index[columns]
     truth_grade = pd.read_csv(work / "clean" / "labels.csv", dtype={"tile_id": str})
     truth = truth.merge(truth_grade.rename(columns={"grade": "true_grade"}), on="tile_id")
     frames = []
@@ -319,9 +322,7 @@ def train(
     }
     by_source = {}
     if "source" in truth_index.columns:
-        scored = pd.concat(frames, ignore_index=True).merge(
-            truth_index[["tile_id", "source"]], on="tile_id", how="left"
-        )
+        scored = pd.concat(frames, ignore_index=True)
         for (name, source), group in scored.groupby(["experiment", "source"]):
             by_source.setdefault(name, {})[source] = {
                 "n": len(group),
@@ -343,6 +344,42 @@ def train(
             f"{result['epochs_run']} epochs, {result['images_seen']} images, "
             f"{result['seconds']:.0f} s"
         )
+
+
+def evaluate_tta(data: Path, model_dir: Path) -> dict:
+    """Grade the test tiles again with 8-view test-time augmentation (not in the paper).
+
+    Writes ``MODEL_DIR/test_predictions_tta.csv`` and returns the metrics.
+    """
+    import pandas as pd
+
+    from skinoct.matrix import (
+        evaluate_predictions,
+        expected_grade,
+        load_matrix_model,
+        predict_tiles,
+        read_tile_png,
+    )
+
+    table = pd.read_csv(model_dir / "test_predictions.csv", dtype={"tile_id": str})
+    table = table[table["augmentation"] == "identity"].reset_index(drop=True)
+    model = load_matrix_model(model_dir)
+    tiles = [read_tile_png(data / "tiles" / f"{tile_id}.png") for tile_id in table["tile_id"]]
+    probs = np.empty((len(tiles), len(model.classes)), dtype=np.float32)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, tile in enumerate(tiles):  # en-face and volume-cut tiles differ in size
+        by_shape.setdefault(tile.shape, []).append(i)
+    for rows in by_shape.values():
+        stack = np.stack([tiles[i] for i in rows])
+        probs[rows] = predict_tiles(stack, model, engine="onnx", tta=True)
+    table["pred"] = np.asarray(model.classes)[probs.argmax(axis=1)]
+    for j, grade in enumerate(model.classes):
+        table[f"p_{grade}"] = probs[:, j]
+    table["expected_grade"] = expected_grade(probs, classes=model.classes)
+    table.to_csv(model_dir / "test_predictions_tta.csv", index=False, float_format="%.5g")
+    metrics = evaluate_predictions(table["true"], table["pred"]).to_dict()
+    print(f"{model_dir.name}: test accuracy with 8-view TTA {metrics['accuracy']:.3f}", flush=True)
+    return metrics
 
 
 def main(argv=None) -> int:

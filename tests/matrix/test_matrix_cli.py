@@ -102,6 +102,19 @@ def test_tiles_then_predict_then_evaluate(run_cli, tmp_path, volume_files, train
     assert code == 0
     np.testing.assert_allclose(pd.read_csv(onnx_pred)["p_1"], table["p_1"][:5], atol=1e-4)
 
+    # --tta: the 8-view average, the same through the API
+    tta_pred = tmp_path / "pred_tta.csv"
+    code, stdout, _ = run_cli(
+        "matrix", "predict", out, "--tta", "--model", trained_model_dir, "--out", tta_pred
+    )
+    assert code == 0 and "8-view TTA" in stdout
+    from skinoct.matrix import load_matrix_model, predict_tiles, read_tile_png
+
+    tta_table = pd.read_csv(tta_pred, dtype={"tile_id": str})
+    tiles = np.stack([read_tile_png(out / "tiles" / f"{t}.png") for t in tta_table["tile_id"]])
+    expected = predict_tiles(tiles, load_matrix_model(trained_model_dir), tta=True)
+    np.testing.assert_allclose(tta_table["p_1"], expected[:, 0], atol=1e-4)
+
     # evaluate predict's output against labels joined by tile id
     labels = pd.DataFrame({"tile_id": table["tile_id"][:5], "grade": [1, 2, 3, 4, 4]})
     labels.to_csv(tmp_path / "labels.csv", index=False)

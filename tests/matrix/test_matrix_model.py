@@ -107,3 +107,31 @@ def test_model_object_is_usable_without_a_directory(make_calibrated_net):
     model = MatrixModel(network=net, preprocessing=Preprocessing(input_size=32))
     p = predict_tiles(np.zeros((1, 3, 32, 32), np.uint8), model)
     assert p.shape == (1, 4)
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_tta_is_invariant_to_the_tile_symmetries_and_averages_the_views(model_dir, engine):
+    from skinoct.matrix._model import TTA_VIEWS
+
+    model = load_matrix_model(model_dir)
+    rng = np.random.default_rng(3)
+    tiles = rng.integers(0, 256, (5, 3, 64, 64), dtype=np.uint8)
+    p = predict_tiles(tiles, model, engine=engine, tta=True, batch_size=16)  # 2 tiles × 8 views
+    assert p.shape == (5, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    views = []
+    for k, flip in TTA_VIEWS:
+        view = np.rot90(tiles, k, axes=(2, 3))
+        view = np.ascontiguousarray(view[:, :, ::-1] if flip else view)
+        views.append(predict_tiles(view, model, engine=engine))
+    np.testing.assert_allclose(p, np.mean(views, axis=0), atol=1e-5)
+    assert np.abs(views[0] - views[1]).max() > 1e-3  # the views differ: the check has teeth
+    for k in (1, 2, 3):  # a rotated or mirrored tile gets the same averaged probabilities
+        turned = np.ascontiguousarray(np.rot90(tiles, k, axes=(2, 3)))
+        np.testing.assert_allclose(
+            predict_tiles(turned, model, engine=engine, tta=True), p, atol=1e-5
+        )
+    mirrored = np.ascontiguousarray(tiles[:, :, :, ::-1])
+    np.testing.assert_allclose(
+        predict_tiles(mirrored, model, engine=engine, tta=True), p, atol=1e-5
+    )

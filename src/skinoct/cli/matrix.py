@@ -325,6 +325,9 @@ def predict(
     z_sampling: str = typer.Option(
         "auto", "--z-sampling", help="Volumes: auto, nearest (whole slices) or linear."
     ),
+    tta: bool = typer.Option(
+        False, "--tta", help="Average over the 8 rotations/mirrorings of each tile (8× work)."
+    ),
 ) -> int:
     """Grade tiles: grade, softmax probabilities and expected grade Σ p·g per tile."""
     import numpy as np
@@ -366,7 +369,13 @@ def predict(
         return code
     tiles_ = np.concatenate(stacks)
     probs = predict_tiles(
-        tiles_, grader, engine=engine, batch_size=batch_size, threads=threads, progress=progress
+        tiles_,
+        grader,
+        engine=engine,
+        batch_size=batch_size,
+        threads=threads,
+        tta=tta,
+        progress=progress,
     )
     table = pd.concat(tables, ignore_index=True)
     keep = [
@@ -382,7 +391,8 @@ def predict(
     table["expected_grade"] = expected_grade(probs, classes=grader.classes)
     write_text(out, table.to_csv(index=False, float_format="%.5g"))
     console.print(
-        f"{len(table)} tiles graded ({engine}) → {out}; mean expected grade "
+        f"{len(table)} tiles graded ({engine}{', 8-view TTA' if tta else ''}) → {out}; "
+        "mean expected grade "
         f"{table['expected_grade'].mean():.2f}",
         highlight=False,
         soft_wrap=True,

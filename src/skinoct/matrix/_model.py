@@ -316,6 +316,7 @@ def predict_tiles(
     engine: Engine = "torch",
     batch_size: int = 64,
     threads: int | None = None,
+    tta: bool = False,
     progress: Callable | None = None,
 ) -> np.ndarray:
     """Grade probabilities of tiles.
@@ -334,6 +335,11 @@ def predict_tiles(
         Tiles per forward pass.
     threads : int, optional
         onnxruntime intra-op threads (default: all cores).
+    tta : bool
+        Test-time augmentation: average the softmax over the 8 exact symmetries
+        of the square tile (4 right-angle rotations, each also mirrored), which
+        makes the result invariant to them; 8× the work. Not in seed 002. On
+        phantom tiles it lifted the bundled model's accuracy (docs/matrix.md).
     progress : callable, optional
         ``progress(iterable, description=..., total=...)`` wrapper, e.g. a
         progress bar.
@@ -358,24 +364,46 @@ def predict_tiles(
     array = _check_tiles(tiles)
     n = array.shape[0]
     out = np.empty((n, len(model.classes)), dtype=np.float32)
-    starts = range(0, n, int(batch_size))
+    # with TTA a batch holds batch_size forward passes: batch_size // 8 tiles × 8 views
+    step = max(1, int(batch_size) // len(TTA_VIEWS)) if tta else int(batch_size)
+    starts = range(0, n, step)
     if progress is not None:
         starts = progress(starts, description="grading tiles", total=len(starts))
     runner = model.onnx_runner(threads=threads) if engine == "onnx" else None
     device = next(model.network.parameters()).device
     with torch.inference_mode():
         for start in starts:
-            chunk = array[start : start + int(batch_size)]
+            chunk = array[start : start + step]
             if runner is not None:
                 x = preprocess_tiles(chunk, model.preprocessing, normalize=False)
+                x = _views(x) if tta else x
                 logits = torch.from_numpy(runner(x.numpy()))
             else:
                 x = preprocess_tiles(chunk, model.preprocessing, device=device)
+                x = _views(x) if tta else x
                 # channels-last: ≈ 1.3× faster on the CPU (BENCHMARKS.md), same logits
                 x = x.contiguous(memory_format=torch.channels_last)
                 logits = model.network(x).float()
-            out[start : start + len(chunk)] = torch.softmax(logits, dim=1).cpu().numpy()
+            p = torch.softmax(logits, dim=1)
+            if tta:  # views are stacked view-major: (8 · m, C) → mean over the 8 views
+                p = p.reshape(len(TTA_VIEWS), len(chunk), -1).mean(dim=0)
+            out[start : start + len(chunk)] = p.cpu().numpy()
     return out
+
+
+#: The 8 symmetries of a square tile: (quarter turns, then mirrored top–bottom).
+TTA_VIEWS = tuple((k, flip) for flip in (False, True) for k in range(4))
+
+
+def _views(x):
+    """Stack the :data:`TTA_VIEWS` of a batch (N, C, S, S), view-major: (8·N, C, S, S)."""
+    import torch
+
+    views = []
+    for k, flip in TTA_VIEWS:
+        view = torch.rot90(x, k, dims=(2, 3))
+        views.append(torch.flip(view, dims=(2,)) if flip else view)
+    return torch.cat(views)
 
 
 def expected_grade(probabilities, *, classes=GRADES) -> np.ndarray:
