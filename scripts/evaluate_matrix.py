@@ -72,6 +72,12 @@ def load_runs(runs: list[Path]):
                 dict(exp, name=f"{run.name}/{exp['name']}", short=exp["name"], data=data)
             )
         predictions = predictions.copy()
+        for exp in results["experiments"]:  # 8-view TTA predictions of the same test tiles
+            tta = run / f"{exp['name']}_test_predictions_tta.csv.gz"
+            if tta.is_file():
+                pred = pd.read_csv(tta, dtype={"tile_id": str}).set_index("tile_id")["pred"]
+                rows = predictions["experiment"] == exp["name"]
+                predictions.loc[rows, "pred_tta"] = predictions.loc[rows, "tile_id"].map(pred)
         predictions["experiment"] = run.name + "/" + predictions["experiment"]
         frames.append(predictions)
     return merged, pd.concat(frames, ignore_index=True)
@@ -150,17 +156,21 @@ def table(results: dict, predictions: pd.DataFrame) -> str:
             "Accuracy by kind of test tile (standalone en-face tiles, or tiles cut from "
             "phantom volumes below the DEJ):",
             "",
-            "| experiment | en-face tiles | volume-cut tiles |",
-            "| --- | ---: | ---: |",
+            "| experiment | prediction | en-face tiles | volume-cut tiles | all |",
+            "| --- | --- | ---: | ---: | ---: |",
         ]
         for exp in results["experiments"]:
             part = predictions[predictions["experiment"] == exp["name"]]
-            cells = []
-            for source in ("enface", "volume"):
-                sel = part[part["source"].fillna("enface") == source]
-                ok = (sel["pred"] == sel["true_grade"]).mean() if len(sel) else float("nan")
-                cells.append(f"{ok:.3f} ({len(sel)})" if len(sel) else "–")
-            rows.append(f"| `{exp['name']}` | " + " | ".join(cells) + " |")
+            for column, how in (("pred", "plain (paper)"), ("pred_tta", "8-view TTA")):
+                if column not in part or part[column].isna().all():
+                    continue
+                cells = []
+                kinds = part["source"].fillna("enface")
+                for source in ("enface", "volume", None):
+                    sel = part if source is None else part[kinds == source]
+                    ok = (sel[column] == sel["true_grade"]).mean() if len(sel) else 0.0
+                    cells.append(f"{ok:.3f} ({len(sel)})" if len(sel) else "–")
+                rows.append(f"| `{exp['name']}` | {how} | " + " | ".join(cells) + " |")
     for run, info in results["runs"].items():
         extra.append(f"`{run}` trained on {info['device']} (torch {info['torch']}).")
     return "\n".join(lines) + "\n\n" + " ".join(extra) + "\n" + "\n".join(rows) + "\n"

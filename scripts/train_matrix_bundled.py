@@ -246,6 +246,16 @@ def _train_one(args) -> dict:
             log.flush()
 
         provenance = dict(PROVENANCE, experiment=name)
+        render_info = json.loads((Path(data).parent / "render.json").read_text())
+        if render_info.get("volumes"):
+            provenance["training_data"] = (
+                f"synthetic phantom tiles: {render_info['n']} en-face tiles "
+                "(skinoct.phantom.write_enface_dataset) and tiles cut every 2.5 µm, 0–70 µm "
+                f"below the DEJ, from {render_info['volumes']} phantom volumes "
+                "(skinoct.phantom.render_volume, skinoct.matrix.extract_tiles); no real LC-OCT "
+                "image"
+            )
+            provenance["labels"] += "; volume tiles: round(q) at the tile's depth"
         result = train_matrix(
             data, out, config=config, provenance=provenance, notice=NOTICE, log=say
         )

@@ -167,3 +167,22 @@ def test_json_safe_converts_numpy_and_non_finite():
         {"a": np.float32(1.5), "b": np.array([1, 2]), "c": float("nan"), 3: (np.int64(4),)}
     )
     assert out == {"a": 1.5, "b": [1, 2], "c": None, "3": [4]}
+
+
+def test_atomic_files_get_normal_permissions_when_the_writer_replaces_the_temp_file(tmp_path):
+    import os
+
+    from skinoct.io import atomic_path
+    from skinoct.models import save_artifact
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.unlink()  # like safetensors: a new, owner-only file under the temp name
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+        save_artifact(tmp_path / "m", {}, {"task": "t", "architecture": {}})
+    finally:
+        os.umask(umask)
+    assert ((tmp_path / "b.bin").stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777) == 0o644

@@ -36,9 +36,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     # mkstemp creates owner-only files; give results the permissions a plain open() would.
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     try:
         yield tmp
+        # again: some writers (safetensors) replace the file and create it owner-only
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
