@@ -46,8 +46,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--variants",
         action="store_true",
-        help="Also time two variants skinoct does not ship: torch bfloat16 autocast and "
-        "onnxruntime static INT8, with their agreement with float32.",
+        help="Also time variants skinoct does not ship: torch bfloat16 autocast, "
+        "onnxruntime static INT8 and, when installed, OpenVINO bfloat16, with their "
+        "agreement with float32.",
     )
     args = parser.parse_args(argv)
 
@@ -106,6 +107,12 @@ def main(argv=None) -> int:
                 "torch bfloat16": torch_bf16,
                 "onnxruntime INT8": lambda: int8(xn),
             }
+            openvino = openvino_bf16(onnx_path, args.batch, size, args.threads)
+            if openvino is not None:  # optional: pip install openvino
+                cases["OpenVINO bfloat16 (CPU plugin), network (not shipped)"] = lambda: openvino(
+                    xn
+                )
+                variants["OpenVINO bfloat16"] = lambda: openvino(xn)
         times = {name: [] for name in cases}
         for fn in cases.values():  # warm-up
             fn()
@@ -179,6 +186,25 @@ def max_grade_shift(logits_a, logits_b) -> float:
     grades = np.arange(1, logits_a.shape[1] + 1)
     shift = softmax(logits_a, axis=1) @ grades - softmax(logits_b, axis=1) @ grades
     return float(np.abs(shift).max())
+
+
+def openvino_bf16(onnx_path, batch: int, size: int, threads: int):
+    """The same ONNX graph compiled by OpenVINO's CPU plugin with bfloat16 inference
+    (AVX-512 BF16 / AMX where the CPU has them); None when openvino is not installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    network = core.read_model(str(onnx_path))
+    network.reshape({"input": [batch, 3, size, size]})
+    compiled = core.compile_model(
+        network,
+        "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16"},
+    )
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})[0].copy()
 
 
 def quantize_int8(fp32_path, out_path, model, *, size: int):
