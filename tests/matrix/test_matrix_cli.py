@@ -102,6 +102,15 @@ def test_tiles_then_predict_then_evaluate(run_cli, tmp_path, volume_files, train
     assert code == 0
     np.testing.assert_allclose(pd.read_csv(onnx_pred)["p_1"], table["p_1"][:5], atol=1e-4)
 
+    # --engine openvino: the same export through OpenVINO (bfloat16 where supported)
+    openvino_pred = tmp_path / "pred_openvino.csv"
+    code, stdout, _ = run_cli(
+        "matrix", "predict", out, "--engine", "openvino", "--model", trained_model_dir,
+        "--out", openvino_pred,
+    )  # fmt: skip
+    assert code == 0 and "(openvino" in stdout
+    np.testing.assert_allclose(pd.read_csv(openvino_pred)["p_1"], table["p_1"][:5], atol=0.05)
+
     # --tta: the 8-view average, the same through the API
     tta_pred = tmp_path / "pred_tta.csv"
     code, stdout, _ = run_cli(

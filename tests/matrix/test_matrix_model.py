@@ -109,7 +109,35 @@ def test_model_object_is_usable_without_a_directory(make_calibrated_net):
     assert p.shape == (1, 4)
 
 
-@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_openvino_engine_agrees_with_torch_and_onnxruntime(model_dir):
+    from skinoct.models import OpenVinoRunner
+
+    model = load_matrix_model(model_dir)
+    rng = np.random.default_rng(1)
+    tiles = rng.integers(0, 256, (7, 3, 64, 64), dtype=np.uint8)
+    p_torch = predict_tiles(tiles, model)
+    p_openvino = predict_tiles(tiles, model, engine="openvino", batch_size=4)
+    assert p_openvino.shape == (7, 4)
+    np.testing.assert_allclose(p_openvino.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(p_openvino, p_torch, atol=0.05)  # bfloat16 where supported
+    # float32 in OpenVINO gives onnxruntime's logits on the same exported file
+    x = (tiles.astype(np.float32)).copy()
+    exact = OpenVinoRunner(model._onnx_file(), precision="f32")
+    np.testing.assert_allclose(exact(x), model.onnx_runner()(x), atol=1e-3)
+    with pytest.raises(ModelError, match="precision"):
+        OpenVinoRunner(model._onnx_file(), precision="int4")
+
+
+def test_openvino_engine_without_openvino_says_how_to_install(model_dir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino → ImportError
+    model = load_matrix_model(model_dir)
+    with pytest.raises(ModelError, match=r"pip install 'skinoct\[openvino\]'"):
+        predict_tiles(np.zeros((1, 3, 64, 64), np.uint8), model, engine="openvino")
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx", "openvino"])
 def test_tta_is_invariant_to_the_tile_symmetries_and_averages_the_views(model_dir, engine):
     from skinoct.matrix._model import TTA_VIEWS
 

@@ -312,7 +312,9 @@ def predict(
     ),
     out: Path = typer.Option(..., "--out", help="CSV to write: grade, p_1…p_4, expected grade."),
     model: Path | None = typer.Option(None, "--model", help=_MODEL_HELP),
-    engine: str = typer.Option("torch", "--engine", help="torch or onnx (onnxruntime, CPU)."),
+    engine: str = typer.Option(
+        "torch", "--engine", help="torch, onnx (onnxruntime) or openvino (bf16, optional)."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Tiles per forward pass."),
     dej: str | None = typer.Option(None, "--dej", help=_DEJ_HELP + " Needed for volumes."),
     start: float = typer.Option(0.0, "--start", help="Volumes: first depth below the DEJ (µm)."),
@@ -336,8 +338,8 @@ def predict(
     from skinoct.io import write_text
     from skinoct.matrix import expected_grade, load_matrix_model, predict_tiles
 
-    if engine not in ("torch", "onnx"):
-        raise InputError(f"--engine must be torch or onnx, got {engine!r}")
+    if engine not in ("torch", "onnx", "openvino"):
+        raise InputError(f"--engine must be torch, onnx or openvino, got {engine!r}")
     grader = load_matrix_model(model)
     _notice(grader)
     size = grader.preprocessing.input_size

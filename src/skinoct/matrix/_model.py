@@ -29,8 +29,8 @@ __all__ = [
 TASK = "matrix"
 Normalization = Literal["tile", "imagenet", "paper"]
 NORMALIZATIONS = ("tile", "imagenet", "paper")
-Engine = Literal["torch", "onnx"]
-ENGINES = ("torch", "onnx")
+Engine = Literal["torch", "onnx", "openvino"]
+ENGINES = ("torch", "onnx", "openvino")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -174,11 +174,25 @@ class MatrixModel:
             raise ModelError("onnxruntime is not installed; use engine='torch'")
         key = threads or 0
         if key not in self._onnx:
+            self._onnx[key] = OnnxRunner(self._onnx_file(), threads=threads)
+        return self._onnx[key]
+
+    def openvino_runner(self, *, threads: int | None = None):
+        """An :class:`~skinoct.models.OpenVinoRunner` (bfloat16 where the CPU has it)."""
+        from skinoct.models import OpenVinoRunner
+
+        key = ("openvino", threads or 0)
+        if key not in self._onnx:
+            self._onnx[key] = OpenVinoRunner(self._onnx_file(), threads=threads)
+        return self._onnx[key]
+
+    def _onnx_file(self) -> Path:
+        """The model exported to ONNX once per process, in a temporary folder."""
+        if "file" not in self._onnx:
             folder = Path(tempfile.mkdtemp(prefix="skinoct-matrix-onnx-"))
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            path = export_matrix_onnx(self, folder / "model.onnx")
-            self._onnx[key] = OnnxRunner(path, threads=threads)
-        return self._onnx[key]
+            self._onnx["file"] = export_matrix_onnx(self, folder / "model.onnx")
+        return self._onnx["file"]
 
 
 class _Preprocessed:
@@ -328,9 +342,11 @@ def predict_tiles(
         model's input size when needed.
     model : MatrixModel
         From :func:`load_matrix_model`.
-    engine : {'torch', 'onnx'}
-        Torch eager on the model's device, or onnxruntime on the CPU (exported
-        on first use).
+    engine : {'torch', 'onnx', 'openvino'}
+        Torch eager on the model's device, onnxruntime on the CPU (exported on
+        first use), or OpenVINO's CPU plugin on the same export, in bfloat16 where
+        the CPU supports it (optional dependency, ``pip install 'skinoct[openvino]'``;
+        the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md).
     batch_size : int
         Tiles per forward pass.
     threads : int, optional
@@ -369,7 +385,11 @@ def predict_tiles(
     starts = range(0, n, step)
     if progress is not None:
         starts = progress(starts, description="grading tiles", total=len(starts))
-    runner = model.onnx_runner(threads=threads) if engine == "onnx" else None
+    runner = None
+    if engine == "onnx":
+        runner = model.onnx_runner(threads=threads)
+    elif engine == "openvino":
+        runner = model.openvino_runner(threads=threads)
     device = next(model.network.parameters()).device
     with torch.inference_mode():
         for start in starts:

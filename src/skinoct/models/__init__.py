@@ -13,13 +13,14 @@ from skinoct.models._artifact import (
     save_artifact,
     sha256_file,
 )
-from skinoct.models._onnx import OnnxRunner, export_onnx, onnxruntime_available
+from skinoct.models._onnx import OnnxRunner, OpenVinoRunner, export_onnx, onnxruntime_available
 
 __all__ = [
     "MANIFEST_NAME",
     "WEIGHTS_NAME",
     "Artifact",
     "OnnxRunner",
+    "OpenVinoRunner",
     "bundled_model_dir",
     "export_onnx",
     "load_artifact",
