@@ -50,6 +50,13 @@ def main(argv=None) -> int:
         "onnxruntime static INT8, with their agreement with float32.",
     )
     parser.add_argument(
+        "--agree",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Also grade N phantom tiles with every engine: accuracy and agreement.",
+    )
+    parser.add_argument(
         "--engines",
         nargs="+",
         choices=("torch", "onnxruntime", "openvino"),
@@ -69,7 +76,7 @@ def main(argv=None) -> int:
 
     model = load_matrix_model(args.model)
     size = model.preprocessing.input_size
-    tiles = phantom_tiles(args.batch, seed=0, size=size)
+    tiles, _ = phantom_tiles(args.batch, seed=0, size=size)
     x = preprocess_tiles(tiles, model.preprocessing, normalize=False)  # float 0–255
     normalization = model.preprocessing.normalization
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,13 +177,16 @@ def main(argv=None) -> int:
             f"{name} vs onnxruntime float32 on these {args.batch} phantom tiles: same grade "
             f"for {agree:.3f}, max |Δ Σp·g| = {max_grade_shift(logits, logits_onnx):.3f}"
         )
+    if args.agree:
+        agreement(model, args.agree, threads=args.threads)
     if args.train_steps:
         train_rate(model, args.train_steps)
     return 0
 
 
 def phantom_tiles(n: int, *, seed: int, size: int):
-    """``n`` phantom en-face tiles (uint8, q uniform in [1, 4]) at the model's input size."""
+    """``n`` phantom en-face tiles (uint8, q uniform in [1, 4]) at the model's input size,
+    and their true qualities q."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -185,13 +195,13 @@ def phantom_tiles(n: int, *, seed: int, size: int):
     from skinoct.phantom import render_enface
 
     rng = np.random.default_rng(seed)
+    qualities = rng.uniform(1, 4, n)
     stacks = [
-        to_uint8(render_enface(float(rng.uniform(1, 4)), seed=int(rng.integers(2**31))).stack)
-        for _ in range(n)
+        to_uint8(render_enface(float(q), seed=int(rng.integers(2**31))).stack) for q in qualities
     ]
     x = torch.from_numpy(np.stack(stacks)).float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+    return x.round().clamp(0, 255).to(torch.uint8).numpy(), qualities
 
 
 def max_grade_shift(logits_a, logits_b) -> float:
@@ -228,7 +238,7 @@ def quantize_int8(fp32_path, out_path, model, *, size: int):
     from skinoct.matrix._model import preprocess_tiles
 
     calibration = preprocess_tiles(
-        phantom_tiles(64, seed=1, size=size), model.preprocessing, normalize=False
+        phantom_tiles(64, seed=1, size=size)[0], model.preprocessing, normalize=False
     ).numpy()
 
     class Reader(CalibrationDataReader):
@@ -255,7 +265,8 @@ def quantize_int8(fp32_path, out_path, model, *, size: int):
 
 
 def train_rate(model, steps: int) -> None:
-    """Images per second of one training step as ``train_matrix`` runs it on the CPU."""
+    """Images per second of one training step as ``train_matrix`` runs it on the CPU
+    (channels-last), beside the default contiguous layout, alternating."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -264,35 +275,61 @@ def train_rate(model, steps: int) -> None:
     from skinoct.matrix._model import normalize_batch
 
     size = model.preprocessing.input_size
-    net = MatrixNet()
-    set_phase(net, "all")
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     tiles = torch.from_numpy(rng.integers(0, 256, (128, 3, size, size), dtype=np.uint8))
-    net.train()
+    layouts = {"channels-last (train_matrix)": torch.channels_last}
+    layouts["contiguous (torch default)"] = torch.contiguous_format
+    steps_of = {}
+    for name, layout in layouts.items():
+        net = MatrixNet().to(memory_format=layout)
+        set_phase(net, "all")
+        net.train()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def step():
-        pick = rng.integers(0, len(tiles), 32)
-        x = augment_tiles(tiles[pick].float(), rng.integers(0, 9, 32))
-        loss = F.cross_entropy(net(normalize_batch(x, "tile")), torch.randint(0, 4, (32,)))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        def step(net=net, optimizer=optimizer, layout=layout):
+            pick = rng.integers(0, len(tiles), 32)
+            x = augment_tiles(tiles[pick].float(), rng.integers(0, 9, 32))
+            x = normalize_batch(x, "tile").contiguous(memory_format=layout)
+            loss = F.cross_entropy(net(x), torch.randint(0, 4, (32,)))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
-    step()
-    step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
-    rate = 32 / statistics.median(times)
-    seen = model.manifest.get("training", {}).get("images_seen")
-    print(f"\ntraining: {rate:.0f} images/s (batch 32, {size} px, median of {steps} steps)")
-    if seen:
+        step()
+        steps_of[name] = step
+    times = {name: [] for name in steps_of}
+    for _ in range(steps):
+        for name, step in steps_of.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    print()
+    for name, values in times.items():
+        rate = 32 / statistics.median(values)
+        print(f"training, {name}: {rate:.0f} images/s (batch 32, {size} px, median of {steps})")
+
+
+def agreement(model, n: int, *, threads: int) -> None:
+    """Grades of ``n`` phantom tiles by every installed engine: accuracy against the
+    phantom's true grade and agreement with onnxruntime float32."""
+    import numpy as np
+
+    from skinoct.matrix import predict_tiles
+    from skinoct.phantom import grade_of
+
+    tiles, qualities = phantom_tiles(n, seed=7, size=model.preprocessing.input_size)
+    truth = grade_of(qualities)
+    engines = ["onnx", "torch"] + (["openvino"] if openvino_available() else [])
+    grades = {}
+    print(f"\n{n} phantom en-face tiles (q uniform in [1, 4], seed 7):")
+    for engine in engines:
+        p = predict_tiles(tiles, model, engine=engine, threads=threads)
+        grades[engine] = np.asarray(model.classes)[p.argmax(axis=1)]
+        same = (grades[engine] == grades["onnx"]).mean()
         print(
-            f"bundled model: {seen:,} training images → about {seen / rate / 60:.0f} min "
-            "of training steps at this rate (plus validation and loading)"
+            f"  {engine:>8}: accuracy {(grades[engine] == truth).mean():.4f}, "
+            f"same grade as onnxruntime float32 {same:.4f}"
         )
 
 

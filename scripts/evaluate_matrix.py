@@ -73,11 +73,12 @@ def load_runs(runs: list[Path]):
             )
         predictions = predictions.copy()
         for exp in results["experiments"]:  # 8-view TTA predictions of the same test tiles
-            tta = run / f"{exp['name']}_test_predictions_tta.csv.gz"
-            if tta.is_file():
-                pred = pd.read_csv(tta, dtype={"tile_id": str}).set_index("tile_id")["pred"]
-                rows = predictions["experiment"] == exp["name"]
-                predictions.loc[rows, "pred_tta"] = predictions.loc[rows, "tile_id"].map(pred)
+            for ext in ("", ".gz"):
+                tta = run / f"{exp['name']}_test_predictions_tta.csv{ext}"
+                if tta.is_file():
+                    pred = pd.read_csv(tta, dtype={"tile_id": str}).set_index("tile_id")["pred"]
+                    rows = predictions["experiment"] == exp["name"]
+                    predictions.loc[rows, "pred_tta"] = predictions.loc[rows, "tile_id"].map(pred)
         predictions["experiment"] = run.name + "/" + predictions["experiment"]
         frames.append(predictions)
     return merged, pd.concat(frames, ignore_index=True)

@@ -387,6 +387,12 @@ def evaluate_tta(data: Path, model_dir: Path) -> dict:
         table[f"p_{grade}"] = probs[:, j]
     table["expected_grade"] = expected_grade(probs, classes=model.classes)
     table.to_csv(model_dir / "test_predictions_tta.csv", index=False, float_format="%.5g")
+    # beside results.json too, where scripts/evaluate_matrix.py looks for it
+    table.to_csv(
+        model_dir.parent / f"{model_dir.name}_test_predictions_tta.csv",
+        index=False,
+        float_format="%.5g",
+    )
     metrics = evaluate_predictions(table["true"], table["pred"]).to_dict()
     print(f"{model_dir.name}: test accuracy with 8-view TTA {metrics['accuracy']:.3f}", flush=True)
     return metrics

@@ -336,10 +336,10 @@ def predict(
     import pandas as pd
 
     from skinoct.io import write_text
-    from skinoct.matrix import expected_grade, load_matrix_model, predict_tiles
+    from skinoct.matrix import ENGINES, expected_grade, load_matrix_model, predict_tiles
 
-    if engine not in ("torch", "onnx", "openvino"):
-        raise InputError(f"--engine must be torch, onnx or openvino, got {engine!r}")
+    if engine not in ENGINES:
+        raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     grader = load_matrix_model(model)
     _notice(grader)
     size = grader.preprocessing.input_size

@@ -35,6 +35,7 @@ from skinoct.matrix._labels import (
     read_labels,
 )
 from skinoct.matrix._model import (
+    ENGINES,
     MatrixModel,
     Preprocessing,
     expected_grade,
@@ -72,6 +73,7 @@ from skinoct.matrix._train import (
 
 __all__ = [
     "AUGMENTATIONS",
+    "ENGINES",
     "GRADES",
     "EarlyStopping",
     "GradingMetrics",

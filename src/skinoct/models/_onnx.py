@@ -118,8 +118,8 @@ class OpenVinoRunner:
     precision : {'bf16', 'f32'}
         OpenVINO's inference precision hint. ``'bf16'`` computes in bfloat16 where the CPU
         has native support (AVX-512 BF16, AMX) and in float32 elsewhere; on the 2-core
-        AVX-512 build machine it ran the grading network 1.8× faster than onnxruntime
-        float32 with the same phantom test accuracy (BENCHMARKS.md).
+        AVX-512 build machine it ran the grading network 1.3–1.4× faster than
+        onnxruntime float32 with the same phantom accuracy (BENCHMARKS.md).
 
     Raises
     ------
