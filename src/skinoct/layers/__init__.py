@@ -17,12 +17,7 @@ Examples
 >>> result.labels, result.entropy  # doctest: +SKIP
 """
 
-from skinoct.layers._data import (
-    LayerDataset,
-    SectionRecord,
-    discover_dataset,
-    image_stem,
-)
+from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
 from skinoct.layers._inference import (
     ENGINES,
     SegmentationResult,
