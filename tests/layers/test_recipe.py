@@ -69,6 +69,12 @@ def test_folds_follow_subjects_and_budget():
 def test_init_architecture_is_kept_and_every_choice_has_a_reason():
     r = plan_recipe(_fp(), init_channels=(4, 8, 16))
     assert r.channels == (4, 8, 16)
-    assert set(r.reasons) == {"patch", "batch_size", "patches_per_section", "sampling",
-                              "channels", "folds"}
+    assert set(r.reasons) == {
+        "patch",
+        "batch_size",
+        "patches_per_section",
+        "sampling",
+        "channels",
+        "folds",
+    }
     assert r.to_dict()["patch"] == list(r.patch)

@@ -56,7 +56,9 @@ class TissueBand:
         return np.maximum(self.bottom[v] - self.top[v], 0) + 1
 
 
-def tissue_band(target: np.ndarray, *, air_index: int | None, dermis_index: int | None) -> TissueBand:
+def tissue_band(
+    target: np.ndarray, *, air_index: int | None, dermis_index: int | None
+) -> TissueBand:
     """Surface and DEJ rows per column of a class-index mask.
 
     Parameters
@@ -128,7 +130,7 @@ def band_crop(
     if n_z < hz or n_x < hx:
         raise ValueError(f"section {image.shape} is smaller than the region {(hz, hx)}")
     columns = (
-        np.flatnonzero(band.valid[: n_x]) if band is not None and mode == "band" else np.array([])
+        np.flatnonzero(band.valid[:n_x]) if band is not None and mode == "band" else np.array([])
     )
     if columns.size == 0:
         z0 = int(rng.integers(0, n_z - hz + 1))
@@ -142,8 +144,10 @@ def band_crop(
         # The column is inside the region, at a random lateral position.
         x_low = max(0, col - hx + 1)
         x_high = min(col, n_x - hx)
-        x0 = int(rng.integers(x_low, x_high + 1)) if x_high >= x_low else int(
-            rng.integers(0, n_x - hx + 1)
+        x0 = (
+            int(rng.integers(x_low, x_high + 1))
+            if x_high >= x_low
+            else int(rng.integers(0, n_x - hx + 1))
         )
     return (
         image[z0 : z0 + hz, x0 : x0 + hx],
