@@ -47,6 +47,7 @@ from skinoct.layers._overlay import (
     write_rgb_png,
 )
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
+from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
     "DEFAULT_MODEL_SPACING_UM",
@@ -60,6 +61,7 @@ __all__ = [
     "SegmentationResult",
     "TrainConfig",
     "TrainResult",
+    "VolumeSegmentation",
     "boundary_overlay",
     "dice_per_layer",
     "discover_dataset",
@@ -73,6 +75,7 @@ __all__ = [
     "save_layers_model",
     "segment_section",
     "segment_sections",
+    "segment_volume",
     "summarize_dice",
     "train_layers",
     "write_rgb_png",
