@@ -35,6 +35,14 @@ from skinoct.io._read import (
     read_volume,
 )
 from skinoct.io._write import to_uint8, write_image
+from skinoct.io._zarr import (
+    LazyArray,
+    is_zarr,
+    read_ome_zarr,
+    read_ome_zarr_labels,
+    tree_sha256,
+    write_ome_zarr,
+)
 
 __all__ = [
     "AIR",
@@ -47,9 +55,11 @@ __all__ = [
     "LABEL_VALUES",
     "STRATUM_CORNEUM",
     "Image",
+    "LazyArray",
     "SpacingWarning",
     "atomic_path",
     "check_spacing",
+    "is_zarr",
     "json_safe",
     "natural_sort_key",
     "neutralise_table",
@@ -58,13 +68,17 @@ __all__ = [
     "read_csv_table",
     "read_image",
     "read_mask",
+    "read_ome_zarr",
+    "read_ome_zarr_labels",
     "read_volume",
     "restore_csv_cell",
     "safe_csv_cell",
     "to_uint8",
+    "tree_sha256",
     "validate_labels",
     "write_csv_table",
     "write_image",
     "write_json",
+    "write_ome_zarr",
     "write_text",
 ]
