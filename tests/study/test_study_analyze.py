@@ -18,13 +18,14 @@ import pytest
 import skinoct.study.analyze as analyze_mod
 from skinoct.errors import InputError
 from skinoct.io import write_image
-from skinoct.morphometry import extract_boundaries, rms_amplitude
 from skinoct.morphometry import (
     crop_depth,
+    extract_boundaries,
     fill_nearest,
     interpolate_rows,
     labels_from_surfaces,
     remove_outliers,
+    rms_amplitude,
     section_rows,
 )
 

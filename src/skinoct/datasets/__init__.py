@@ -11,7 +11,9 @@ package. This package imports only :mod:`skinoct.io` and :mod:`skinoct.errors`.
   :func:`write_tile_dataset`, :func:`read_tile_dataset`, :func:`read_tile_png`,
   :func:`write_tile_png`, :func:`resize_tile`;
 - rater labels: :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa`,
-  :data:`GRADES`.
+  :data:`GRADES`;
+- training pairs from corrected results: :func:`add_training_pair` writes an image and
+  its corrected mask into the layer-dataset layout that ``skinoct layers train`` reads.
 
 See ARCHITECTURE.md ("On-disk layouts").
 """
@@ -33,6 +35,11 @@ from skinoct.datasets._tiles import (
     write_tile_dataset,
     write_tile_png,
 )
+from skinoct.datasets._training_pairs import (
+    add_segmentation_outputs,
+    add_training_pair,
+    dataset_ids,
+)
 
 __all__ = [
     "GRADES",
@@ -41,6 +48,9 @@ __all__ = [
     "TieRule",
     "TileDataset",
     "TileLabels",
+    "add_segmentation_outputs",
+    "add_training_pair",
+    "dataset_ids",
     "discover_dataset",
     "fleiss_kappa",
     "image_stem",

@@ -18,7 +18,14 @@ Examples
 """
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
+from skinoct.layers._decode import (
+    decode_ordered,
+    label_components,
+    ordered_boundaries,
+    ordering_violations,
+)
 from skinoct.layers._inference import (
+    DECODINGS,
     ENGINES,
     SegmentationResult,
     normalized_entropy,
@@ -45,6 +52,7 @@ from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train
 from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
+    "DECODINGS",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
@@ -58,14 +66,18 @@ __all__ = [
     "TrainResult",
     "VolumeSegmentation",
     "boundary_overlay",
+    "decode_ordered",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
     "grouped_folds",
     "image_stem",
+    "label_components",
     "load_layers_model",
     "mean_dice",
     "normalized_entropy",
+    "ordered_boundaries",
+    "ordering_violations",
     "predict_logits",
     "save_layers_model",
     "segment_section",

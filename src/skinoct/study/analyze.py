@@ -297,6 +297,10 @@ def _read(volume, spacing_um):
         image = read_volume(volume, mmap=True, spacing_um=spacing_um)
     if image.path is not None and Path(image.path).is_file():
         return image, sha256_file(image.path)
+    if image.path is not None and Path(image.path).is_dir():  # OME-Zarr: hash its files
+        from skinoct.io import tree_sha256
+
+        return image, tree_sha256(image.path)
     return image, hashlib.sha256(np.ascontiguousarray(image.data).tobytes()).hexdigest()
 
 
