@@ -224,7 +224,9 @@ def read_predictions(
         pred_column = "grade"
     if labels is not None:
         if "tile_id" not in table.columns:
-            raise InputError("--labels needs a 'tile_id' column in the predictions", path=path)
+            raise InputError(
+                "looking up labels needs a 'tile_id' column in the predictions", path=path
+            )
         grades = read_labels(labels).grades
         missing = ~table["tile_id"].isin(grades.index)
         if missing.any():
