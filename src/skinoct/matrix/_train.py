@@ -227,6 +227,7 @@ def train_matrix(
     Returns
     -------
     TrainResult
+        The model folder, test metrics, history and test predictions.
 
     Raises
     ------
@@ -418,14 +419,9 @@ def _evaluate_and_save(net, batches, data, splits, fitted, *, config, out_dir, d
     write_text(out_dir / "test_predictions.csv", predictions_csv)
     write_json(out_dir / "metrics.json", {"split": splits.summary, **metrics.to_dict()})
     return TrainResult(
-        model_dir=out_dir,
-        metrics=metrics,
-        history=history,
-        predictions=predictions,
-        split=splits.summary,
-        seconds=seconds,
-        images_seen=images_seen,
-    )
+        model_dir=out_dir, metrics=metrics, history=history, predictions=predictions,
+        split=splits.summary, seconds=seconds, images_seen=images_seen,
+    )  # fmt: skip
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
