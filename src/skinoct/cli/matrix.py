@@ -115,7 +115,9 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     max_time: float | None = typer.Option(None, "--max-time", help="Wall-clock budget (s)."),
     tie: str = typer.Option("median", "--tie", help="Rater tie rule: median, lower, upper."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUT/checkpoint.safetensors + .json."
+    ),
     bn_recalibration: int = typer.Option(
         0, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
     ),
