@@ -236,15 +236,9 @@ def segment(
     """
     prefer_passive_openmp()
     from skinoct.io import read_image
-    from skinoct.layers import image_stem, load_layers_model, segment_section
-    from skinoct.layers._outputs import write_segmentation
+    from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
 
-    if engine not in ("torch", "onnx"):
-        raise InputError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
-    if mc_dropout < 0:
-        raise InputError(f"--mc-dropout must be >= 0, got {mc_dropout}")
-    if mc_dropout and engine == "onnx":
-        raise InputError("--mc-dropout needs --engine torch (the ONNX export has no dropout)")
+    # engine and MC-dropout are checked by segment_section (its error names the argument)
     override = parse_spacing(spacing, ndim=2)
     stems: dict[str, Path] = {}
     for path in images:
@@ -317,14 +311,16 @@ def evaluate(
     """Dice per layer of a model on an annotated dataset (e.g. your own held-out data)."""
     prefer_passive_openmp()
     from skinoct.io import write_json
-    from skinoct.layers import load_layers_model
-    from skinoct.layers._evaluate import evaluate_dataset
+    from skinoct.layers import evaluate_dataset, load_layers_model
 
-    if engine not in ("torch", "onnx"):
-        raise InputError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
     model = load_layers_model(model_dir)
     _notice(model)
-    report = evaluate_dataset(model, data_dir, engine=engine, tta=tta, device=device)
+    try:
+        report = evaluate_dataset(model, data_dir, engine=engine, tta=tta, device=device)
+    except ValueError as exc:  # invalid options, checked by the library
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(str(exc)) from None
     rows = [("all sections", {k: v["mean"] for k, v in report["summary"].items()})]
     console.print(_dice_table(f"Dice on {data_dir} ({report['n_sections']} sections)", rows, None))
     if out is not None:

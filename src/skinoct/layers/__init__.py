@@ -17,18 +17,14 @@ Examples
 >>> result.labels, result.entropy  # doctest: +SKIP
 """
 
-from skinoct.layers._data import (
-    LayerDataset,
-    SectionRecord,
-    discover_dataset,
-    image_stem,
-)
+from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
 from skinoct.layers._decode import (
     decode_ordered,
     label_components,
     ordered_boundaries,
     ordering_violations,
 )
+from skinoct.layers._evaluate import evaluate_dataset
 from skinoct.layers._inference import (
     DECODINGS,
     ENGINES,
@@ -47,12 +43,14 @@ from skinoct.layers._model import (
     save_layers_model,
 )
 from skinoct.layers._network import NetworkSpec
+from skinoct.layers._outputs import write_segmentation
 from skinoct.layers._overlay import (
     ENTROPY_COLORMAP,
     boundary_overlay,
     entropy_overlay,
     write_rgb_png,
 )
+from skinoct.layers._resample import grid_shape
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
 from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
@@ -75,6 +73,8 @@ __all__ = [
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
+    "evaluate_dataset",
+    "grid_shape",
     "grouped_folds",
     "image_stem",
     "label_components",
@@ -91,4 +91,5 @@ __all__ = [
     "summarize_dice",
     "train_layers",
     "write_rgb_png",
+    "write_segmentation",
 ]
