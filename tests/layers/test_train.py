@@ -189,3 +189,55 @@ def test_fine_tuning_from_a_model_with_another_class_set(trained, tmp_path):
     base = result.model.state_dict()
     name = next(iter(base))
     assert tuned.state_dict()[name].shape == base[name].shape
+
+
+def test_sampler_hook_is_called_once_per_epoch(dataset_dir, tmp_path):
+    from skinoct.layers._augment import TrainPatches
+
+    calls = []
+
+    def sampler(sections, *, patch, length, seed):
+        calls.append((len(sections), tuple(patch), length, seed))
+        return TrainPatches(sections, patch=patch, length=length, seed=seed)
+
+    cfg = replace(TINY_CONFIG, folds=0, epochs=2)
+    train_layers(dataset_dir, tmp_path / "m", cfg, sampler=sampler)
+    # 6 sections x 2 patches / batch 4 = 3 steps of 4 patches; seeds differ per epoch
+    assert calls == [(6, (32, 32), 12, 999_001), (6, (32, 32), 12, 999_002)]
+
+
+def test_time_budget_stops_keeps_a_checkpoint_and_resumes_to_the_same_weights(
+    dataset_dir, tmp_path, monkeypatch
+):
+    import skinoct.layers._train as train_module
+    from skinoct.models import Budget
+
+    cfg = replace(TINY_CONFIG, folds=0, epochs=3)
+    full = train_layers(dataset_dir, tmp_path / "full", cfg).model
+    now = [0.0]
+
+    def sampler(sections, **kw):  # each epoch "takes" 10 s of wall clock
+        from skinoct.layers._augment import TrainPatches
+
+        now[0] += 10.0
+        return TrainPatches(sections, **kw)
+
+    monkeypatch.setattr(train_module, "Budget", lambda s: Budget(s, clock=lambda: now[0]))
+    out = tmp_path / "budget"
+    events: list = []
+    cut = train_layers(
+        dataset_dir, out, replace(cfg, time_budget_s=25.0), sampler=sampler,
+        callback=events.append,
+    )  # fmt: skip
+    assert cut.stopped_by_time and "stopped_by_time" in [e["event"] for e in events]
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [1, 2]
+    manifest = load_layers_model(out).manifest["training"]
+    assert manifest["stopped_by_time"] and manifest["epochs_run"] == 2
+    assert (out / "folds" / "checkpoint_final.safetensors").is_file()
+    assert not list(out.rglob("*.pt"))
+    events.clear()
+    resumed = train_layers(dataset_dir, out, cfg, callback=events.append)
+    assert not resumed.stopped_by_time
+    assert [e["epoch"] for e in events if e["event"] == "epoch"] == [3]
+    assert not (out / "folds" / "checkpoint_final.json").exists()
+    torch.testing.assert_close(_weights(resumed.model), _weights(full), rtol=0, atol=0)

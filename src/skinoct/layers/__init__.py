@@ -23,7 +23,14 @@ from skinoct.layers._data import (
     discover_dataset,
     image_stem,
 )
+from skinoct.layers._decode import (
+    decode_ordered,
+    label_components,
+    ordered_boundaries,
+    ordering_violations,
+)
 from skinoct.layers._inference import (
+    DECODINGS,
     ENGINES,
     SegmentationResult,
     normalized_entropy,
@@ -47,8 +54,10 @@ from skinoct.layers._overlay import (
     write_rgb_png,
 )
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
+from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
+    "DECODINGS",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
@@ -60,19 +69,25 @@ __all__ = [
     "SegmentationResult",
     "TrainConfig",
     "TrainResult",
+    "VolumeSegmentation",
     "boundary_overlay",
+    "decode_ordered",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
     "grouped_folds",
     "image_stem",
+    "label_components",
     "load_layers_model",
     "mean_dice",
     "normalized_entropy",
+    "ordered_boundaries",
+    "ordering_violations",
     "predict_logits",
     "save_layers_model",
     "segment_section",
     "segment_sections",
+    "segment_volume",
     "summarize_dice",
     "train_layers",
     "write_rgb_png",

@@ -21,6 +21,7 @@ from skinoct.matrix._dataset import (
     write_tile_dataset,
     write_tile_png,
 )
+from skinoct.matrix._dej import read_dej
 from skinoct.matrix._evaluate import (
     GradingMetrics,
     evaluate_predictions,
@@ -52,11 +53,11 @@ from skinoct.matrix._network import (
     load_pretrained,
     set_phase,
 )
+from skinoct.matrix._profile import GradeProfile, grade_profile
 from skinoct.matrix._tiles import (
     enface_tiles,
     extract_tiles,
     profile_tiles,
-    read_dej,
     tile_positions,
 )
 from skinoct.matrix._train import (
@@ -76,6 +77,7 @@ __all__ = [
     "ENGINES",
     "GRADES",
     "EarlyStopping",
+    "GradeProfile",
     "GradingMetrics",
     "MatrixModel",
     "MatrixNet",
@@ -93,6 +95,7 @@ __all__ = [
     "export_matrix_onnx",
     "extract_tiles",
     "fleiss_kappa",
+    "grade_profile",
     "keras_layer_table",
     "load_matrix_model",
     "load_pretrained",
