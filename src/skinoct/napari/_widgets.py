@@ -31,7 +31,7 @@ def section_metrics_rows(metrics: dict) -> dict[str, list]:
     flat = flatten_metrics(metrics)
     names, values = [], []
     for key, value in flat.items():
-        if isinstance(value, (list, dict)):
+        if isinstance(value, (list, dict)) or key == "spacing_um":
             continue
         names.append(key)
         values.append(round(value, 3) if isinstance(value, float) else value)
@@ -208,6 +208,7 @@ class AnalyzeWidget(WorkerWidget):
 
         if self.canvas is None:
             self.canvas = FigureCanvasQTAgg(Figure(figsize=(4, 3), dpi=90))
+            self.canvas.setMinimumHeight(260)
             self.viewer.window.add_dock_widget(self.canvas, name="skinoct profile", area="right")
         fig = self.canvas.figure
         fig.clear()
