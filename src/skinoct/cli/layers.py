@@ -309,6 +309,11 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Average the cross-validation fold models of --model (MODEL/folds/fold_*).",
+    ),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
 
@@ -329,9 +334,16 @@ def segment(
                 f"two inputs would write the same outputs ({stems[stem].name})", path=path
             )
         stems[stem] = path
-    model = load_layers_model(model_dir)
+    if ensemble:
+        from skinoct.layers import load_layers_ensemble
+
+        if model_dir is None:
+            raise InputError("--ensemble needs --model: a model trained with 2 or more folds")
+        model = load_layers_ensemble(model_dir)
+    else:
+        model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble}
 
     def one(path: Path) -> None:
         image = read_image(path, spacing_um=override, axes="zx")
