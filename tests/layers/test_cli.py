@@ -102,6 +102,9 @@ def test_segment_writes_every_output(run_cli, sections, tiny_model_dir, tmp_path
         record = json.loads((out / f"{stem}.metrics.json").read_text())
         assert record["spacing_um"] == pytest.approx(list(image.spacing_um))
         assert record["model"]["weights_sha256"] == load_layers_model(tiny_model_dir).weights_sha256
+        # the manifest is part of the recorded identity (issue 15)
+        identity = load_layers_model(tiny_model_dir).provenance()
+        assert record["model"]["model_digest"] == identity["model_digest"] is not None
         assert "metrics" in record
 
 
