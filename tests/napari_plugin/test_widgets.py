@@ -99,6 +99,12 @@ def test_analyze_volume_shows_the_dej_surface_maps_and_profile(
     assert viewer.layers["vol epidermis_thickness_um"].data.shape == image.shape[1:]
     assert widget.result["score"] == json.loads((tmp_path / "out" / "analysis.json").read_text())[
         "score"]  # fmt: skip
+    tiles = viewer.layers["vol tiles 20 µm"]  # the tiles graded 20 µm below the DEJ
+    assert isinstance(tiles, napari.layers.Shapes) and len(tiles.data) >= 1
+    assert len(widget.tile_grades) == len(tiles.data)
+    assert all(1 <= g <= 4 for g in widget.tile_grades)
+    assert list(tiles.features["grade"]) == widget.tile_grades
+    assert viewer.layers["vol en-face 20 µm below DEJ"].data.shape == image.shape[1:]
     axes = widget.canvas.figure.axes[0]
     assert axes.get_ylabel() == "depth below DEJ (µm)" and len(axes.lines[0].get_xdata()) == 10
 
