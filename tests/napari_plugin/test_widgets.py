@@ -109,7 +109,9 @@ def test_analyze_volume_shows_the_dej_surface_maps_and_profile(
     assert axes.get_ylabel() == "depth below DEJ (µm)" and len(axes.lines[0].get_xdata()) == 10
 
 
-def test_correct_save_finetune_loop(make_napari_viewer, wait, phantom_section_image, tmp_path):
+def test_correct_save_finetune_loop(
+    make_napari_viewer, wait, phantom_section_image, tmp_path, run_cli
+):
     """Paint mistakes, re-impose the order, save two pairs, fine-tune, switch the model."""
     image, truth = phantom_section_image
     viewer = make_napari_viewer()
@@ -150,3 +152,9 @@ def test_correct_save_finetune_loop(make_napari_viewer, wait, phantom_section_im
     assert finetune.switch_button.enabled
     finetune.switch_model()
     assert segment.model_path() == tmp_path / "model"
+    # The saved dataset is what `skinoct layers train` reads, from the command line too.
+    code, _, err = run_cli("layers", "train", tmp_path / "data", "--out", tmp_path / "cli_model",
+                           "--folds", "0", "--epochs", "1", "--patch", "32", "32",
+                           "--init", tmp_path / "model")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "cli_model" / "model.safetensors").is_file()
