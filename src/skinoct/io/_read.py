@@ -11,6 +11,7 @@ import numpy as np
 from skinoct.errors import InputError
 from skinoct.io._image import DEFAULT_SPACING_UM, Image, check_spacing
 from skinoct.io._labels import validate_labels
+from skinoct.io._zarr import is_zarr as _is_zarr
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -66,7 +67,9 @@ def read_image(
     ----------
     path : str or Path
         A TIFF / OME-TIFF / ImageJ-TIFF, PNG / JPEG / BMP, ``.npy`` / ``.npz`` file,
-        or a folder of en-face slices (read as a volume, natural sort order).
+        an OME-Zarr image (``*.zarr`` folder, read lazily: ``data`` is a
+        :class:`~skinoct.io.LazyArray`), or a folder of en-face slices (read as a
+        volume, natural sort order).
     spacing_um : float or sequence of float, optional
         Overrides the spacing found in the file. One value means isotropic.
     axes : {'zx', 'yx', 'zyx'}, optional
@@ -89,6 +92,10 @@ def read_image(
         infinite values, or an invalid spacing.
     """
     path = Path(path)
+    if path.is_dir() and _is_zarr(path):  # OME-Zarr: read lazily, chunk by chunk
+        from skinoct.io._zarr import read_ome_zarr
+
+        return read_ome_zarr(path, spacing_um=spacing_um, axes=axes)
     data, meta_spacing, meta_axes = _read_raw(path, mmap=mmap)
     return _to_image(path, data, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
 
