@@ -19,7 +19,7 @@ Examples
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
 from skinoct.layers._boundary_metrics import boundary_errors
-from skinoct.layers._compare import compare_on_folds
+from skinoct.layers._compare import compare_on_folds, summarize_sections
 from skinoct.layers._decode import (
     decode_ordered,
     label_components,
@@ -105,6 +105,7 @@ __all__ = [
     "segment_sections",
     "segment_volume",
     "summarize_dice",
+    "summarize_sections",
     "tissue_band",
     "train_layers",
     "write_rgb_png",
