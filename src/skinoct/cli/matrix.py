@@ -257,15 +257,12 @@ def _load_input(
     import numpy as np
     import pandas as pd
 
+    from skinoct.datasets import resize_tile
     from skinoct.io import read_image
     from skinoct.matrix import enface_tiles, profile_tiles, read_dej, read_tile_png
-    from skinoct.matrix._tiles import _resize
 
     def resized(tile):
-        if tile.shape[1:] == (size, size):
-            return tile
-        out = _resize(tile[None].astype(np.float32), size)[0]
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return resize_tile(tile, size)
 
     if path.is_dir() and ((path / "tiles.csv").is_file() or (path / "tiles").is_dir()):
         folder = path / "tiles"
