@@ -5,7 +5,8 @@ at z−1, z, z+1 µm as RGB, are graded 1 (coarse, fragmented fibres) … 4 (web
 reticulated network) by a MobileNetV3-Small. The pieces:
 
 - :func:`extract_tiles` / :func:`profile_tiles` — DEJ-relative tiles from a volume;
-- :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa` — rater labels;
+- :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa` — rater labels
+  (the formats live in :mod:`skinoct.datasets`, re-exported here);
 - :func:`train_matrix` with :class:`TrainConfig` — the paper's two-phase protocol,
   split by subject by default;
 - :func:`evaluate_predictions` — accuracy, confusion matrix, precision/recall, κ;
@@ -14,8 +15,13 @@ reticulated network) by a MobileNetV3-Small. The pieces:
 The bundled default model is trained on phantom tiles only (see its manifest).
 """
 
-from skinoct.matrix._dataset import (
+from skinoct.datasets import (
+    GRADES,
     TileDataset,
+    TileLabels,
+    fleiss_kappa,
+    majority_grade,
+    read_labels,
     read_tile_dataset,
     read_tile_png,
     write_tile_dataset,
@@ -28,13 +34,6 @@ from skinoct.matrix._evaluate import (
     plot_confusion,
     read_predictions,
 )
-from skinoct.matrix._labels import (
-    GRADES,
-    TileLabels,
-    fleiss_kappa,
-    majority_grade,
-    read_labels,
-)
 from skinoct.matrix._model import (
     ENGINES,
     MatrixModel,
@@ -42,6 +41,7 @@ from skinoct.matrix._model import (
     expected_grade,
     export_matrix_onnx,
     load_matrix_model,
+    normalize_batch,
     predict_tiles,
     preprocess_tiles,
     save_matrix_model,
@@ -100,6 +100,7 @@ __all__ = [
     "load_matrix_model",
     "load_pretrained",
     "majority_grade",
+    "normalize_batch",
     "plot_confusion",
     "predict_tiles",
     "preprocess_tiles",

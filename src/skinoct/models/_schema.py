@@ -204,10 +204,10 @@ def _layers(c: _Checker, m: dict) -> None:
         c.fail("architecture.args.norm", "must be 'batch' or 'instance'")
     values = m.get("label_values")
     ok = isinstance(values, list) and 2 <= len(values) <= 4 and all(_is(v, int) for v in values)
-    if not ok or len(set(values)) != len(values) or not set(values) <= set(LABEL_NAMES):
+    if not ok or values != sorted(set(values)) or not set(values) <= set(LABEL_NAMES):
         raise ModelError(
             f"unknown class set {_show(values)} (label_values): expected two or more distinct "
-            "labels of 0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
+            "labels in increasing order of 0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
             path=c.path,
         )
     names = [LABEL_NAMES[v] for v in sorted(values)]

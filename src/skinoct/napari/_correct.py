@@ -37,7 +37,7 @@ def reorder_mask(labels: np.ndarray) -> np.ndarray:
     if mask.ndim == 3:
         return np.stack([reorder_mask(mask[:, y, :]) for y in range(mask.shape[1])], axis=1)
     try:
-        from skinoct.layers._decode import decode_ordered
+        from skinoct.layers import decode_ordered
     except ImportError:  # the ordered decoder is not in this version of skinoct
         return _fallback(mask)
     probabilities = np.full((4, *mask.shape), 0.01, dtype=np.float32)
