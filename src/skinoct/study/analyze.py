@@ -382,7 +382,7 @@ def analyze_volume(
     >>> result["score"], len(result["profile"]["depth_um"])  # doctest: +SKIP
     (2.71, 70)
     """
-    from skinoct.io import Image, read_volume
+    from skinoct.io import Image, provenance_banner, read_volume
 
     opts = AnalysisOptions(**options)
     stages = _Stages(track_memory=track_memory)
@@ -451,6 +451,7 @@ def analyze_volume(
             "matrix_model": _model_info(matrix, "matrix"),
         },
     }
+    analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
     images: dict[str, str] = {}
     if out_dir is not None:
         with stages("outputs"):
