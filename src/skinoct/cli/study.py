@@ -73,7 +73,7 @@ def stats(
         from skinoct.study.stats_tables import write_statistics
 
         out.mkdir(parents=True, exist_ok=True)
-        write_statistics(out, result)  # stats.json + CSV (+ XLSX) tables
+        write_statistics(out, result)  # stats.json + the tables, as the report writes them
         save_figure(group_bar_figure(table, result), out / "figure_3b_group_means.png")
         if profiles is not None:
             if not profiles.is_file():
