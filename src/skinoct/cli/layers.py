@@ -321,7 +321,7 @@ def segment(
     <stem>_entropy.png and <stem>.metrics.json.
     """
     prefer_passive_openmp()
-    from skinoct.io import read_image
+    from skinoct.io import provenance_banner, read_image
     from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
 
     # engine and MC-dropout are checked by segment_section (its error names the argument)
@@ -359,7 +359,10 @@ def segment(
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 
-    return run_batch(images, one, description="segmenting")
+    code = run_batch(images, one, description="segmenting")
+    if banner := provenance_banner(model.manifest):  # the closing line says it too
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
+    return code
 
 
 @app.command("export")

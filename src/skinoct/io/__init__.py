@@ -6,7 +6,13 @@ where the spacing came from. Label masks use 0 air, 1 stratum corneum, 2 viable
 epidermis, 3 dermis.
 """
 
-from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
+from skinoct.io._atomic import (
+    atomic_path,
+    json_safe,
+    remove_stale_temp_files,
+    write_json,
+    write_text,
+)
 from skinoct.io._csv import (
     neutralise_table,
     read_csv_table,
@@ -71,6 +77,7 @@ __all__ = [
     "read_ome_zarr",
     "read_ome_zarr_labels",
     "read_volume",
+    "remove_stale_temp_files",
     "restore_csv_cell",
     "safe_csv_cell",
     "to_uint8",

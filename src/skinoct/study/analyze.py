@@ -201,6 +201,7 @@ def analyze_volume(
     >>> result["score"], len(result["profile"]["depth_um"])  # doctest: +SKIP
     (2.71, 70)
     """
+    from skinoct.io import provenance_banner
     from skinoct.layers import segment_volume
     from skinoct.matrix import grade_profile, read_dej
 
@@ -264,6 +265,7 @@ def analyze_volume(
             "matrix_model": model_info(matrix, "matrix"),
         },
     }
+    analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
     images: dict[str, str] = {}
     if out_dir is not None:
         from skinoct.study._outputs import write_outputs
