@@ -352,7 +352,8 @@ def analyze(
     m = result["metrics"]
     console.print(
         f"mean dermal quality score {result['score']:.2f} over "
-        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths; epidermis "
+        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths "
+        f"(from {result['profile_start_um']:g} µm below the DEJ); epidermis "
         f"{m['epidermis_thickness_um_mean']:.1f} µm, "
         f"SC {m['stratum_corneum_thickness_um_mean']:.1f} µm, "
         f"DEJ undulation {m['dej_undulation_index']:.3f}",
