@@ -228,6 +228,12 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    decoding: str = typer.Option(
+        "ordered",
+        "--decoding",
+        help="ordered: most probable labelling ordered air > SC > epidermis > dermis per "
+        "column, no islands (default); argmax: raw per-pixel argmax, diagnostics only.",
+    ),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
 
@@ -245,6 +251,8 @@ def segment(
         raise InputError(f"--mc-dropout must be >= 0, got {mc_dropout}")
     if mc_dropout and engine == "onnx":
         raise InputError("--mc-dropout needs --engine torch (the ONNX export has no dropout)")
+    if decoding not in ("ordered", "argmax"):
+        raise InputError(f"--decoding must be 'ordered' or 'argmax', got {decoding!r}")
     override = parse_spacing(spacing, ndim=2)
     stems: dict[str, Path] = {}
     for path in images:
@@ -256,7 +264,7 @@ def segment(
         stems[stem] = path
     model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "decoding": decoding}
 
     def one(path: Path) -> None:
         image = read_image(path, spacing_um=override, axes="zx")
@@ -269,6 +277,7 @@ def segment(
             engine=engine,
             device=device,
             threads=threads,
+            decoding=decoding,
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 

@@ -17,6 +17,14 @@ Examples
 >>> result.labels, result.entropy  # doctest: +SKIP
 """
 
+from skinoct.layers._calibration import (
+    DEFAULT_CALIBRATION_QUANTILE,
+    UNCERTAINTY_KEY,
+    calibrate_uncertainty,
+    dej_entropy_threshold,
+    section_flag_scores,
+    write_uncertainty_calibration,
+)
 from skinoct.layers._data import (
     LayerDataset,
     SectionRecord,
@@ -57,10 +65,12 @@ from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train
 
 __all__ = [
     "DECODINGS",
+    "DEFAULT_CALIBRATION_QUANTILE",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
     "SYNTHETIC_NOTICE",
+    "UNCERTAINTY_KEY",
     "LayerDataset",
     "LayersModel",
     "NetworkSpec",
@@ -69,7 +79,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "boundary_overlay",
+    "calibrate_uncertainty",
     "decode_ordered",
+    "dej_entropy_threshold",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
@@ -83,9 +95,11 @@ __all__ = [
     "ordering_violations",
     "predict_logits",
     "save_layers_model",
+    "section_flag_scores",
     "segment_section",
     "segment_sections",
     "summarize_dice",
     "train_layers",
     "write_rgb_png",
+    "write_uncertainty_calibration",
 ]

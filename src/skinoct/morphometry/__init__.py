@@ -14,7 +14,13 @@ from skinoct.morphometry._boundaries import (
     default_smoothing_um,
     extract_boundaries,
 )
-from skinoct.morphometry._entropy import dej_entropy, uncertain_area, uncertain_segments
+from skinoct.morphometry._entropy import (
+    default_entropy_threshold,
+    dej_entropy,
+    dej_flag_score,
+    uncertain_area,
+    uncertain_segments,
+)
 from skinoct.morphometry._metrics import (
     THICKNESS_KEYS,
     SectionMetrics,
@@ -43,8 +49,10 @@ __all__ = [
     "SectionMetrics",
     "VolumeMetrics",
     "contour_length_ratio",
+    "default_entropy_threshold",
     "default_smoothing_um",
     "dej_entropy",
+    "dej_flag_score",
     "extract_boundaries",
     "find_papillae_profile",
     "find_papillae_surface",

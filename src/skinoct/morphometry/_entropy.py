@@ -8,11 +8,20 @@ length are reported as uncertain DEJ segments (areas in 3-D).
 
 The entropy is expected normalised to [0, 1] (Shannon entropy of the class
 probabilities divided by ln 4 for the four skinoct classes).
+
+The threshold is calibrated per model (``skinoct.layers.calibrate_uncertainty``): the
+quantile of :func:`dej_flag_score` over clean sections, stored under the manifest's
+``uncertainty`` key. :func:`default_entropy_threshold` returns the bundled layer
+model's calibrated value; 0.5 only for a bundled model that was never calibrated.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -20,7 +29,65 @@ from scipy import ndimage
 from skinoct.errors import InputError
 from skinoct.morphometry._undulation import _runs
 
-__all__ = ["check_entropy", "dej_entropy", "uncertain_area", "uncertain_segments"]
+__all__ = [
+    "FALLBACK_ENTROPY_THRESHOLD",
+    "check_entropy",
+    "default_entropy_threshold",
+    "dej_entropy",
+    "dej_flag_score",
+    "uncertain_area",
+    "uncertain_segments",
+]
+
+#: Used only when the bundled layer model's manifest holds no calibration.
+FALLBACK_ENTROPY_THRESHOLD = 0.5
+_BUNDLED_LAYERS_MANIFEST = (
+    Path(__file__).resolve().parents[1] / "models" / "bundled" / "layers" / "model.json"
+)
+
+
+def default_entropy_threshold() -> float:
+    """The DEJ-entropy threshold of the bundled layer model (its manifest's calibration).
+
+    ``uncertainty.dej_entropy_threshold`` of ``skinoct/models/bundled/layers/model.json``
+    (written by ``scripts/calibrate_layers.py``); :data:`FALLBACK_ENTROPY_THRESHOLD`
+    when that key is missing. Read once per process, without importing torch.
+    """
+    return _bundled_threshold(str(_BUNDLED_LAYERS_MANIFEST))
+
+
+@functools.lru_cache(maxsize=4)
+def _bundled_threshold(path: str) -> float:
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = float(manifest["uncertainty"]["dej_entropy_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return FALLBACK_ENTROPY_THRESHOLD
+    return value if math.isfinite(value) and 0 <= value <= 1 else FALLBACK_ENTROPY_THRESHOLD
+
+
+def dej_flag_score(profile: np.ndarray, dx_um: float, *, min_length_um: float) -> float:
+    """The highest threshold at which :func:`uncertain_segments` would flag this profile.
+
+    Max over every window of ``ceil(min_length_um / dx_um)`` consecutive columns of the
+    window's minimum entropy (NaN columns break windows): a section gets an uncertain
+    segment at threshold ``t`` exactly when its score is above ``t``. Calibration takes
+    a quantile of this score over clean sections, so the per-section false-flag rate on
+    such sections is one minus the quantile. NaN when no window is defined.
+
+    Examples
+    --------
+    >>> dej_flag_score(np.array([0.1, 0.6, 0.7, 0.2]), 10.0, min_length_um=20.0)
+    0.6
+    """
+    values = np.asarray(profile, dtype=float)
+    n = max(1, math.ceil(float(min_length_um) / float(dx_um) - 1e-9))
+    if values.ndim != 1 or values.size < n:
+        return float("nan")
+    values = np.where(np.isfinite(values), values, -np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(values, n)
+    best = float(windows.min(axis=1).max())
+    return best if math.isfinite(best) else float("nan")
 
 
 def check_entropy(entropy, shape: tuple[int, ...]) -> np.ndarray:

@@ -13,7 +13,9 @@ from skinoct.errors import InputError
 from skinoct.io import check_spacing
 from skinoct.morphometry._boundaries import Boundaries, extract_boundaries
 from skinoct.morphometry._entropy import (
+    FALLBACK_ENTROPY_THRESHOLD,
     check_entropy,
+    default_entropy_threshold,
     dej_entropy,
     uncertain_area,
     uncertain_segments,
@@ -45,7 +47,8 @@ THICKNESS_KEYS = {
     "epidermis_thickness_um": ("surface", "dej"),
 }
 
-DEFAULT_ENTROPY_THRESHOLD = 0.5
+#: Fallback only; the default is the bundled model's calibration (issue 11.5).
+DEFAULT_ENTROPY_THRESHOLD = FALLBACK_ENTROPY_THRESHOLD
 DEFAULT_MIN_SEGMENT_UM = 20.0
 DEFAULT_ENTROPY_BAND_UM = 5.0
 _ENTROPY_KEYS = ("dej_entropy_mean", "dej_uncertain_segments", "dej_uncertain_area_fraction")
@@ -216,7 +219,7 @@ def measure_section(
     normal: bool = False,
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
+    entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
     entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
 ) -> SectionMetrics:
@@ -241,8 +244,11 @@ def measure_section(
     smoothing_um : float, optional
         σ of the lateral boundary smoothing, µm (default 2 µm at ≤1 µm pixels; see
         :func:`~skinoct.morphometry.default_smoothing_um`).
-    entropy_threshold : float
-        Normalised entropy above which the DEJ is uncertain.
+    entropy_threshold : float, optional
+        Normalised entropy above which the DEJ is uncertain. Default: the bundled
+        layer model's calibrated threshold
+        (:func:`~skinoct.morphometry.default_entropy_threshold`); pass the model's own
+        (``skinoct.layers.dej_entropy_threshold(model)``) for another model.
     min_segment_um : float
         Minimum length of an uncertain DEJ segment, µm.
     entropy_band_um : float
@@ -277,6 +283,8 @@ def measure_section(
     if mask.ndim != 2:
         raise InputError(f"measure_section needs a 2-D (z, x) mask, got shape {mask.shape}")
     spacing = check_spacing(spacing_um, 2)
+    if entropy_threshold is None:
+        entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     bounds = extract_boundaries(
         mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um
@@ -321,7 +329,7 @@ def measure_volume(
     normal: bool = False,
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
+    entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
     entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
 ) -> VolumeMetrics:
@@ -354,6 +362,8 @@ def measure_volume(
     if labels.ndim != 3:
         raise InputError(f"measure_volume needs a 3-D (z, y, x) mask, got shape {labels.shape}")
     spacing = check_spacing(spacing_um, 3)
+    if entropy_threshold is None:
+        entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     bounds = extract_boundaries(
         labels, spacing, probabilities=probabilities, smoothing_um=smoothing_um
