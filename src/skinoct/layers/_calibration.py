@@ -4,8 +4,9 @@ Seed 000 proposes the segmentation entropy as an indicator of a disrupted DEJ. A
 threshold does not transfer between models (the bundled model's DEJ entropy rarely
 reaches 0.5, so a 0.5 threshold flags nothing). Here the threshold is set from the
 model's own behaviour: each clean section gets the highest threshold at which it
-would be flagged (:func:`skinoct.morphometry.dej_flag_score`: the largest minimum
-entropy over any ``min_segment_um`` stretch of the ±``band_um`` DEJ band), and the
+would be flagged (:func:`skinoct.morphometry.dej_flag_score`: the largest minimum,
+over any ``min_segment_um`` stretch, of the excess DEJ entropy of
+:func:`skinoct.morphometry.excess_dej_entropy`), and the
 threshold is the ``quantile`` of these scores, so that a fraction ``1 − quantile`` of
 clean sections gets a false flag. The conformal-prediction view of the same idea:
 Angelopoulos & Bates, "A gentle introduction to conformal prediction", 2021.
@@ -42,11 +43,12 @@ __all__ = [
 
 #: Manifest key of the calibration (top level, outside the weights' hash).
 UNCERTAINTY_KEY = "uncertainty"
-#: 0.95: about one clean section in twenty gets a (false) uncertain-DEJ flag.
-DEFAULT_CALIBRATION_QUANTILE = 0.95
+#: 0.9: about one clean section in ten gets a (false) uncertain-DEJ flag (the issue's bound).
+DEFAULT_CALIBRATION_QUANTILE = 0.9
 _STATISTIC = (
     "per clean section: max over x of the minimum, over min_segment_um of consecutive "
-    "columns, of the mean normalised entropy within ±entropy_band_um of the decoded DEJ"
+    "columns, of the excess DEJ entropy (mean normalised entropy within ±entropy_band_um "
+    "of the decoded DEJ, divided by sqrt(1 + slope²), minus its median along the section)"
 )
 
 
@@ -84,7 +86,7 @@ def section_flag_scores(
     Sections are segmented exactly as ``skinoct layers segment`` does (ordered
     decoding, raw entropy); see :func:`calibrate_uncertainty` for ``sections``.
     """
-    from skinoct.morphometry import dej_flag_score, measure_section
+    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
 
     scores = []
     for image, spacing in _iter_sections(sections, spacing_um):
@@ -104,8 +106,10 @@ def section_flag_scores(
         except InputError:  # no skin found: nothing to flag
             scores.append(float("nan"))
             continue
-        profile = metrics.dej_entropy_profile
-        scores.append(dej_flag_score(profile, spacing[1], min_length_um=min_segment_um))
+        flagged = excess_dej_entropy(
+            metrics.dej_entropy_profile, metrics.boundaries.dej, (spacing[1],)
+        )
+        scores.append(dej_flag_score(flagged, spacing[1], min_length_um=min_segment_um))
     return scores
 
 

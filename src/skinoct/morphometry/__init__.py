@@ -18,6 +18,7 @@ from skinoct.morphometry._entropy import (
     default_entropy_threshold,
     dej_entropy,
     dej_flag_score,
+    excess_dej_entropy,
     uncertain_area,
     uncertain_segments,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "default_smoothing_um",
     "dej_entropy",
     "dej_flag_score",
+    "excess_dej_entropy",
     "extract_boundaries",
     "find_papillae_profile",
     "find_papillae_surface",

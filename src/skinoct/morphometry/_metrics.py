@@ -17,6 +17,7 @@ from skinoct.morphometry._entropy import (
     check_entropy,
     default_entropy_threshold,
     dej_entropy,
+    excess_dej_entropy,
     uncertain_area,
     uncertain_segments,
 )
@@ -245,7 +246,9 @@ def measure_section(
         σ of the lateral boundary smoothing, µm (default 2 µm at ≤1 µm pixels; see
         :func:`~skinoct.morphometry.default_smoothing_um`).
     entropy_threshold : float, optional
-        Normalised entropy above which the DEJ is uncertain. Default: the bundled
+        Threshold on the *excess* DEJ entropy
+        (:func:`~skinoct.morphometry.excess_dej_entropy`: slope-corrected band mean
+        minus its median along the section) above which the DEJ is uncertain. Default: the bundled
         layer model's calibrated threshold
         (:func:`~skinoct.morphometry.default_entropy_threshold`); pass the model's own
         (``skinoct.layers.dej_entropy_threshold(model)``) for another model.
@@ -299,7 +302,10 @@ def measure_section(
         profile = dej_entropy(ent, dej, spacing[0], band_um=entropy_band_um)
         entropy_mean = _nanmean(profile)
         segments = uncertain_segments(
-            profile, dx, threshold=entropy_threshold, min_length_um=min_segment_um
+            excess_dej_entropy(profile, dej, (dx,)),
+            dx,
+            threshold=entropy_threshold,
+            min_length_um=min_segment_um,
         )
     return SectionMetrics(
         spacing_um=spacing,
@@ -380,7 +386,10 @@ def measure_volume(
         entropy_map = dej_entropy(ent, dej, spacing[0], band_um=entropy_band_um)
         entropy_mean = _nanmean(entropy_map)
         uncertain = uncertain_area(
-            entropy_map, lateral, threshold=entropy_threshold, min_length_um=min_segment_um
+            np.nan_to_num(excess_dej_entropy(entropy_map, dej, lateral), nan=-1.0),
+            lateral,
+            threshold=entropy_threshold,
+            min_length_um=min_segment_um,
         )
         valid = np.isfinite(entropy_map)
         fraction = float(uncertain.sum() / valid.sum()) if valid.any() else float("nan")
