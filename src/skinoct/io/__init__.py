@@ -7,6 +7,13 @@ epidermis, 3 dermis.
 """
 
 from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
+from skinoct.io._csv import (
+    neutralise_table,
+    read_csv_table,
+    restore_csv_cell,
+    safe_csv_cell,
+    write_csv_table,
+)
 from skinoct.io._image import AXES, DEFAULT_SPACING_UM, Image, check_spacing
 from skinoct.io._labels import (
     AIR,
@@ -18,6 +25,7 @@ from skinoct.io._labels import (
     validate_labels,
 )
 from skinoct.io._normalize import normalize_intensity
+from skinoct.io._provenance import provenance_banner
 from skinoct.io._read import (
     IMAGE_SUFFIXES,
     SpacingWarning,
@@ -54,15 +62,21 @@ __all__ = [
     "is_zarr",
     "json_safe",
     "natural_sort_key",
+    "neutralise_table",
     "normalize_intensity",
+    "provenance_banner",
+    "read_csv_table",
     "read_image",
     "read_mask",
     "read_ome_zarr",
     "read_ome_zarr_labels",
     "read_volume",
+    "restore_csv_cell",
+    "safe_csv_cell",
     "to_uint8",
     "tree_sha256",
     "validate_labels",
+    "write_csv_table",
     "write_image",
     "write_json",
     "write_ome_zarr",

@@ -98,6 +98,9 @@ def write_segmentation(
         "model": {
             "path": str(model.path) if model.path else None,
             "weights_sha256": model.weights_sha256,
+            # weights + manifest identity (skinoct.models.model_provenance)
+            "manifest_sha256": model.manifest_sha256,
+            "model_digest": model.provenance()["model_digest"],
             "classes": list(model.class_names),
             "trained_on_synthetic_data": model.is_synthetic,
         },
