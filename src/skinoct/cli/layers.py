@@ -309,6 +309,12 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    decoding: str = typer.Option(
+        "ordered",
+        "--decoding",
+        help="ordered: most probable labelling ordered air > SC > epidermis > dermis per "
+        "column, no islands (default); argmax: raw per-pixel argmax, diagnostics only.",
+    ),
     ensemble: bool = typer.Option(
         False,
         "--ensemble",
@@ -343,7 +349,8 @@ def segment(
     else:
         model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble,
+               "decoding": decoding}  # fmt: skip
 
     def one(path: Path) -> None:
         image = read_image(path, spacing_um=override, axes="zx")
@@ -356,6 +363,7 @@ def segment(
             engine=engine,
             device=device,
             threads=threads,
+            decoding=decoding,
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 
