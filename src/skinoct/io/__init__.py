@@ -4,6 +4,12 @@ Every image travels as an :class:`Image`: pixel ``data``, ``spacing_um`` per axi
 ``axes`` (``'zx'`` vertical section, ``'yx'`` en-face image, ``'zyx'`` volume) and
 where the spacing came from. Label masks use 0 air, 1 stratum corneum, 2 viable
 epidermis, 3 dermis.
+
+The readers refuse hostile or careless files with an :class:`~skinoct.errors.InputError`
+naming the file: sizes above :func:`set_limits` (``SKINOCT_MAX_IMAGE_BYTES``), FIFOs and
+devices, unknown units, implausible spacings (``SKINOCT_SPACING_RANGE_UM``), truncated
+TIFFs; :func:`check_orientation` refuses sections and volumes whose air/gel is not above
+the tissue.
 """
 
 from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
@@ -17,7 +23,9 @@ from skinoct.io._labels import (
     STRATUM_CORNEUM,
     validate_labels,
 )
+from skinoct.io._limits import ReadLimits, get_limits, read_limits, set_limits
 from skinoct.io._normalize import normalize_intensity
+from skinoct.io._orientation import OrientationVerdict, check_orientation, orientation_verdict
 from skinoct.io._read import (
     IMAGE_SUFFIXES,
     SpacingWarning,
@@ -25,6 +33,7 @@ from skinoct.io._read import (
     read_image,
     read_mask,
     read_volume,
+    resolve_axes,
 )
 from skinoct.io._write import to_uint8, write_image
 
@@ -39,15 +48,23 @@ __all__ = [
     "LABEL_VALUES",
     "STRATUM_CORNEUM",
     "Image",
+    "OrientationVerdict",
+    "ReadLimits",
     "SpacingWarning",
     "atomic_path",
+    "check_orientation",
     "check_spacing",
+    "get_limits",
     "json_safe",
     "natural_sort_key",
     "normalize_intensity",
+    "orientation_verdict",
     "read_image",
+    "read_limits",
     "read_mask",
     "read_volume",
+    "resolve_axes",
+    "set_limits",
     "to_uint8",
     "validate_labels",
     "write_image",
