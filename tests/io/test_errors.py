@@ -20,7 +20,7 @@ def test_missing_file(tmp_path):
 def test_truncated_tiff(tmp_path):
     path = write_image(tmp_path / "t.tif", np.zeros((64, 64), np.uint16), spacing_um=1, axes="zx")
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(InputError, match=r"t\.tif: (cannot read TIF|TIFF is truncated)"):
+    with pytest.raises(InputError, match=r"t\.tif: cannot read TIF"):
         read_image(path)
 
 

@@ -326,7 +326,7 @@ def test_truncated_multipage_ome_tiff_is_not_a_section(tmp_path, fraction):
                        .astype(np.float32), spacing_um=1, axes="zyx")  # fmt: skip
     payload = path.read_bytes()
     path.write_bytes(payload[: int(len(payload) * fraction)])
-    with pytest.raises(InputError, match=r"m\.ome\.tif: TIFF is truncated or damaged"):
+    with pytest.raises(InputError, match=r"m\.ome\.tif: cannot read TIFF: truncated or damaged"):
         read_image(path)
 
 
@@ -336,7 +336,7 @@ def test_truncated_plain_multipage_tiff(tmp_path, fraction):
     tifffile.imwrite(path, np.ones((10, 64, 64), np.float32))
     payload = path.read_bytes()
     path.write_bytes(payload[: int(len(payload) * fraction)])
-    with pytest.raises(InputError, match=r"p\.tif: (TIFF is truncated|cannot read TIF)"):
+    with pytest.raises(InputError, match=r"p\.tif: cannot read TIF"):
         read_image(path)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import (
     console,
     err_console,
@@ -52,7 +54,7 @@ def _dice_table(title: str, rows: list[tuple[str, dict]], summary: dict | None):
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
-        err_console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(text))}", highlight=False)
 
 
 @app.command("train")
@@ -120,7 +122,9 @@ def train(
         console.print(
             _dice_table("Cross-validation Dice (held-out subjects)", rows, report["summary"])
         )
-    console.print(f"model written to {result.model_dir}", highlight=False, soft_wrap=True)
+    console.print(
+        f"model written to {result.model_dir}", highlight=False, soft_wrap=True, markup=False
+    )
     return 0
 
 
@@ -158,7 +162,7 @@ class _TrainReporter:
 
     def _log(self, text: str) -> None:
         if not self.quiet:
-            err_console.print(text, highlight=False)
+            err_console.print(text, highlight=False, markup=False)
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -226,6 +230,7 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    axes: str | None = axes_option(2),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
 
@@ -233,7 +238,7 @@ def segment(
     <stem>_entropy.png and <stem>.metrics.json.
     """
     prefer_passive_openmp()
-    from skinoct.io import read_image
+    from skinoct.cli._axes import read_section_checked
     from skinoct.layers import image_stem, load_layers_model, segment_section
     from skinoct.layers._outputs import write_segmentation
 
@@ -257,7 +262,7 @@ def segment(
     options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout}
 
     def one(path: Path) -> None:
-        image = read_image(path, spacing_um=override, axes="zx")
+        image = read_section_checked(path, spacing_um=override, axes=axes)
         result = segment_section(
             image.data,
             model,
@@ -299,6 +304,7 @@ def export(
         f"wrote {onnx} (max |logit difference| vs torch {diff:.1e})",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     return 0
 
@@ -324,7 +330,8 @@ def evaluate(
     _notice(model)
     report = evaluate_dataset(model, data_dir, engine=engine, tta=tta, device=device)
     rows = [("all sections", {k: v["mean"] for k, v in report["summary"].items()})]
-    console.print(_dice_table(f"Dice on {data_dir} ({report['n_sections']} sections)", rows, None))
+    title = f"Dice on {escape(str(data_dir))} ({report['n_sections']} sections)"
+    console.print(_dice_table(title, rows, None))
     if out is not None:
         write_json(out, report)
     return 0

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import console, err_console, prefer_passive_openmp
 
 study_app = typer.Typer(
@@ -90,7 +92,7 @@ def stats(
         return 0
     _print_stats(result)
     if out is not None:
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -107,7 +109,8 @@ def _print_stats(result) -> None:
     for col in ("group", "n", "mean", "SD", "median"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, g in result.groups.items():
-        table.add_row(name, str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}", f"{g['median']:.3f}")
+        table.add_row(escape(str(name)), str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}",
+                      f"{g['median']:.3f}")  # fmt: skip
     console.print(table)
     a, k = result.anova, result.kruskal
     console.print(
@@ -135,7 +138,7 @@ def _print_stats(result) -> None:
         d = result.pair(t["group1"], t["group2"], test="dunn")
         c = result.pair(t["group1"], t["group2"], test="cohen_d")
         pairs.add_row(
-            f"{t['group1']} vs {t['group2']}",
+            escape(f"{t['group1']} vs {t['group2']}"),
             f"{t['meandiff']:+.3f}",
             _fmt_p(t["p_adj"]),
             t["stars"],
@@ -146,7 +149,10 @@ def _print_stats(result) -> None:
     console.print(pairs)
     if result.excluded:
         console.print(
-            f"left out (no score): {', '.join(result.excluded)}", style="yellow", highlight=False
+            f"left out (no score): {', '.join(result.excluded)}",
+            style="yellow",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -241,6 +247,7 @@ def run(
         f"{n} subject(s): {len(result.computed)} analysed, {len(result.skipped)} reused, "
         f"{result.n_failed} failed; tables in {out}",
         highlight=False,
+        markup=False,
     )
     for f in result.failures:
         err_console.print(f"  failed: {f['subject']}: {f['error']}", highlight=False, markup=False)
@@ -248,7 +255,7 @@ def run(
         from skinoct.study.report import write_report
 
         path = write_report(out, alpha=alpha)
-        err_console.print(f"report: {path}", highlight=False)
+        err_console.print(f"report: {path}", highlight=False, markup=False)
     if result.n_failed == 0:
         return EXIT_OK
     return EXIT_ALL_FAILED if result.n_failed == n else EXIT_SOME_FAILED
@@ -313,19 +320,22 @@ def analyze(
         None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
+    axes: str | None = axes_option(3),
 ) -> int:
     """Analyse one volume: layers, 3-D morphometry, dermal quality profile (seed 002 §2.3)."""
     prefer_passive_openmp()
+    from skinoct.cli._axes import read_volume_checked
     from skinoct.cli._common import parse_spacing
     from skinoct.study.analyze import analyze_volume
 
+    # Read (and orientation-check unless --axes is given) before any model loads.
+    image = read_volume_checked(volume, spacing_um=parse_spacing(spacing, ndim=3), axes=axes)
     result = analyze_volume(
-        volume,
+        image,
         out_dir=out,
         dej=_parse_dej(dej),
         layers_model=layers_model,
         matrix_model=matrix_model,
-        spacing_um=parse_spacing(spacing, ndim=3),
         section_step=section_step,
         depth_stop_um=depth_stop,
         tile_size_um=tile_size,
@@ -344,8 +354,8 @@ def analyze(
         highlight=False,
     )
     for flag in result["flags"]:
-        err_console.print(f"flag: {flag}", style="yellow", highlight=False)
-    err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"flag: {flag}", style="yellow", highlight=False, markup=False)
+    err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -404,6 +414,6 @@ def demo(
             f"Spearman ρ = {c['spearman_rho']:.2f} (n = {c['n']})",
             highlight=False,
         )
-    console.print(f"report: {result.report}", highlight=False)
+    console.print(f"report: {result.report}", highlight=False, markup=False)
     stage("done (phantom data: this demonstrates the software, not clinical performance)")
     return 0 if result.n_failed == 0 else 1

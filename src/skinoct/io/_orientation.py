@@ -76,7 +76,7 @@ def orientation_verdict(data: np.ndarray, *, axes: str, spacing_um=None) -> Orie
     if axes not in ("zx", "zyx") or data.ndim != len(axes):
         raise ValueError(f"orientation is judged for 'zx' or 'zyx' data, got {axes!r} "
                          f"with shape {data.shape}")  # fmt: skip
-    steps = tuple(max(1, n // _MAX_SAMPLES) for n in data.shape)
+    steps = tuple(max(1, -(-n // _MAX_SAMPLES)) for n in data.shape)
     sample = np.asarray(data[tuple(slice(None, None, s) for s in steps)], dtype=np.float64)
     floor = float(np.percentile(sample, 1))
     forward, peaks = [], []

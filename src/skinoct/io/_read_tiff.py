@@ -40,6 +40,7 @@ _ACCEPTED_UNITS = "nm, µm (um), mm, cm, m"
 # tifffile logs, rather than raises, when a page or tag points past the end of the
 # file; those messages mean the file is truncated or damaged.
 _DAMAGE = ("invalid page offset", "invalid value offset", "failed to read")
+_DETAIL = re.compile(r"(invalid (page|value) offset \d+|failed to read \d+ bytes, got \d+)")
 
 _OME_TYPES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
               "float": 4, "double": 8, "bit": 1, "complex": 8, "double-complex": 16}  # fmt: skip
@@ -122,9 +123,10 @@ def _read(path: Path, *, mmap: bool, tifffile, damage: _Damage):
 
 def _check_damage(damage: _Damage, path: Path) -> None:
     if damage.messages:
-        detail = damage.messages[0].split(">")[-1].strip()[:120]
+        found = _DETAIL.search(damage.messages[0])
+        detail = found.group(0) if found else damage.messages[0][:80]
         raise InputError(
-            f"TIFF is truncated or damaged ({detail}); it would be read incompletely",
+            f"cannot read TIFF: truncated or damaged ({detail}); it would be read incompletely",
             path=path,
         )
 

@@ -396,7 +396,7 @@ def analyze_volume(
             if spacing_um is not None:
                 image = image.with_data(image.data, spacing_um=spacing_um)
         else:
-            image = read_volume(volume, mmap=True, spacing_um=spacing_um)
+            image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
         if image.path is not None and Path(image.path).is_file():
             input_sha = _sha256(Path(image.path))
         else:
