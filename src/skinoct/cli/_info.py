@@ -38,7 +38,9 @@ def info() -> None:
 
 
 def inspect(
-    files: list[Path] = typer.Argument(..., help="Images, volumes, masks or slice folders."),
+    files: list[Path] = typer.Argument(
+        ..., help="Images, volumes, masks, slice folders or OME-Zarr images."
+    ),
     spacing: str | None = typer.Option(
         None, "--spacing", help="Override the spacing in µm, one value per axis (e.g. 1 1 1)."
     ),
@@ -71,6 +73,8 @@ def inspect(
             "p99.5": float(np.percentile(sample, 99.5)),
             "looks_like_label_mask": bool(looks_like_mask),
         }
+        if hasattr(data, "chunks"):  # OME-Zarr, read lazily (skinoct.io.LazyArray)
+            record["storage"] = f"OME-Zarr, chunks {list(data.chunks)}"
         if as_json:
             typer.echo(json.dumps(record))
             return

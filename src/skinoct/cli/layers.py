@@ -15,11 +15,13 @@ from skinoct.cli._common import (
     prefer_passive_openmp,
     run_batch,
 )
+from skinoct.cli._dataset import app as dataset_app
 from skinoct.cli._measure import measure
 from skinoct.errors import InputError
 
 app = typer.Typer(help="Skin-layer segmentation and morphometry.", no_args_is_help=True)
 app.command("measure")(measure)
+app.add_typer(dataset_app, name="dataset")
 
 _MODEL_HELP = "Model directory (default: the bundled model, trained on synthetic phantoms only)."
 _LAYERS = ("stratum_corneum", "epidermis", "dermis")

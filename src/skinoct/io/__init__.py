@@ -36,6 +36,14 @@ from skinoct.io._read import (
     resolve_axes,
 )
 from skinoct.io._write import to_uint8, write_image
+from skinoct.io._zarr import (
+    LazyArray,
+    is_zarr,
+    read_ome_zarr,
+    read_ome_zarr_labels,
+    tree_sha256,
+    write_ome_zarr,
+)
 
 __all__ = [
     "AIR",
@@ -48,6 +56,7 @@ __all__ = [
     "LABEL_VALUES",
     "STRATUM_CORNEUM",
     "Image",
+    "LazyArray",
     "OrientationVerdict",
     "ReadLimits",
     "SpacingWarning",
@@ -55,6 +64,7 @@ __all__ = [
     "check_orientation",
     "check_spacing",
     "get_limits",
+    "is_zarr",
     "json_safe",
     "natural_sort_key",
     "normalize_intensity",
@@ -62,12 +72,16 @@ __all__ = [
     "read_image",
     "read_limits",
     "read_mask",
+    "read_ome_zarr",
+    "read_ome_zarr_labels",
     "read_volume",
     "resolve_axes",
     "set_limits",
     "to_uint8",
+    "tree_sha256",
     "validate_labels",
     "write_image",
     "write_json",
+    "write_ome_zarr",
     "write_text",
 ]

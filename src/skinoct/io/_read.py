@@ -14,6 +14,7 @@ from skinoct.io._labels import validate_labels
 from skinoct.io._limits import check_declared_size, check_regular_file, check_spacing_range
 from skinoct.io._read_numpy import read_npy, read_npz
 from skinoct.io._read_tiff import read_tiff
+from skinoct.io._zarr import is_zarr as _is_zarr
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -58,7 +59,9 @@ def read_image(
     ----------
     path : str or Path
         A TIFF / OME-TIFF / ImageJ-TIFF, PNG / JPEG / BMP, ``.npy`` / ``.npz`` file,
-        or a folder of en-face slices (read as a volume, natural sort order).
+        an OME-Zarr image (``*.zarr`` folder, read lazily: ``data`` is a
+        :class:`~skinoct.io.LazyArray`), or a folder of en-face slices (read as a
+        volume, natural sort order).
     spacing_um : float or sequence of float, optional
         Overrides the spacing found in the file, in the order of the returned axes
         (depth first). One value means isotropic.
@@ -90,8 +93,12 @@ def read_image(
     """
     path = Path(path)
     try:
-        data, meta_spacing, meta_axes = _read_raw(path, mmap=mmap)
-        image = _to_image(path, data, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
+        if path.is_dir() and _is_zarr(path):  # OME-Zarr: read lazily, chunk by chunk
+            image = _read_zarr(path, spacing_um=spacing_um, axes=axes)
+        else:
+            data, meta_spacing, meta_axes = _read_raw(path, mmap=mmap)
+            image = _to_image(path, data, meta_spacing, meta_axes, spacing_um=spacing_um,
+                              axes=axes)  # fmt: skip
     except InputError:
         raise
     except MemoryError:
@@ -175,6 +182,20 @@ def resolve_axes(axes: str | None, ndim: int, *, path=None) -> tuple[str | None,
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _read_zarr(path: Path, *, spacing_um, axes) -> Image:
+    from skinoct.io._zarr import read_ome_zarr
+
+    if axes is not None and axes not in AXES:
+        raise InputError(
+            f"axes {axes!r}: an OME-Zarr image names its axes in its metadata; give "
+            "'zx', 'yx' or 'zyx'",
+            path=path,
+        )
+    image = read_ome_zarr(path, spacing_um=spacing_um, axes=axes)
+    check_spacing_range(image.spacing_um, path=path, source=image.spacing_source)
+    return image
 
 
 def _to_image(path, data, meta_spacing, meta_axes, *, spacing_um, axes) -> Image:

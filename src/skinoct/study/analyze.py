@@ -399,6 +399,10 @@ def analyze_volume(
             image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
         if image.path is not None and Path(image.path).is_file():
             input_sha = _sha256(Path(image.path))
+        elif image.path is not None and Path(image.path).is_dir():  # OME-Zarr: its files
+            from skinoct.io import tree_sha256
+
+            input_sha = tree_sha256(image.path)
         else:
             input_sha = hashlib.sha256(np.ascontiguousarray(image.data).tobytes()).hexdigest()
         nz, ny, nx = image.shape
