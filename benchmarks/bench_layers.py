@@ -61,8 +61,13 @@ def main(argv=None) -> int:
     import onnxruntime
     import torch
 
-    from skinoct.layers import load_layers_model, predict_logits, segment_section, segment_sections
-    from skinoct.layers._resample import grid_shape
+    from skinoct.layers import (
+        grid_shape,
+        load_layers_model,
+        predict_logits,
+        segment_section,
+        segment_sections,
+    )
     from skinoct.phantom import SectionParams, render_section
 
     torch.set_num_threads(args.threads)

@@ -70,8 +70,13 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from skinoct.matrix import export_matrix_onnx, load_matrix_model, predict_tiles
-    from skinoct.matrix._model import normalize_batch, preprocess_tiles
+    from skinoct.matrix import (
+        export_matrix_onnx,
+        load_matrix_model,
+        normalize_batch,
+        predict_tiles,
+        preprocess_tiles,
+    )
     from skinoct.models import OnnxRunner
 
     model = load_matrix_model(args.model)
@@ -235,7 +240,7 @@ def quantize_int8(fp32_path, out_path, model, *, size: int):
         quantize_static,
     )
 
-    from skinoct.matrix._model import preprocess_tiles
+    from skinoct.matrix import preprocess_tiles
 
     calibration = preprocess_tiles(
         phantom_tiles(64, seed=1, size=size)[0], model.preprocessing, normalize=False
@@ -271,8 +276,7 @@ def train_rate(model, steps: int) -> None:
     import torch
     import torch.nn.functional as F
 
-    from skinoct.matrix import MatrixNet, augment_tiles, set_phase
-    from skinoct.matrix._model import normalize_batch
+    from skinoct.matrix import MatrixNet, augment_tiles, normalize_batch, set_phase
 
     size = model.preprocessing.input_size
     rng = np.random.default_rng(0)

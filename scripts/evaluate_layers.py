@@ -234,8 +234,7 @@ def figures(model, rows, sections, img_dir: Path, *, device: str) -> list[Path]:
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from skinoct.layers import segment_section
-    from skinoct.layers._overlay import boundary_overlay, entropy_overlay
+    from skinoct.layers import boundary_overlay, entropy_overlay, segment_section
     from skinoct.morphometry import extract_boundaries
 
     def pick(disrupted: bool):

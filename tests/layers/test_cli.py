@@ -48,10 +48,27 @@ def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir
     )
     assert code == 0, stderr
     assert "Cross-validation Dice" in stdout and "mean ± sd" in stdout
+    # the recipe (patch etc. set explicitly here) and the paired comparison line
+    assert "recipe: patch [32, 32]" in stdout and "set by you:" in stdout
+    assert "validation sections: this model mean Dice" in stdout and "bundled model" in stdout
     assert "fold 2/2" in stderr  # progress lines (no TTY)
     model = load_layers_model(out)
     assert model.manifest["training"]["seed"] == 3
     assert json.loads((out / "cv_report.json").read_text())["folds"][1]["fold"] == 1
+
+
+def test_train_with_a_time_budget_uses_a_hold_out_split(run_cli, dataset_dir, tmp_path):
+    out = tmp_path / "budget"
+    code, stdout, err = run_cli(
+        "layers", "train", dataset_dir, "--out", out, "--time-budget", "0.5", "--epochs", "2",
+        "--device", "cpu", "--no-compare",
+    )  # fmt: skip
+    assert code == 0, err
+    manifest = load_layers_model(out).manifest["training"]
+    assert manifest["time_budget_s"] == 30.0
+    assert manifest["recipe"]["chosen"]["folds"] == 1
+    assert "time budget" in manifest["recipe"]["reasons"]["folds"]
+    assert "Hold-out validation Dice" in stdout and "on the same" not in stdout
 
 
 def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
@@ -155,8 +172,9 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--engine", "onnx", "--mc-dropout", "2"], "needs --engine torch"),
-        (["--engine", "cuda"], "--engine must be"),
+        # checked by the library: the message names the argument
+        (["--engine", "onnx", "--mc-dropout", "2"], "mc_dropout needs engine='torch'"),
+        (["--engine", "cuda"], "engine must be one of"),
         (["--model", "/no/such/model"], "model directory not found"),
     ],
 )

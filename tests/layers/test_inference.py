@@ -4,7 +4,13 @@ import torch
 from _layers_synthetic import synthetic_section
 
 from skinoct.errors import InputError
-from skinoct.layers import normalized_entropy, segment_section, segment_sections
+from skinoct.layers import (
+    label_components,
+    normalized_entropy,
+    ordering_violations,
+    segment_section,
+    segment_sections,
+)
 
 
 def _image(shape, seed=0):
@@ -23,8 +29,15 @@ def test_output_shape_equals_input_shape(tiny_model_dir, shape, spacing):
     assert result.labels.dtype == np.uint8 and result.entropy.dtype == np.float32
     np.testing.assert_allclose(result.probabilities.sum(0), 1.0, atol=1e-5)
     assert 0.0 <= result.entropy.min() and result.entropy.max() <= 1.0
-    np.testing.assert_array_equal(result.labels, result.probabilities.argmax(0))
     assert result.spacing_um == spacing
+    assert result.decoding == "ordered"
+    assert ordering_violations(result.labels) == 0
+    assert all(n == 1 for n in label_components(result.labels).values())
+    raw = segment_section(
+        _image(shape), tiny_model_dir, spacing_um=spacing, device="cpu", decoding="argmax"
+    )
+    np.testing.assert_array_equal(raw.labels, raw.probabilities.argmax(0))
+    np.testing.assert_array_equal(raw.entropy, result.entropy)  # entropy is pre-decoding
 
 
 def test_tiled_sliding_window_keeps_the_shape(tiny_model):
@@ -108,6 +121,7 @@ def test_partial_class_model_reports_four_label_probabilities(tmp_path):
     assert result.label_values == (0, 2, 3)
     assert np.all(result.probabilities[1] == 0)  # no stratum corneum class
     assert set(np.unique(result.labels)) <= {0, 2, 3}
+    assert ordering_violations(result.labels) == 0
     np.testing.assert_allclose(result.probabilities.sum(0), 1.0, atol=1e-5)
 
 
@@ -119,6 +133,7 @@ def test_partial_class_model_reports_four_label_probabilities(tmp_path):
         ({"engine": "onnx", "mc_dropout": 2}, ValueError, "needs engine='torch'"),
         ({"spacing_um": (0.0, 1.0)}, InputError, "spacing"),
         ({"device": "tpu"}, ValueError, "device must be"),
+        ({"decoding": "viterbi"}, ValueError, "decoding must be one of"),
     ],
 )
 def test_bad_options(tiny_model, kwargs, error, match):

@@ -67,6 +67,12 @@ def calibrated_net(*, head="keras2", size=64, seed=0):
     return net.eval()
 
 
+@pytest.fixture(autouse=True)
+def _onnx_cache(tmp_path, monkeypatch):
+    """Keep exported ONNX files of the bundled model out of the user's cache."""
+    monkeypatch.setenv("SKINOCT_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def make_tile_dataset():
     """``make_dataset(root, **options)``: write a tiny labelled tile dataset."""

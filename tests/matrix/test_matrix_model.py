@@ -122,10 +122,10 @@ def test_openvino_engine_agrees_with_torch_and_onnxruntime(model_dir):
     np.testing.assert_allclose(p_openvino, p_torch, atol=0.05)  # bfloat16 where supported
     # float32 in OpenVINO gives onnxruntime's logits on the same exported file
     x = (tiles.astype(np.float32)).copy()
-    exact = OpenVinoRunner(model._onnx_file(), precision="f32")
+    exact = OpenVinoRunner(model.onnx_path(), precision="f32")
     np.testing.assert_allclose(exact(x), model.onnx_runner()(x), atol=1e-3)
     with pytest.raises(ModelError, match="precision"):
-        OpenVinoRunner(model._onnx_file(), precision="int4")
+        OpenVinoRunner(model.onnx_path(), precision="int4")
 
 
 def test_openvino_engine_without_openvino_says_how_to_install(model_dir, monkeypatch):

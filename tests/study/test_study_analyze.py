@@ -18,13 +18,14 @@ import pytest
 import skinoct.study.analyze as analyze_mod
 from skinoct.errors import InputError
 from skinoct.io import write_image
-from skinoct.morphometry import extract_boundaries, rms_amplitude
-from skinoct.study.surfaces import (
+from skinoct.morphometry import (
     crop_depth,
+    extract_boundaries,
     fill_nearest,
     interpolate_rows,
     labels_from_surfaces,
     remove_outliers,
+    rms_amplitude,
     section_rows,
 )
 
@@ -107,7 +108,7 @@ def stand_ins(monkeypatch):
     )
     monkeypatch.setattr(skinoct.layers, "segment_sections", fakes.fake_segment_sections)
     monkeypatch.setattr(skinoct.matrix, "predict_tiles", fakes.uniformity_grader)
-    monkeypatch.setattr(analyze_mod, "_load_models", lambda a, b: (model, model))
+    monkeypatch.setattr(analyze_mod, "load_models", lambda a, b: (model, model))
     return model
 
 

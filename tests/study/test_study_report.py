@@ -132,3 +132,73 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     green = ((rgb[..., 1] > 150) & (rgb[..., 0] < 190) & (rgb[..., 2] < 120)).sum()
     assert blue > 2000, blue
     assert red > 500 and green > 500, (red, green)
+
+
+# ---------------------------------------------------------------- trust (issue 15)
+
+
+def _cohort(root, groups: dict[str, int]):
+    """A fake cohort with arbitrary (hostile) group names."""
+    import pandas as pd
+
+    (root / "volumes").mkdir(parents=True)
+    rows = []
+    for k, (group, n) in enumerate(groups.items()):
+        for i in range(n):
+            subject = f"s{k}x{i}"
+            np.save(root / "volumes" / f"{subject}.npy", np.full((3, 4, 5), 1 + k + 0.1 * i))
+            rows.append({"subject": subject, "group": group, "volume": f"volumes/{subject}.npy"})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+def test_report_with_groups_named_like_missing_values(tmp_path):
+    """Groups NA / nan / null used to be read as missing and abort the report (TypeError)."""
+    manifest = _cohort(tmp_path, {"NA": 2, "nan": 2, "null": 3})
+    run_study(manifest, tmp_path / "s", function=fakes.fake_analysis, workers=0)
+    page = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+    assert list(stats["groups"]) == ["NA", "nan", "null"]
+    for g, n in (("NA", 2), ("nan", 2), ("null", 3)):
+        assert re.search(rf"<tr><td>{g}</td><td>{n}</td><td>{n}</td><td>0</td>", page)
+    assert "small groups: NA (n = 2), nan (n = 2), null (n = 3)" in page
+    assert "not reliable (n &lt; 5)" in page
+    for name in ("stats_descriptive.csv", "stats_tests.csv", "stats_pairwise.csv"):
+        assert (tmp_path / "s" / name).is_file()
+
+
+def test_report_names_a_near_duplicate_group(tmp_path):
+    manifest = _cohort(tmp_path, {"young": 3, "old": 3, "yuong": 1})
+    run_study(manifest, tmp_path / "s", function=fakes.fake_analysis, workers=0)
+    page = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    assert "Statistics not computed" in page and "did you mean &#39;young&#39;?" in page
+    assert "did you mean 'young'?" in json.loads((tmp_path / "s" / "stats.json").read_text())[
+        "error"
+    ]
+    assert not (tmp_path / "s" / "stats_pairwise.csv").exists()
+
+
+def test_report_shows_input_hashes_and_provenance_banner(tmp_path):
+    import hashlib
+
+    manifest = fakes.make_cohort(tmp_path, per_group=2)
+    run_study(manifest, tmp_path / "s", function=fakes.fake_analysis, workers=0)
+    page = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    inputs = page.split('id="inputs"')[1].split("<h2")[0]
+    for subject in ("young00", "old01", "photo01"):
+        digest = hashlib.sha256((tmp_path / "volumes" / f"{subject}.npy").read_bytes()).hexdigest()
+        assert re.search(rf"<td>{subject}</td>.*?<td>{digest}</td>", inputs)
+    assert hashlib.sha256(manifest.read_bytes()).hexdigest() in inputs
+    assert 'id="provenance"' not in page  # the fake analysis used no model
+    # a record written by a phantom-trained model: the banner appears at the top
+    rec_path = tmp_path / "s" / "subjects" / "young00.json"
+    rec = json.loads(rec_path.read_text())
+    model = {"task": "layers", "synthetic_training_data": True}
+    rec["result"]["versions"] = {"layers_model": model}
+    rec["result"]["input"] = {"sha256": "ab" * 32}
+    rec_path.write_text(json.dumps(rec))
+    page = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    banner = page.split('id="provenance"')[1].split("</div>")[0]
+    assert "layer segmentation model" in banner and "trained on synthetic LC-OCT phantom" in banner
+    assert page.index('id="provenance"') < page.index('id="cohort"')
+    assert re.search(r"<td>young00</td>.*?<td>" + "ab" * 32 + "</td><td>at analysis</td>", page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "progress",
     "run_app",
     "run_batch",
+    "show_warning",
 ]
 
 EXIT_OK = 0
@@ -75,11 +77,39 @@ def report_error(exc: BaseException) -> None:
         )
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning on stderr in one line, ``warning: FILE: message``, through rich.
+
+    skinoct's warnings name the file they concern at the start of their message; the
+    Python source line that raised them means nothing to a user and is left out. Going
+    through the rich console keeps a running progress bar intact (the line is printed
+    above it). With ``--debug`` the full warning is shown: category, source file and
+    line.
+    """
+    if STATE.debug:
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+    else:
+        text = "warning: " + " ".join(str(message).split())
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def run_app(app: typer.Typer, args: list[str]) -> int:
-    """Run the Typer ``app`` on ``args``; turn every failure into an exit code."""
+    """Run the Typer ``app`` on ``args``; turn every failure into an exit code.
+
+    Warnings raised meanwhile are printed by :func:`show_warning`.
+    """
     STATE.debug = "--debug" in args
     args = _join_spacing_values(args)
     command = typer.main.get_command(app)
+    previous = warnings.showwarning
+    warnings.showwarning = show_warning
+    try:
+        return _run_command(command, args)
+    finally:
+        warnings.showwarning = previous
+
+
+def _run_command(command, args: list[str]) -> int:
     try:
         result = command.main(args=args, prog_name="skinoct", standalone_mode=False)
     except typer.Abort:

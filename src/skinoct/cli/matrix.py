@@ -117,7 +117,9 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     max_time: float | None = typer.Option(None, "--max-time", help="Wall-clock budget (s)."),
     tie: str = typer.Option("median", "--tie", help="Rater tie rule: median, lower, upper."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUT/checkpoint.safetensors + .json."
+    ),
     bn_recalibration: int = typer.Option(
         0, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
     ),
@@ -260,15 +262,12 @@ def _load_input(
     import numpy as np
     import pandas as pd
 
+    from skinoct.datasets import resize_tile
     from skinoct.io import read_image
     from skinoct.matrix import enface_tiles, profile_tiles, read_dej, read_tile_png
-    from skinoct.matrix._tiles import _resize
 
     def resized(tile):
-        if tile.shape[1:] == (size, size):
-            return tile
-        out = _resize(tile[None].astype(np.float32), size)[0]
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return resize_tile(tile, size)
 
     if path.is_dir() and ((path / "tiles.csv").is_file() or (path / "tiles").is_dir()):
         folder = path / "tiles"
@@ -318,7 +317,10 @@ def predict(
     out: Path = typer.Option(..., "--out", help="CSV to write: grade, p_1…p_4, expected grade."),
     model: Path | None = typer.Option(None, "--model", help=_MODEL_HELP),
     engine: str = typer.Option(
-        "torch", "--engine", help="torch, onnx (onnxruntime) or openvino (bf16, optional)."
+        "auto",
+        "--engine",
+        help="auto (the fastest installed for this CPU), torch, onnx (onnxruntime) or "
+        "openvino (bf16, optional).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Tiles per forward pass."),
     dej: str | None = typer.Option(None, "--dej", help=_DEJ_HELP + " Needed for volumes."),
@@ -342,11 +344,13 @@ def predict(
 
     from skinoct.io import write_text
     from skinoct.matrix import ENGINES, expected_grade, load_matrix_model, predict_tiles
+    from skinoct.models import resolve_engine
 
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     grader = load_matrix_model(model)
     _notice(grader)
+    engine = resolve_engine(engine, task="matrix", device=next(grader.network.parameters()).device)
     size = grader.preprocessing.input_size
     override = parse_spacing(spacing)
     stacks, tables = [], []
@@ -416,16 +420,22 @@ def export(
     """Export a grading model to ONNX and check it against torch on random tiles."""
     import numpy as np
 
-    from skinoct.matrix import export_matrix_onnx, load_matrix_model, predict_tiles
+    from skinoct.matrix import (
+        export_matrix_onnx,
+        load_matrix_model,
+        predict_tiles,
+        preprocess_tiles,
+    )
+    from skinoct.models import OnnxRunner
 
     grader = load_matrix_model(model_dir)
     export_matrix_onnx(grader, onnx)
-    from skinoct.models import OnnxRunner
-
-    grader._onnx[0] = OnnxRunner(onnx)
     size = grader.preprocessing.input_size
     tiles_ = np.random.default_rng(0).integers(0, 256, (4, 3, size, size), dtype=np.uint8)
-    diff = np.abs(predict_tiles(tiles_, grader) - predict_tiles(tiles_, grader, engine="onnx"))
+    logits = OnnxRunner(onnx)(preprocess_tiles(tiles_, grader.preprocessing, normalize=False))
+    p_onnx = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p_onnx /= p_onnx.sum(axis=1, keepdims=True)
+    diff = np.abs(predict_tiles(tiles_, grader) - p_onnx)
     console.print(
         f"ONNX → {onnx} (input 'input' N×3×{size}×{size}, normalised as "
         f"'{grader.preprocessing.normalization}'; output 'logits'); "

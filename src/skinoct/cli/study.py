@@ -72,11 +72,11 @@ def stats(
     if profiles is None and (scores.parent / "profiles.csv").is_file() and out is not None:
         profiles = scores.parent / "profiles.csv"
     if out is not None:
-        from skinoct.io import write_json
         from skinoct.study.figures import group_bar_figure, profile_strip_figure, save_figure
+        from skinoct.study.stats_tables import write_statistics
 
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "stats.json", result.to_dict())
+        write_statistics(out, result)  # stats.json + the tables, as the report writes them
         save_figure(group_bar_figure(table, result), out / "figure_3b_group_means.png")
         if profiles is not None:
             if not profiles.is_file():

@@ -104,7 +104,7 @@ def _label_set(root: Path) -> tuple[int, ...]:
 
 def dataset_ids(root: str | Path) -> list[str]:
     """Ids of the images already in a dataset folder (``images/<id>.*``), sorted."""
-    from skinoct.layers import image_stem
+    from skinoct.datasets._layers import image_stem
 
     folder = Path(root) / "images"
     if not folder.is_dir():
@@ -197,7 +197,7 @@ def add_training_pair(
     >>> add_training_pair("data", "s01.ome.tif", "s01_mask.tif", subject="P01")  # doctest: +SKIP
     SectionRecord(id='s01', ...)
     """
-    from skinoct.layers import SectionRecord, image_stem
+    from skinoct.datasets._layers import SectionRecord, image_stem
 
     root = Path(dataset)
     img = _as_image(image, spacing_um=spacing_um, what="image", mask=False)

@@ -13,6 +13,13 @@ the tissue.
 """
 
 from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
+from skinoct.io._csv import (
+    neutralise_table,
+    read_csv_table,
+    restore_csv_cell,
+    safe_csv_cell,
+    write_csv_table,
+)
 from skinoct.io._image import AXES, DEFAULT_SPACING_UM, Image, check_spacing
 from skinoct.io._labels import (
     AIR,
@@ -26,6 +33,7 @@ from skinoct.io._labels import (
 from skinoct.io._limits import ReadLimits, get_limits, read_limits, set_limits
 from skinoct.io._normalize import normalize_intensity
 from skinoct.io._orientation import OrientationVerdict, check_orientation, orientation_verdict
+from skinoct.io._provenance import provenance_banner
 from skinoct.io._read import (
     IMAGE_SUFFIXES,
     SpacingWarning,
@@ -67,8 +75,11 @@ __all__ = [
     "is_zarr",
     "json_safe",
     "natural_sort_key",
+    "neutralise_table",
     "normalize_intensity",
     "orientation_verdict",
+    "provenance_banner",
+    "read_csv_table",
     "read_image",
     "read_limits",
     "read_mask",
@@ -76,10 +87,13 @@ __all__ = [
     "read_ome_zarr_labels",
     "read_volume",
     "resolve_axes",
+    "restore_csv_cell",
+    "safe_csv_cell",
     "set_limits",
     "to_uint8",
     "tree_sha256",
     "validate_labels",
+    "write_csv_table",
     "write_image",
     "write_json",
     "write_ome_zarr",

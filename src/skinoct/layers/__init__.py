@@ -17,13 +17,16 @@ Examples
 >>> result.labels, result.entropy  # doctest: +SKIP
 """
 
-from skinoct.layers._data import (
-    LayerDataset,
-    SectionRecord,
-    discover_dataset,
-    image_stem,
+from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
+from skinoct.layers._decode import (
+    decode_ordered,
+    label_components,
+    ordered_boundaries,
+    ordering_violations,
 )
+from skinoct.layers._evaluate import evaluate_dataset
 from skinoct.layers._inference import (
+    DECODINGS,
     ENGINES,
     SegmentationResult,
     normalized_entropy,
@@ -40,15 +43,19 @@ from skinoct.layers._model import (
     save_layers_model,
 )
 from skinoct.layers._network import NetworkSpec
+from skinoct.layers._outputs import write_segmentation
 from skinoct.layers._overlay import (
     ENTROPY_COLORMAP,
     boundary_overlay,
     entropy_overlay,
     write_rgb_png,
 )
+from skinoct.layers._resample import grid_shape
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
+from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
+    "DECODINGS",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
@@ -60,20 +67,29 @@ __all__ = [
     "SegmentationResult",
     "TrainConfig",
     "TrainResult",
+    "VolumeSegmentation",
     "boundary_overlay",
+    "decode_ordered",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
+    "evaluate_dataset",
+    "grid_shape",
     "grouped_folds",
     "image_stem",
+    "label_components",
     "load_layers_model",
     "mean_dice",
     "normalized_entropy",
+    "ordered_boundaries",
+    "ordering_violations",
     "predict_logits",
     "save_layers_model",
     "segment_section",
     "segment_sections",
+    "segment_volume",
     "summarize_dice",
     "train_layers",
     "write_rgb_png",
+    "write_segmentation",
 ]

@@ -108,14 +108,39 @@ class TrainPatches:
 
     Item ``i`` comes from section ``order[i]`` (fixed by ``seed``), so runs with the
     same seed see the same sections in the same order; the random augmentation
-    state is seeded by MONAI's DataLoader per worker.
+    state is seeded by MONAI's DataLoader per worker. With ``sampling="band"`` the
+    region each patch is cut from is centred on the section's tissue band
+    (:func:`skinoct.layers._sampling.band_crop`, seeded by ``(seed, i)``); with
+    ``"uniform"`` it lies anywhere.
     """
 
-    def __init__(self, sections, *, patch: Sequence[int], length: int, seed: int) -> None:
+    def __init__(
+        self,
+        sections,
+        *,
+        patch: Sequence[int],
+        length: int,
+        seed: int,
+        sampling: str = "uniform",
+        air_index: int | None = 0,
+        dermis_index: int | None = None,
+    ) -> None:
+        from skinoct.layers._sampling import SAMPLING_MODES, tissue_band
+
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.patch = tuple(int(p) for p in patch)
-        big = margin_shape(self.patch)
-        self.images = [_pad_to(s.image, big) for s in sections]
-        self.targets = [_pad_to(s.target, big) for s in sections]
+        self.big = margin_shape(self.patch)
+        self.images = [_pad_to(s.image, self.big) for s in sections]
+        self.targets = [_pad_to(s.target, self.big) for s in sections]
+        self.sampling = sampling
+        self.bands = None
+        if sampling == "band":
+            self.bands = [
+                tissue_band(s.target, air_index=air_index, dermis_index=dermis_index)
+                for s in sections
+            ]
+        self.seed = int(seed)
         rng = np.random.default_rng(seed)
         self.order = rng.integers(0, len(sections), size=int(length))
         self.transform = training_transforms(self.patch)
@@ -125,10 +150,14 @@ class TrainPatches:
         return len(self.order)
 
     def __getitem__(self, i: int):
+        from skinoct.layers._sampling import band_crop
+
         k = int(self.order[i])
-        out = self.transform(
-            {"image": self.images[k][None], "label": self.targets[k][None].astype(np.float32)}
-        )
+        image, target = self.images[k], self.targets[k]
+        if self.bands is not None:
+            rng = np.random.default_rng((self.seed, int(i)))
+            image, target = band_crop(image, target, self.big, rng, band=self.bands[k])
+        out = self.transform({"image": image[None], "label": target[None].astype(np.float32)})
         image = _plain(out["image"]).float()
         label = _plain(out["label"]).round().long()
         return image, label

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from skinoct.io import LABEL_VALUES, check_spacing
+from skinoct.layers._decode import decode_ordered
 from skinoct.layers._model import LayersModel, load_layers_model, resolve_device
 from skinoct.layers._resample import grid_shape, pad_to_multiple, resample_images
+from skinoct.models import ENGINES, resolve_engine
 
 __all__ = [
+    "DECODINGS",
     "ENGINES",
     "SegmentationResult",
     "normalized_entropy",
@@ -21,7 +24,10 @@ __all__ = [
     "segment_sections",
 ]
 
-ENGINES = ("torch", "onnx")
+#: ``'ordered'`` (default, every writer): the most probable anatomically ordered
+#: labelling without islands (:func:`skinoct.layers.decode_ordered`); ``'argmax'``:
+#: the raw per-pixel argmax, for diagnostics only.
+DECODINGS = ("ordered", "argmax")
 
 
 @dataclass(frozen=True)
@@ -34,14 +40,17 @@ class SegmentationResult:
     Attributes
     ----------
     labels : ndarray of uint8
-        0 air, 1 stratum corneum, 2 epidermis, 3 dermis.
+        0 air, 1 stratum corneum, 2 epidermis, 3 dermis; by default decoded in
+        anatomical order (every column air → SC → epidermis → dermis, each label one
+        run, every label one 4-connected piece: :func:`skinoct.layers.decode_ordered`).
     probabilities : ndarray of float32 or None
         Softmax probability of each of the four skinoct labels, in label order
         ``(4, z, x)``; a label the model does not predict has probability 0. ``None``
         when not kept (stacks, by default, to save memory).
     entropy : ndarray of float32
         Softmax entropy divided by ``log(K)`` for the model's ``K`` classes: 0 =
-        certain, 1 = uniform over the classes.
+        certain, 1 = uniform over the classes. Raw per-pixel uncertainty, computed
+        from the softmax before decoding.
     spacing_um : tuple of float
         ``(dz, dx)`` of the input, unchanged.
     label_values : tuple of int
@@ -49,6 +58,8 @@ class SegmentationResult:
     mutual_information : ndarray of float32 or None
         With MC-dropout: the epistemic part of the entropy (entropy of the mean minus
         mean entropy of the samples), also divided by ``log(K)``.
+    decoding : {'ordered', 'argmax'}
+        How ``labels`` were obtained from the probabilities (:data:`DECODINGS`).
     """
 
     labels: np.ndarray = field(repr=False)
@@ -57,6 +68,7 @@ class SegmentationResult:
     spacing_um: tuple[float, float]
     label_values: tuple[int, ...]
     mutual_information: np.ndarray | None = field(default=None, repr=False)
+    decoding: str = "ordered"
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -94,10 +106,10 @@ def predict_logits(
     ``h`` and ``w`` must be multiples of ``model.spec.divisor``. Used to check that
     the torch and onnxruntime engines agree.
     """
-    _check_engine(engine)
+    engine = _check_engine(engine, device)
     x = np.ascontiguousarray(batch, dtype=np.float32)
-    if engine == "onnx":
-        return model.onnx_runner(threads=threads)(x)
+    if engine != "torch":
+        return model.runner(engine, threads=threads)(x)
     import torch
 
     dev = resolve_device(device)
@@ -116,6 +128,7 @@ def segment_section(
     device: str | None = "auto",
     threads: int | None = None,
     seed: int = 0,
+    decoding: str = "ordered",
 ) -> SegmentationResult:
     """Segment one vertical section into air, stratum corneum, epidermis and dermis.
 
@@ -139,28 +152,36 @@ def segment_section(
         Number of stochastic passes with dropout active (0 = off); their mean
         probabilities are used and ``mutual_information`` is filled in. Torch engine
         only.
-    engine : {'torch', 'onnx'}
-        ``'onnx'`` runs onnxruntime on the CPU (exported once to a cache, see
-        :meth:`LayersModel.onnx_path`).
+    engine : {'torch', 'onnx', 'openvino', 'auto'}
+        ``'onnx'`` runs onnxruntime on the CPU, ``'openvino'`` OpenVINO's CPU plugin in
+        float32 (both on one export, cached and verified, see
+        :meth:`LayersModel.onnx_path`); ``'auto'`` the fastest installed here
+        (:func:`skinoct.models.resolve_engine`; torch with MC-dropout or a GPU).
     device : {'auto', 'cpu', 'cuda'}
         Torch device.
     threads : int, optional
         onnxruntime intra-op threads.
     seed : int
         Seed of the MC-dropout masks (results are reproducible).
+    decoding : {'ordered', 'argmax'}
+        ``'ordered'`` (default): labels are the most probable labelling ordered air →
+        SC → epidermis → dermis in every column, without islands
+        (:func:`skinoct.layers.decode_ordered`, a few ms per section). ``'argmax'``:
+        the raw per-pixel argmax, for diagnostics.
 
     Returns
     -------
     SegmentationResult
         ``labels`` uint8 (z, x), ``probabilities`` float32 (4, z, x), ``entropy``
-        float32 (z, x) in [0, 1].
+        float32 (z, x) in [0, 1] (raw, from the softmax before decoding).
 
     Raises
     ------
     InputError
         Not a 2-D finite image, or an invalid spacing.
     ValueError
-        Unknown engine, negative ``mc_dropout``, or MC-dropout with ``engine='onnx'``.
+        Unknown engine or decoding, negative ``mc_dropout``, or MC-dropout with
+        ``engine='onnx'``.
 
     Examples
     --------
@@ -185,6 +206,7 @@ def segment_section(
         threads=threads,
         keep_probabilities=True,
         seed=seed,
+        decoding=decoding,
     )
     return SegmentationResult(
         labels=result.labels[0],
@@ -195,6 +217,7 @@ def segment_section(
         mutual_information=None
         if result.mutual_information is None
         else result.mutual_information[0],
+        decoding=result.decoding,
     )
 
 
@@ -211,6 +234,7 @@ def segment_sections(
     batch_size: int = 8,
     keep_probabilities: bool = False,
     seed: int = 0,
+    decoding: str = "ordered",
 ) -> SegmentationResult:
     """Segment a stack of vertical sections ``(n, z, x)`` in batches.
 
@@ -223,8 +247,9 @@ def segment_sections(
     ----------
     stack : ndarray, shape (n, z, x)
         Sections.
-    model, spacing_um, tta, mc_dropout, engine, device, threads, seed
-        As :func:`segment_section`; ``spacing_um`` is ``(dz, dx)`` of one section.
+    model, spacing_um, tta, mc_dropout, engine, device, threads, seed, decoding
+        As :func:`segment_section` (every section is decoded in anatomical order by
+        default); ``spacing_um`` is ``(dz, dx)`` of one section.
     batch_size : int
         Sections per network call.
     keep_probabilities : bool
@@ -246,12 +271,15 @@ def segment_sections(
 
     from skinoct.errors import InputError
 
-    _check_engine(engine)
+    # MC-dropout needs the torch network: 'auto' picks it then
+    engine = "torch" if engine == "auto" and mc_dropout else _check_engine(engine, device)
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     mc_dropout = int(mc_dropout)
     if mc_dropout < 0:
         raise ValueError(f"mc_dropout must be >= 0, got {mc_dropout}")
-    if mc_dropout and engine == "onnx":
-        raise ValueError("mc_dropout needs engine='torch' (the ONNX export has no dropout)")
+    if mc_dropout and engine != "torch":
+        raise ValueError(f"mc_dropout needs engine='torch' (the {engine} export has no dropout)")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not isinstance(model, LayersModel):
@@ -264,8 +292,8 @@ def segment_sections(
     if stack.dtype.kind == "f" and not np.isfinite(stack).all():
         raise InputError("image holds NaN or infinite values")
     spacing = check_spacing(spacing_um, 2)
-    dev = "cpu" if engine == "onnx" else resolve_device(device)
-    runner = model.onnx_runner(threads=threads) if engine == "onnx" else None
+    dev = "cpu" if engine != "torch" else resolve_device(device)
+    runner = model.runner(engine, threads=threads) if engine != "torch" else None
 
     n, z, x = stack.shape
     labels = np.empty((n, z, x), np.uint8)
@@ -298,9 +326,11 @@ def segment_sections(
             # max().indices: the same as argmax(1) but several times faster on the CPU
             labels[k] = lut[probs.max(dim=1).indices[0]].numpy()
             entropy[k] = normalized_entropy(probs)[0].numpy()
+            full = _label_order(probs[0].numpy(), model.label_values)
+            if decoding == "ordered":
+                labels[k] = decode_ordered(full, label_values=model.label_values, argmax=labels[k])
             if probs_out is not None:
-                for c, value in enumerate(model.label_values):
-                    probs_out[k, value] = probs[0, c].numpy()
+                probs_out[k] = full
             if mi_out is not None:
                 mi_out[k] = mi[0].numpy()
     return SegmentationResult(
@@ -310,15 +340,28 @@ def segment_sections(
         spacing_um=spacing,
         label_values=model.label_values,
         mutual_information=mi_out,
+        decoding=decoding,
     )
 
 
 # ------------------------------------------------------------------------ internals
 
 
-def _check_engine(engine: str) -> None:
+def _label_order(probs: np.ndarray, label_values: tuple[int, ...]) -> np.ndarray:
+    """``(K, z, x)`` probabilities of the model's classes as ``(4, z, x)`` in label order."""
+    if tuple(label_values) == LABEL_VALUES:
+        return probs
+    full = np.zeros((len(LABEL_VALUES), *probs.shape[1:]), np.float32)
+    for c, value in enumerate(label_values):
+        full[value] = probs[c]
+    return full
+
+
+def _check_engine(engine: str, device=None) -> str:
+    """The engine that runs: ``'auto'`` resolved by :func:`skinoct.models.resolve_engine`."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return resolve_engine(engine, task="layers", device=device)
 
 
 def _grid_logits(model, chunk, spacing, *, tta, mc_dropout, device, runner, seed):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,13 @@ from skinoct.layers._network import (
     NetworkSpec,
     build_network,
     check_label_values,
+)
+from skinoct.models import (
+    ExportedEngines,
+    model_provenance,
+    resolve_device,
+    state_digest,
+    trained_on_synthetic,
 )
 
 __all__ = [
@@ -55,30 +61,6 @@ SYNTHETIC_NOTICE = (
     "any use on real data."
 )
 
-Engine = Literal["torch", "onnx"]
-
-
-def resolve_device(device: str | None) -> str:
-    """Map ``'auto'``/None to ``'cuda'`` when available, else ``'cpu'``; check the name.
-
-    Raises
-    ------
-    ValueError
-        For a name other than auto, cpu, cuda or cuda:N, or cuda without a GPU.
-    """
-    import torch
-
-    name = "auto" if device is None else str(device).lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-        return name
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
 
 class LayersModel:
     """A skin-layer segmentation model ready for inference.
@@ -101,6 +83,8 @@ class LayersModel:
         The full manifest (training configuration, scores, provenance).
     path : Path or None
         Model directory it was loaded from.
+    manifest_sha256 : str or None
+        SHA-256 of its ``model.json`` (None for a model not loaded from disk).
     """
 
     def __init__(
@@ -114,6 +98,7 @@ class LayersModel:
         max_window: Sequence[int] = DEFAULT_MAX_WINDOW,
         manifest: dict[str, Any] | None = None,
         path: str | Path | None = None,
+        manifest_sha256: str | None = None,
     ) -> None:
         self.spec = spec
         self.label_values = check_label_values(label_values)
@@ -130,9 +115,10 @@ class LayersModel:
         self.max_window = tuple(max(d, int(w) // d * d) for w in max_window)
         self.manifest = dict(manifest or {})
         self.path = None if path is None else Path(path)
+        self.manifest_sha256 = manifest_sha256
         self._state_dict = state_dict
         self._networks: dict[str, Any] = {}
-        self._onnx: dict[str, Any] = {}
+        self._engines: ExportedEngines | None = None
         self.network("cpu")  # fail now, not at the first image, if the weights do not fit
 
     # ------------------------------------------------------------------ properties
@@ -151,7 +137,11 @@ class LayersModel:
     @property
     def is_synthetic(self) -> bool:
         """True when the manifest says the model saw phantom data only."""
-        return bool(self.manifest.get("training", {}).get("synthetic_data", False))
+        return trained_on_synthetic(self.manifest)
+
+    def provenance(self, *, engine: str | None = None) -> dict[str, Any]:
+        """Identity and provenance for outputs (:func:`skinoct.models.model_provenance`)."""
+        return model_provenance(self, engine=engine)
 
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path else ""
@@ -163,8 +153,9 @@ class LayersModel:
         return make_normalizer(self.normalization)(image)
 
     # ------------------------------------------------------------------ engines
-    def network(self, device: str = "cpu"):
+    def network(self, device="cpu"):
         """The torch network on ``device`` in eval mode (built once per device)."""
+        device = str(device)
         if device not in self._networks:
             import torch
 
@@ -187,27 +178,15 @@ class LayersModel:
         return {k: v.detach().cpu() for k, v in self.network("cpu").state_dict().items()}
 
     def onnx_path(self) -> Path:
-        """Where ``engine='onnx'`` keeps the exported network.
+        """Where the exported engines keep the ONNX file.
 
-        Next to the weights (``model.<sha>.onnx``) for a model directory one may write
-        to; in ``$SKINOCT_CACHE_DIR`` (default ``~/.cache/skinoct``) for the bundled
-        model or a read-only directory. The name carries the weights' SHA-256, so new
-        weights never meet a stale export.
+        Next to the weights (``model.<weights sha>-<digest>.onnx``) for a model
+        directory one may write to; in ``$SKINOCT_CACHE_DIR`` (default
+        ``~/.cache/skinoct``) for the bundled model, a read-only directory or an unsaved
+        model. The name carries the model digest (weights + manifest), and the file is
+        verified before use (:class:`skinoct.models.ExportedEngines`).
         """
-        from skinoct.models import bundled_model_dir
-
-        sha = (self.weights_sha256 or "unsaved")[:16]
-        name = f"model.{sha}.onnx"
-        bundled = False
-        try:
-            bundled = self.path is not None and self.path.resolve() == (
-                bundled_model_dir(TASK).resolve()
-            )
-        except ModelError:
-            pass
-        if self.path is not None and not bundled and os.access(self.path, os.W_OK):
-            return self.path / name
-        return _cache_dir() / "onnx" / f"layers-{name}"
+        return self._exported().path
 
     def export_onnx(self, path: str | Path) -> Path:
         """Export the network (eval mode, dynamic batch, height and width) to ``path``."""
@@ -227,19 +206,51 @@ class LayersModel:
         )
 
     def onnx_runner(self, *, path: str | Path | None = None, threads: int | None = None):
-        """An :class:`~skinoct.models.OnnxRunner`, exporting to the cache on first use."""
-        from skinoct.models import OnnxRunner, onnxruntime_available
+        """An :class:`~skinoct.models.OnnxRunner`, exporting to the cache on first use.
 
-        if not onnxruntime_available():
-            raise ModelError("engine 'onnx' needs onnxruntime; install it or use engine='torch'")
-        target = Path(path) if path is not None else self.onnx_path()
-        key = f"{target}|{threads}"
-        if key not in self._onnx:
-            if path is None and not target.is_file():
-                self.export_onnx(target)
-            # No spinning: torch resampling and softmax run between network calls.
-            self._onnx[key] = OnnxRunner(target, threads=threads, spin=False)
-        return self._onnx[key]
+        Without spinning threads: torch resampling and softmax run between calls.
+        """
+        from skinoct.models import OnnxRunner
+
+        if path is not None:
+            return OnnxRunner(path, threads=threads, spin=False)
+        return self._exported().runner("onnx", threads=threads, spin=False)
+
+    def runner(self, engine: str, *, threads: int | None = None):
+        """The runner of an exported engine (``'onnx'`` or ``'openvino'``, float32)."""
+        if engine == "onnx":
+            return self.onnx_runner(threads=threads)
+        return self._exported().runner(engine, threads=threads, precision="f32")
+
+    def _exported(self) -> ExportedEngines:
+        if self._engines is None:
+            import numpy as np
+
+            from skinoct.models import export_location, model_digest
+
+            digest = model_digest(self.weights_sha256, self.manifest_sha256)
+            digest = digest or state_digest(self._state_dict)
+            folder, name = export_location(
+                self.path, task=TASK, weights_sha256=self.weights_sha256, digest=digest
+            )
+            d = self.spec.divisor
+            probe = np.random.default_rng(0).standard_normal((1, 1, 2 * d, 2 * d))
+            self._engines = ExportedEngines(
+                task=TASK,
+                digest=digest,
+                export=self.export_onnx,
+                reference=self._reference_logits,
+                probe=probe.astype(np.float32),
+                folder=folder,
+                name=name,
+            )
+        return self._engines
+
+    def _reference_logits(self, batch):
+        import torch
+
+        with torch.inference_mode():
+            return self.network("cpu")(torch.from_numpy(batch)).float().numpy()
 
 
 def make_normalizer(normalization: dict[str, Any]):
@@ -259,14 +270,6 @@ def make_normalizer(normalization: dict[str, Any]):
     if unknown:
         raise ModelError(f"unknown normalisation arguments {sorted(unknown)}")
     return functools.partial(normalize_intensity, **args)
-
-
-def _cache_dir() -> Path:
-    env = os.environ.get("SKINOCT_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "skinoct"
 
 
 def save_layers_model(
@@ -318,8 +321,10 @@ def save_layers_model(
     out = save_artifact(model_dir, model.state_dict(), manifest)
     from skinoct.models import load_artifact
 
-    model.manifest = load_artifact(out, task=TASK).manifest
+    artifact = load_artifact(out, task=TASK)
+    model.manifest, model.manifest_sha256 = artifact.manifest, artifact.manifest_sha256
     model.path = Path(out)
+    model._engines = None
     return out
 
 
@@ -390,4 +395,5 @@ def load_layers_model(path: str | Path | None = None) -> LayersModel:
         max_window=inference.get("max_window", DEFAULT_MAX_WINDOW),
         manifest=m,
         path=artifact.path,
+        manifest_sha256=artifact.manifest_sha256,
     )

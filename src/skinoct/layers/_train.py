@@ -5,24 +5,28 @@ patches, validates on whole sections every epoch, stops early on the validation
 loss and keeps the best epoch's weights. Its Dice per layer is then measured on
 the held-out sections at their own resolution, through the same inference path as
 ``skinoct layers segment``. Folds are written as they finish
-(``MODEL_DIR/folds/fold_<k>.json``), so an interrupted run resumes after the last
-completed fold.
+(``MODEL_DIR/folds/fold_<k>.json``) and every epoch is checkpointed
+(``folds/checkpoint_*.safetensors`` + ``.json``), so an interrupted run — or one
+stopped by its time budget — resumes where it stopped. The epoch loop, early
+stopping, best weights, checkpoints and the budget are :mod:`skinoct.models`'
+training skeleton; :mod:`skinoct.layers._fit` holds the task's network, loss and
+patch sampling.
 
 The final model is retrained on all sections for the median best epoch of the
-folds (a fold ensemble would cost k times the inference time); the CV scores in
-its manifest estimate its accuracy.
+folds (``folds >= 2``; the fold models stay in ``folds/`` for ``--ensemble``), or is
+the best-validation network of a single hold-out split (``folds=1``, the recipe's
+choice under a time budget). Options left ``None`` are chosen from a dataset
+fingerprint by :mod:`skinoct.layers._recipe` and written to the manifest.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,125 +34,44 @@ import numpy as np
 
 from skinoct.errors import InputError
 from skinoct.io import LABEL_NAMES, write_json
+from skinoct.layers._compare import compare_on_folds
 from skinoct.layers._data import LayerDataset, discover_dataset, prepare_section
 from skinoct.layers._evaluate import score_sections
+from skinoct.layers._fit import FitResult, PatchSampler, fit_network
 from skinoct.layers._metrics import summarize_dice
 from skinoct.layers._model import (
-    DEFAULT_MODEL_SPACING_UM,
     DEFAULT_NORMALIZATION,
     LayersModel,
     load_layers_model,
     make_normalizer,
-    resolve_device,
     save_layers_model,
 )
-from skinoct.layers._network import NetworkSpec, build_network, load_matching_weights
+from skinoct.layers._network import NetworkSpec
+from skinoct.layers._recipe import dataset_fingerprint, plan_recipe
+from skinoct.layers._sampling import BandSampler
+from skinoct.layers._train_config import TrainConfig
+from skinoct.models import Budget, Emitter, TrainEvent, check_config, resolve_device
 
-__all__ = ["TrainConfig", "TrainResult", "grouped_folds", "train_layers"]
+__all__ = ["TrainConfig", "TrainEvent", "TrainResult", "grouped_folds", "train_layers"]
 
 CV_REPORT_NAME = "cv_report.json"
 FOLDS_DIR = "folds"
-
-Callback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Options of :func:`train_layers`.
-
-    Attributes
-    ----------
-    folds : int
-        Cross-validation folds grouped by subject (0 = no CV: train the final model
-        for ``epochs`` epochs without validation).
-    epochs : int
-        Maximum epochs per fold (early stopping usually ends sooner).
-    patience : int
-        Epochs without a lower validation loss before a fold stops.
-    batch_size : int
-        Patches per optimisation step.
-    patch : (int, int)
-        Patch size ``(z, x)`` in pixels on the model grid; multiples of the network's
-        divisor (16 by default).
-    patches_per_section : int
-        Patches drawn per training section per epoch.
-    lr : float
-        Adam learning rate at the start of the cosine schedule.
-    weight_decay : float
-        Adam weight decay.
-    seed : int
-        Seeds folds, patch sampling, augmentation and weight initialisation.
-    device : {'auto', 'cpu', 'cuda'}
-        Training device.
-    num_workers : int or None
-        Data-loader processes (None: 0 on the CPU, up to 8 with CUDA). Results are
-        reproducible for a given value.
-    network : NetworkSpec
-        UNet arguments (ignored with ``init``, which brings its own).
-    model_spacing_um : (float, float)
-        Grid ``(dz, dx)`` the network runs on (ignored with ``init``).
-    """
-
-    folds: int = 5
-    epochs: int = 60
-    patience: int = 8
-    batch_size: int = 8
-    patch: tuple[int, int] = (256, 256)
-    patches_per_section: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int | None = None
-    network: NetworkSpec = field(default_factory=NetworkSpec)
-    model_spacing_um: tuple[float, float] = DEFAULT_MODEL_SPACING_UM
-
-    def __post_init__(self) -> None:
-        def positive(name, value, kind=int):
-            if not isinstance(value, (int, float)) or kind(value) != value or value <= 0:
-                raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
-
-        if not isinstance(self.folds, int) or self.folds < 0 or self.folds == 1:
-            raise ValueError(f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}")
-        for name in ("epochs", "patience", "batch_size", "patches_per_section"):
-            positive(name, getattr(self, name))
-        for name in ("lr",):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        patch = tuple(int(p) for p in self.patch)
-        if len(patch) != 2 or min(patch) < 1:
-            raise ValueError(f"patch must be two positive sizes (z, x), got {self.patch!r}")
-        d = self.network.divisor
-        if any(p % d for p in patch):
-            raise ValueError(
-                f"patch sizes must be multiples of {d} (the network's strides), got {patch}"
-            )
-        spacing = tuple(float(s) for s in self.model_spacing_um)
-        if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
-            raise ValueError(f"model_spacing_um must be two positive values, got {spacing}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers!r}")
-        object.__setattr__(self, "patch", patch)
-        object.__setattr__(self, "model_spacing_um", spacing)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["network"] = self.network.to_dict()
-        out["patch"] = list(self.patch)
-        out["model_spacing_um"] = list(self.model_spacing_um)
-        return out
+#: Config fields that do not change what a run computes (not in its fingerprint).
+_RUN_ONLY = ("device", "num_workers", "time_budget_s")
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train_layers` returns."""
+    """What :func:`train_layers` returns.
+
+    ``model`` is None when the time budget ended the run during cross-validation
+    (``stopped_by_time``); calling :func:`train_layers` again resumes it.
+    """
 
     model_dir: Path
-    model: LayersModel = field(repr=False)
+    model: LayersModel | None = field(repr=False)
     cv_report: dict[str, Any] = field(repr=False)
+    stopped_by_time: bool = False
 
 
 def grouped_folds(subjects: Sequence[str], n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -185,7 +108,9 @@ def train_layers(
     restart: bool = False,
     provenance: dict[str, Any] | None = None,
     notice: str | None = None,
-    callback: Callback | None = None,
+    callback: Callable[[TrainEvent], None] | None = None,
+    sampler: PatchSampler | None = None,
+    compare_with: str | Path | LayersModel | None = None,
 ) -> TrainResult:
     """Cross-validate and train a skin-layer segmentation model on a dataset folder.
 
@@ -197,22 +122,33 @@ def train_layers(
         Model directory: ``model.safetensors`` + ``model.json`` (final model),
         ``cv_report.json`` and ``folds/`` (one model and one result file per fold).
     config : TrainConfig, optional
-        Training options (defaults: 5 folds, up to 60 epochs).
+        Training options; ``None`` fields are chosen by the recipe from the data.
     init : str or Path, optional
         Model directory to start from (fine-tuning): its architecture, model spacing
         and normalisation are kept; output layers that do not fit a different
         class set are re-initialised, with a warning.
     restart : bool
-        Discard completed folds of an earlier run in ``out_dir`` instead of resuming.
+        Discard completed folds (and checkpoints) of an earlier run in ``out_dir``
+        instead of resuming.
     provenance : dict, optional
         Extra facts stored under ``training`` in the manifest (e.g.
         ``{"synthetic_data": True}``).
     notice : str, optional
         Caveat stored in the manifest and shown when the model is used.
     callback : callable, optional
-        Called with a dict for each event (``event`` key: ``'data'``, ``'fold_start'``,
-        ``'step'``, ``'epoch'``, ``'fold_done'``, ``'fold_skipped'``, ``'final_start'``,
-        ``'done'``); the CLI draws its progress bars from them.
+        Called with a :class:`~skinoct.models.TrainEvent` for each event (kind, read
+        as ``event["event"]``: ``'data'``, ``'fold_start'``, ``'resumed'``, ``'step'``,
+        ``'epoch'``, ``'fold_done'``, ``'fold_skipped'``, ``'final_start'``,
+        ``'final_skipped'``, ``'stopped_by_time'``, ``'done'``; values as
+        ``event[key]``); the CLI draws its progress bars from them.
+    sampler : callable, optional
+        ``sampler(sections, *, patch, length, seed)`` → the dataset of one epoch's
+        ``(image, label)`` patches (default: uniformly drawn augmented patches,
+        :class:`~skinoct.layers._augment.TrainPatches`). Called once per epoch.
+    compare_with : str, Path or LayersModel, optional
+        A model (``'bundled'``: the bundled one) scored on the same validation
+        sections as the folds; the result is ``cv_report["comparison"]``, so a user
+        sees whether training beat the model they started from.
 
     Returns
     -------
@@ -225,23 +161,102 @@ def train_layers(
         occurs, too few subjects for the folds, or ``out_dir`` holding folds of a
         different run (use ``restart``).
     """
-    config = config or TrainConfig()
-    emit = callback or (lambda _event: None)
+    run = _setup(data_dir, out_dir, config or TrainConfig(), init, restart, callback, sampler)
+    fold_results: list[dict[str, Any]] = []
+    holdout = run.config.folds == 1
+    for k, (tr, va) in enumerate(_splits(run.dataset.subjects, run.config.folds)):
+        result = _run_fold(run, k, tr, va, keep_partial=holdout)
+        if result is None:  # the time budget ran out
+            report = _cv_report(run, fold_results)
+            return TrainResult(run.out_dir, None, report, stopped_by_time=True)
+        fold_results.append(result)
+    report = _cv_report(run, fold_results)
+    if compare_with is not None and fold_results:
+        report["comparison"] = compare_on_folds(compare_with, run.dataset, fold_results)
+        run.emit("compared", **report["comparison"])
+    if run.config.folds:
+        write_json(run.out_dir / CV_REPORT_NAME, report)
+    if holdout:
+        model, stopped = _holdout_model(run, report, fold_results[0], provenance, notice)
+    else:
+        model, stopped = _final_model(run, report, provenance=provenance, notice=notice)
+    run.emit("done", model_dir=str(run.out_dir), summary=report.get("summary"))
+    return TrainResult(run.out_dir, model, report, stopped_by_time=stopped)
+
+
+# ------------------------------------------------------------------------ internals
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything the folds and the final fit of one :func:`train_layers` call share."""
+
+    out_dir: Path
+    folds_dir: Path
+    config: TrainConfig
+    dataset: LayerDataset
+    sections: list
+    normalization: dict[str, Any]
+    base: LayersModel | None
+    device: Any
+    workers: int
+    fingerprint: str
+    emit: Emitter
+    budget: Budget
+    sampler: PatchSampler
+    recipe: dict[str, Any]
+
+    def fit(self, train, val, *, seed: int, fold: int | None, name: str, **kw) -> FitResult:
+        return fit_network(
+            train,
+            val,
+            n_classes=len(self.dataset.label_values),
+            config=kw.pop("config", self.config),
+            device=self.device,
+            workers=self.workers,
+            seed=seed,
+            init_state=None if self.base is None else self.base.state_dict(),
+            emit=self.emit,
+            fold=fold,
+            budget=self.budget,
+            checkpoint_dir=self.folds_dir,
+            checkpoint_name=name,
+            sampler=self.sampler,
+            time_schedule=self.config.folds == 1,  # the budget is this one fit's
+            **kw,
+        )
+
+    def model_from(self, model: LayersModel) -> LayersModel:
+        """A loaded fold model as a fresh in-memory model (no manifest of its own)."""
+        return LayersModel(
+            self.config.network,
+            model.state_dict(),
+            label_values=self.dataset.label_values,
+            spacing_um=self.config.model_spacing_um,
+            normalization=self.normalization,
+        )
+
+    def model(self, network) -> LayersModel:
+        return LayersModel(
+            self.config.network,
+            network.state_dict(),
+            label_values=self.dataset.label_values,
+            spacing_um=self.config.model_spacing_um,
+            normalization=self.normalization,
+        )
+
+
+def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
+    """Read and prepare the data, choose the recipe, claim (or resume) ``out_dir``."""
+    budget = Budget(config.time_budget_s)
+    emit = Emitter(callback)
     out_dir = Path(out_dir)
     dataset = discover_dataset(data_dir)
     base = load_layers_model(init) if init is not None else None
     if base is not None:
-        config = replace(
-            config,
-            network=base.spec,
-            model_spacing_um=base.spacing_um,
-        )
-        if any(p % base.spec.divisor for p in config.patch):
-            raise ValueError(f"patch must be multiples of {base.spec.divisor} for this model")
+        config = replace(config, network=base.spec, model_spacing_um=base.spacing_um)
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
     device = resolve_device(config.device)
-    workers = _workers(config, device)
-
     normalize = make_normalizer(normalization)
     sections = [
         prepare_section(
@@ -253,165 +268,214 @@ def train_layers(
         for r in dataset.records
     ]
     _check_labels_occur(dataset, sections)
+    config, recipe = _apply_recipe(config, dataset, sections, base, device)
     emit(
-        {
-            "event": "data",
-            "n_sections": len(sections),
-            "n_subjects": len(set(dataset.subjects)),
-            "label_values": list(dataset.label_values),
-            "device": device,
-        }
+        "data",
+        n_sections=len(sections),
+        n_subjects=len(set(dataset.subjects)),
+        label_values=list(dataset.label_values),
+        device=str(device),
     )
-
+    emit("recipe", recipe=recipe)
+    if sampler is None:
+        sampler = BandSampler(dataset.label_values, mode=config.sampling)
     fingerprint = _fingerprint(dataset, config, base)
     folds_dir = out_dir / FOLDS_DIR
     _prepare_out_dir(out_dir, folds_dir, fingerprint, restart=restart)
-    init_state = base.state_dict() if base is not None else None
+    return _Run(
+        out_dir, folds_dir, config, dataset, sections, normalization, base, device,
+        _workers(config, device), fingerprint, emit, budget, sampler, recipe,
+    )  # fmt: skip
 
-    fold_results: list[dict[str, Any]] = []
-    if config.folds:
-        splits = grouped_folds(dataset.subjects, config.folds)
-        for k, (tr, va) in enumerate(splits):
-            done = folds_dir / f"fold_{k}.json"
-            if done.is_file():
-                result = json.loads(done.read_text(encoding="utf-8"))
-                fold_results.append(result)
-                emit(
-                    {
-                        "event": "fold_skipped",
-                        "fold": k,
-                        "folds": config.folds,
-                        "mean_dice": result["dice"].get("mean_dice"),
-                    }
-                )
-                continue
-            emit(
-                {
-                    "event": "fold_start",
-                    "fold": k,
-                    "folds": config.folds,
-                    "n_train": len(tr),
-                    "n_val": len(va),
-                }
-            )
-            net, history = _fit(
-                [sections[i] for i in tr],
-                [sections[i] for i in va],
-                n_classes=len(dataset.label_values),
-                config=config,
-                device=device,
-                workers=workers,
-                seed=config.seed * 1000 + k,
-                init_state=init_state,
-                emit=emit,
-                fold=k,
-            )
-            fold_model = LayersModel(
-                config.network,
-                net.state_dict(),
-                label_values=dataset.label_values,
-                spacing_um=config.model_spacing_um,
-                normalization=normalization,
-            )
-            per_section = score_sections(
-                fold_model,
-                [dataset.records[i] for i in va],
-                dataset.tissue_values,
-                device=device,
-            )
-            summary = summarize_dice([s["dice"] for s in per_section])
-            result = {
-                "fold": k,
-                "n_train": len(tr),
-                "n_val": len(va),
-                "val_subjects": sorted({dataset.records[i].subject for i in va}),
-                "best_epoch": history["best_epoch"],
-                "epochs_run": history["epochs_run"],
-                "best_val_loss": history["best_val_loss"],
-                "dice": {name: v["mean"] for name, v in summary.items()},
-                "sections": per_section,
-                "history": history["epochs"],
-            }
-            save_layers_model(
-                folds_dir / f"fold_{k}",
-                fold_model,
-                training={"fold": k, "fingerprint": fingerprint},
-            )
-            write_json(done, result)
-            fold_results.append(result)
-            emit(
-                {
-                    "event": "fold_done",
-                    "fold": k,
-                    "folds": config.folds,
-                    "dice": result["dice"],
-                    "best_epoch": result["best_epoch"],
-                }
-            )
 
-    report = _cv_report(dataset, config, fold_results, fingerprint)
-    if config.folds:
-        write_json(out_dir / CV_REPORT_NAME, report)
+def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig, dict]:
+    """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
+    divisor = (base.spec if base is not None else config.network or NetworkSpec()).divisor
+    fp = dataset_fingerprint(
+        [s.target for s in sections],
+        subjects=dataset.subjects,
+        label_values=dataset.label_values,
+        model_spacing_um=config.model_spacing_um,
+    )
+    recipe = plan_recipe(
+        fp,
+        divisor=divisor,
+        gpu=device.type == "cuda",
+        time_budget_s=config.time_budget_s,
+        init_channels=None if base is None else base.spec.channels,
+    )
+    overridden = config.overridden()
+    config = config.with_recipe(recipe)
+    check_config(
+        not any(p % config.network.divisor for p in config.patch),
+        f"patch must be multiples of {config.network.divisor} for this network",
+    )
+    chosen = {name: getattr(config, name) for name in TrainConfig.RECIPE_FIELDS}
+    chosen["network"] = config.network.to_dict()
+    chosen["patch"] = list(config.patch)
+    chosen["sampling"] = config.sampling
+    return config, {
+        "fingerprint": fp.to_dict(),
+        "chosen": chosen,
+        "overridden": overridden,
+        "reasons": {k: v for k, v in recipe.reasons.items() if k not in overridden},
+    }
 
+
+def _splits(subjects, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """CV splits; ``folds=1``: the first of five subject-grouped folds (80/20 hold-out)."""
+    if folds == 0:
+        return []
+    if folds == 1:
+        n = min(5, len(set(subjects)))
+        check_config(n >= 2, "a hold-out split (folds=1) needs at least 2 subjects")
+        return grouped_folds(subjects, n)[:1]
+    return grouped_folds(subjects, folds)
+
+
+def _run_fold(run: _Run, k: int, tr, va, *, keep_partial: bool) -> dict[str, Any] | None:
+    """Train, score and record fold ``k`` (or read it back); None when time ran out.
+
+    With ``keep_partial`` (the hold-out split) a fit cut short by the budget is kept:
+    its best-validation weights are the result, and its checkpoint lets a later call
+    continue it.
+    """
+    config, dataset, folds = run.config, run.dataset, run.config.folds
+    done = run.folds_dir / f"fold_{k}.json"
+    if done.is_file():
+        result = json.loads(done.read_text(encoding="utf-8"))
+        run.emit("fold_skipped", fold=k, folds=folds, mean_dice=result["dice"].get("mean_dice"))
+        return result
+    if run.budget.exhausted():
+        run.emit("stopped_by_time", f"time budget spent before fold {k + 1}", fold=k)
+        return None
+    run.emit("fold_start", fold=k, folds=folds, n_train=len(tr), n_val=len(va))
+    fit = run.fit(
+        [run.sections[i] for i in tr],
+        [run.sections[i] for i in va],
+        seed=config.seed * 1000 + k,
+        fold=k,
+        name=f"checkpoint_fold_{k}",
+    )
+    if fit.stopped_by_time:
+        run.emit("stopped_by_time", f"time budget spent in fold {k + 1}", fold=k)
+        if not keep_partial:
+            return None
+    fold_model = run.model(fit.network)
+    records = [dataset.records[i] for i in va]
+    per_section = score_sections(fold_model, records, dataset.tissue_values, device=run.device)
+    summary = summarize_dice([s["dice"] for s in per_section])
+    result = {
+        "fold": k,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "val_subjects": sorted({r.subject for r in records}),
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "best_val_loss": fit.best_val_loss,
+        "dice": {name: v["mean"] for name, v in summary.items()},
+        "sections": per_section,
+        "history": fit.history,
+        "stopped_by_time": fit.stopped_by_time,
+    }
+    training = {"fold": k, "fingerprint": run.fingerprint}
+    save_layers_model(run.folds_dir / f"fold_{k}", fold_model, training=training)
+    if not fit.stopped_by_time:  # a cut-short fold is trained on when resumed
+        write_json(done, result)
+    run.emit("fold_done", fold=k, folds=folds, dice=result["dice"], best_epoch=result["best_epoch"])
+    return result
+
+
+def _final_model(run: _Run, report, *, provenance, notice) -> tuple[LayersModel | None, bool]:
+    """Retrain on all sections for the CV's epoch count (or reuse a finished one)."""
+    config = run.config
     final_epochs = report["final_epochs"]
-    manifest_training = {
-        **config.to_dict(),
-        "device": device,
-        "fingerprint": fingerprint,
-        "final_model": (
-            f"retrained on all {len(sections)} sections for {final_epochs} epochs "
+    existing = _existing_final(run.out_dir, run.fingerprint)
+    if existing is not None:
+        run.emit("final_skipped", epochs=final_epochs)
+        return existing, False
+    if run.budget.exhausted():
+        run.emit("stopped_by_time", "time budget spent before the final model", fold=None)
+        return None, True
+    run.emit("final_start", epochs=final_epochs, n_train=len(run.sections))
+    fit = run.fit(
+        run.sections,
+        None,
+        seed=config.seed * 1000 + 999,
+        fold=None,
+        name="checkpoint_final",
+        config=replace(config, epochs=final_epochs),
+        schedule_epochs=config.epochs,
+    )
+    training = _training_record(
+        run,
+        provenance,
+        final_model=(
+            f"retrained on all {len(run.sections)} sections for {final_epochs} epochs "
             + ("(median best epoch of the CV folds)" if config.folds else "(no CV)")
         ),
-        "final_epochs": final_epochs,
-        "init": None if base is None else {"path": str(base.path), "sha256": base.weights_sha256},
-        "dataset": {
-            "path": str(dataset.root),
-            "n_sections": len(dataset),
-            "n_subjects": len(set(dataset.subjects)),
-            "grouped_by_subject": dataset.grouped,
-            "label_values": list(dataset.label_values),
+        final_epochs=final_epochs,
+    )
+    if fit.stopped_by_time:
+        training.update(stopped_by_time=True, epochs_run=fit.epochs_run)
+        run.emit("stopped_by_time", "time budget spent in the final model", fold=None)
+    model = run.model(fit.network)
+    scores = {"cv": report["summary"], "cv_folds": config.folds} if config.folds else {}
+    save_layers_model(run.out_dir, model, training=training, scores=scores, notice=notice)
+    return model, fit.stopped_by_time
+
+
+def _holdout_model(run: _Run, report, fold: dict, provenance, notice):
+    """The hold-out split's best-validation network is the delivered model."""
+    model = load_layers_model(run.folds_dir / "fold_0")
+    stopped = bool(fold.get("stopped_by_time"))
+    training = _training_record(
+        run,
+        provenance,
+        final_model=(
+            f"best-validation network of a subject-grouped hold-out split "
+            f"({fold['n_train']} training / {fold['n_val']} validation sections)"
+        ),
+        final_epochs=fold["best_epoch"],
+    )
+    if stopped:
+        training.update(stopped_by_time=True, epochs_run=fold["epochs_run"])
+    model = run.model_from(model)
+    scores = {"holdout": report["summary"], "cv_folds": 1}
+    save_layers_model(run.out_dir, model, training=training, scores=scores, notice=notice)
+    return model, stopped
+
+
+def _training_record(run: _Run, provenance, **extra) -> dict[str, Any]:
+    """The manifest's ``training`` block: options, recipe, data, provenance."""
+    return {
+        **run.config.to_dict(),
+        "device": str(run.device),
+        "fingerprint": run.fingerprint,
+        "recipe": run.recipe,
+        **extra,
+        "init": None if run.base is None else {
+            "path": str(run.base.path), "sha256": run.base.weights_sha256
         },
+        "dataset": _dataset_summary(run.dataset),
         **(provenance or {}),
+    }  # fmt: skip
+
+
+def _dataset_summary(dataset: LayerDataset) -> dict[str, Any]:
+    return {
+        "path": str(dataset.root),
+        "n_sections": len(dataset),
+        "n_subjects": len(set(dataset.subjects)),
+        "grouped_by_subject": dataset.grouped,
+        "label_values": list(dataset.label_values),
     }
-    existing = _existing_final(out_dir, fingerprint)
-    if existing is not None:
-        emit({"event": "final_skipped", "epochs": final_epochs})
-        model = existing
-    else:
-        emit({"event": "final_start", "epochs": final_epochs, "n_train": len(sections)})
-        net, _ = _fit(
-            sections,
-            None,
-            n_classes=len(dataset.label_values),
-            config=replace(config, epochs=final_epochs),
-            device=device,
-            workers=workers,
-            seed=config.seed * 1000 + 999,
-            init_state=init_state,
-            emit=emit,
-            fold=None,
-            schedule_epochs=config.epochs,
-        )
-        model = LayersModel(
-            config.network,
-            net.state_dict(),
-            label_values=dataset.label_values,
-            spacing_um=config.model_spacing_um,
-            normalization=normalization,
-        )
-        scores = {"cv": report["summary"], "cv_folds": config.folds} if config.folds else {}
-        save_layers_model(out_dir, model, training=manifest_training, scores=scores, notice=notice)
-    emit({"event": "done", "model_dir": str(out_dir), "summary": report.get("summary")})
-    return TrainResult(model_dir=out_dir, model=model, cv_report=report)
 
 
-# ------------------------------------------------------------------------ internals
-
-
-def _workers(config: TrainConfig, device: str) -> int:
+def _workers(config: TrainConfig, device) -> int:
     if config.num_workers is not None:
         return int(config.num_workers)
-    if device.startswith("cuda"):
+    if device.type == "cuda":
         return max(0, min(8, (os.cpu_count() or 1) - 1))
     return 0
 
@@ -432,7 +496,7 @@ def _check_labels_occur(dataset: LayerDataset, sections) -> None:
 
 def _fingerprint(dataset: LayerDataset, config: TrainConfig, base) -> str:
     cfg = config.to_dict()
-    for key in ("device", "num_workers"):
+    for key in _RUN_ONLY:
         cfg.pop(key, None)
     payload = {
         "config": cfg,
@@ -470,12 +534,14 @@ def _existing_final(out_dir: Path, fingerprint: str) -> LayersModel | None:
         model = load_layers_model(out_dir)
     except ModelError:
         return None
-    if model.manifest.get("training", {}).get("fingerprint") != fingerprint:
-        return None
+    training = model.manifest.get("training", {})
+    if training.get("fingerprint") != fingerprint or training.get("stopped_by_time"):
+        return None  # another run's model, or one the time budget cut short
     return model
 
 
-def _cv_report(dataset, config, fold_results, fingerprint) -> dict[str, Any]:
+def _cv_report(run: _Run, fold_results) -> dict[str, Any]:
+    dataset, config, fingerprint = run.dataset, run.config, run.fingerprint
     tissue = [LABEL_NAMES[v] for v in dataset.tissue_values]
     if fold_results:
         per_fold = [{n: r["dice"].get(n) for n in tissue} for r in fold_results]
@@ -493,147 +559,7 @@ def _cv_report(dataset, config, fold_results, fingerprint) -> dict[str, Any]:
         "summary": summary,
         "final_epochs": final_epochs,
         "config": config.to_dict(),
-        "dataset": {
-            "path": str(dataset.root),
-            "n_sections": len(dataset),
-            "n_subjects": len(set(dataset.subjects)),
-            "grouped_by_subject": dataset.grouped,
-            "label_values": list(dataset.label_values),
-        },
+        "recipe": run.recipe,
+        "dataset": _dataset_summary(dataset),
         "per_section": [s for r in fold_results for s in r.get("sections", [])],
     }
-
-
-def _fit(
-    train,
-    val,
-    *,
-    n_classes,
-    config,
-    device,
-    workers,
-    seed,
-    init_state,
-    emit,
-    fold,
-    schedule_epochs=None,
-):
-    """Train one network; return it (best-epoch weights) and its history."""
-    import torch
-    from monai.data import DataLoader
-    from monai.losses import DiceCELoss
-
-    from skinoct.layers._augment import TrainPatches
-
-    torch.manual_seed(seed)
-    net = build_network(config.network, n_classes)
-    if init_state is not None:
-        load_matching_weights(net, init_state)
-    net = net.to(device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = max(1, math.ceil(len(train) * config.patches_per_section / config.batch_size))
-    total_steps = per_epoch * (schedule_epochs or config.epochs)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)),
-    )
-    best = {"loss": math.inf, "epoch": 0, "state": None}
-    history: list[dict[str, Any]] = []
-    stale = 0
-    for epoch in range(1, config.epochs + 1):
-        patches = TrainPatches(
-            train,
-            patch=config.patch,
-            length=per_epoch * config.batch_size,
-            seed=seed * 1000 + epoch,
-        )
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        loader = DataLoader(
-            patches,
-            batch_size=config.batch_size,
-            shuffle=False,
-            num_workers=workers,
-            generator=gen,
-            pin_memory=device.startswith("cuda"),
-        )
-        net.train()
-        losses = []
-        for step, (x, y) in enumerate(loader, 1):
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            emit(
-                {
-                    "event": "step",
-                    "fold": fold,
-                    "epoch": epoch,
-                    "step": step,
-                    "steps": per_epoch,
-                    "loss": losses[-1],
-                }
-            )
-        record = {
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
-            "lr": float(opt.param_groups[0]["lr"]),
-        }
-        if val:
-            val_loss, dice = _validate(
-                net, val, loss_fn, n_classes, device, divisor=config.network.divisor
-            )
-            record.update(val_loss=val_loss, val_dice=dice)
-            if val_loss < best["loss"] - 1e-6:
-                best = {
-                    "loss": val_loss,
-                    "epoch": epoch,
-                    "state": copy.deepcopy(
-                        {k: v.detach().cpu() for k, v in net.state_dict().items()}
-                    ),
-                }
-                stale = 0
-            else:
-                stale += 1
-        history.append(record)
-        emit({"event": "epoch", "fold": fold, "epochs": config.epochs, **record})
-        if val and stale >= config.patience:
-            break
-    if val and best["state"] is not None:
-        net.load_state_dict(best["state"])
-    net = net.cpu().eval()
-    return net, {
-        "best_epoch": best["epoch"] if val else config.epochs,
-        "best_val_loss": best["loss"] if val else None,
-        "epochs_run": len(history),
-        "epochs": history,
-    }
-
-
-def _validate(net, sections, loss_fn, n_classes, device, *, divisor):
-    """Mean validation loss and mean Dice (MONAI ``DiceMetric``) per class on the model grid."""
-    import torch
-    from monai.metrics import DiceMetric
-    from monai.networks.utils import one_hot
-
-    from skinoct.layers._resample import pad_to_multiple
-
-    metric = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=True)
-    net.eval()
-    losses = []
-    with torch.inference_mode():
-        for s in sections:
-            z, x = s.image.shape
-            inp = pad_to_multiple(torch.from_numpy(s.image)[None, None], divisor).to(device)
-            logits = net(inp)[..., :z, :x]
-            target = torch.from_numpy(s.target.astype(np.int64))[None, None].to(device)
-            losses.append(float(loss_fn(logits, target)))
-            pred = logits.argmax(1, keepdim=True)
-            metric(one_hot(pred, n_classes), one_hot(target, n_classes))
-    dice = metric.aggregate().cpu().tolist()
-    net.train()
-    return float(np.mean(losses)), [float(v) for v in dice]

@@ -5,7 +5,8 @@ at z−1, z, z+1 µm as RGB, are graded 1 (coarse, fragmented fibres) … 4 (web
 reticulated network) by a MobileNetV3-Small. The pieces:
 
 - :func:`extract_tiles` / :func:`profile_tiles` — DEJ-relative tiles from a volume;
-- :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa` — rater labels;
+- :func:`read_labels`, :func:`majority_grade`, :func:`fleiss_kappa` — rater labels
+  (the formats live in :mod:`skinoct.datasets`, re-exported here);
 - :func:`train_matrix` with :class:`TrainConfig` — the paper's two-phase protocol,
   split by subject by default;
 - :func:`evaluate_predictions` — accuracy, confusion matrix, precision/recall, κ;
@@ -14,25 +15,24 @@ reticulated network) by a MobileNetV3-Small. The pieces:
 The bundled default model is trained on phantom tiles only (see its manifest).
 """
 
-from skinoct.matrix._dataset import (
+from skinoct.datasets import (
+    GRADES,
     TileDataset,
+    TileLabels,
+    fleiss_kappa,
+    majority_grade,
+    read_labels,
     read_tile_dataset,
     read_tile_png,
     write_tile_dataset,
     write_tile_png,
 )
+from skinoct.matrix._dej import read_dej
 from skinoct.matrix._evaluate import (
     GradingMetrics,
     evaluate_predictions,
     plot_confusion,
     read_predictions,
-)
-from skinoct.matrix._labels import (
-    GRADES,
-    TileLabels,
-    fleiss_kappa,
-    majority_grade,
-    read_labels,
 )
 from skinoct.matrix._model import (
     ENGINES,
@@ -41,6 +41,7 @@ from skinoct.matrix._model import (
     expected_grade,
     export_matrix_onnx,
     load_matrix_model,
+    normalize_batch,
     predict_tiles,
     preprocess_tiles,
     save_matrix_model,
@@ -52,11 +53,11 @@ from skinoct.matrix._network import (
     load_pretrained,
     set_phase,
 )
+from skinoct.matrix._profile import GradeProfile, grade_profile
 from skinoct.matrix._tiles import (
     enface_tiles,
     extract_tiles,
     profile_tiles,
-    read_dej,
     tile_positions,
 )
 from skinoct.matrix._train import (
@@ -76,6 +77,7 @@ __all__ = [
     "ENGINES",
     "GRADES",
     "EarlyStopping",
+    "GradeProfile",
     "GradingMetrics",
     "MatrixModel",
     "MatrixNet",
@@ -93,10 +95,12 @@ __all__ = [
     "export_matrix_onnx",
     "extract_tiles",
     "fleiss_kappa",
+    "grade_profile",
     "keras_layer_table",
     "load_matrix_model",
     "load_pretrained",
     "majority_grade",
+    "normalize_batch",
     "plot_confusion",
     "predict_tiles",
     "preprocess_tiles",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skinoct.datasets import GRADES
 from skinoct.errors import InputError
-from skinoct.matrix._labels import GRADES
 
 __all__ = [
     "GradingMetrics",
@@ -211,7 +211,7 @@ def read_predictions(
     """
     import pandas as pd
 
-    from skinoct.matrix._labels import read_labels
+    from skinoct.datasets import read_labels
 
     path = Path(path)
     if not path.is_file():
@@ -224,7 +224,9 @@ def read_predictions(
         pred_column = "grade"
     if labels is not None:
         if "tile_id" not in table.columns:
-            raise InputError("--labels needs a 'tile_id' column in the predictions", path=path)
+            raise InputError(
+                "looking up labels needs a 'tile_id' column in the predictions", path=path
+            )
         grades = read_labels(labels).grades
         missing = ~table["tile_id"].isin(grades.index)
         if missing.any():

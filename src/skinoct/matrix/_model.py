@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +11,20 @@ import numpy as np
 
 from skinoct.errors import InputError, ModelError
 from skinoct.matrix._labels import GRADES
+from skinoct.models import (
+    ENGINES,
+    Engine,
+    ExportedEngines,
+    export_location,
+    model_digest,
+    model_provenance,
+    resolve_engine,
+    state_digest,
+    trained_on_synthetic,
+)
 
 __all__ = [
+    "ENGINES",
     "NORMALIZATIONS",
     "MatrixModel",
     "Preprocessing",
@@ -29,8 +38,6 @@ __all__ = [
 TASK = "matrix"
 Normalization = Literal["tile", "imagenet", "paper"]
 NORMALIZATIONS = ("tile", "imagenet", "paper")
-Engine = Literal["torch", "onnx", "openvino"]
-ENGINES = ("torch", "onnx", "openvino")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -164,35 +171,60 @@ class MatrixModel:
     classes: tuple[int, ...] = GRADES
     manifest: dict = field(default_factory=dict, repr=False)
     path: Path | None = None
-    _onnx: dict = field(default_factory=dict, repr=False)
+    manifest_sha256: str | None = None
+    _engines: Any = field(default=None, repr=False)
+
+    @property
+    def is_synthetic(self) -> bool:
+        """True when the manifest says the model saw phantom data only."""
+        return trained_on_synthetic(self.manifest)
+
+    def provenance(self, *, engine: str | None = None) -> dict[str, Any]:
+        """Identity and provenance for outputs (:func:`skinoct.models.model_provenance`)."""
+        return model_provenance(self, engine=engine)
 
     def onnx_runner(self, *, threads: int | None = None):
-        """An :class:`~skinoct.models.OnnxRunner` of this model (exported once, cached)."""
-        from skinoct.models import OnnxRunner, onnxruntime_available
-
-        if not onnxruntime_available():
-            raise ModelError("onnxruntime is not installed; use engine='torch'")
-        key = threads or 0
-        if key not in self._onnx:
-            self._onnx[key] = OnnxRunner(self._onnx_file(), threads=threads)
-        return self._onnx[key]
+        """An :class:`~skinoct.models.OnnxRunner` of this model (export cached, verified)."""
+        return self._exported().runner("onnx", threads=threads)
 
     def openvino_runner(self, *, threads: int | None = None):
         """An :class:`~skinoct.models.OpenVinoRunner` (bfloat16 where the CPU has it)."""
-        from skinoct.models import OpenVinoRunner
+        return self._exported().runner("openvino", threads=threads)
 
-        key = ("openvino", threads or 0)
-        if key not in self._onnx:
-            self._onnx[key] = OpenVinoRunner(self._onnx_file(), threads=threads)
-        return self._onnx[key]
+    def onnx_path(self) -> Path:
+        """Where the verified ONNX export of this model is kept."""
+        return self._exported().path
 
-    def _onnx_file(self) -> Path:
-        """The model exported to ONNX once per process, in a temporary folder."""
-        if "file" not in self._onnx:
-            folder = Path(tempfile.mkdtemp(prefix="skinoct-matrix-onnx-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            self._onnx["file"] = export_matrix_onnx(self, folder / "model.onnx")
-        return self._onnx["file"]
+    def _exported(self) -> ExportedEngines:
+        if self._engines is None:
+            weights_sha = self.manifest.get("weights_sha256")
+            digest = model_digest(weights_sha, self.manifest_sha256) or state_digest(
+                self.network.state_dict()
+            )
+            folder, name = export_location(
+                self.path, task=TASK, weights_sha256=weights_sha, digest=digest
+            )
+            size = int(self.preprocessing.input_size)
+            probe = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size))
+            self._engines = ExportedEngines(
+                task=TASK,
+                digest=digest,
+                export=lambda path: export_matrix_onnx(self, path),
+                reference=self._reference_logits,
+                probe=probe.astype(np.float32),
+                folder=folder,
+                name=name,
+            )
+        return self._engines
+
+    def _reference_logits(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        device = next(self.network.parameters()).device
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(device)
+            x = normalize_batch(x, self.preprocessing.normalization)
+            return self.network.eval()(x).float().cpu().numpy()
 
 
 class _Preprocessed:
@@ -221,7 +253,10 @@ def export_matrix_onnx(model: MatrixModel, path: str | Path) -> Path:
     from skinoct.models import export_onnx
 
     size = int(model.preprocessing.input_size)
-    wrapped = _Preprocessed(model.network.cpu().eval(), model.preprocessing.normalization)
+    import copy
+
+    network = copy.deepcopy(model.network).cpu().eval()  # the model stays on its device
+    wrapped = _Preprocessed(network, model.preprocessing.normalization)
     example = torch.rand(2, 3, size, size) * 255
     return export_onnx(wrapped.eval(), example, path, dynamic_axes={0: "batch"})
 
@@ -315,12 +350,9 @@ def load_matrix_model(path: str | Path | None = None, *, device: str = "cpu") ->
         raise ModelError(f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path) from exc
     network.to(device, memory_format=torch.channels_last).eval()
     return MatrixModel(
-        network=network,
-        preprocessing=preprocessing,
-        classes=classes,
-        manifest=manifest,
-        path=artifact.path,
-    )
+        network=network, preprocessing=preprocessing, classes=classes, manifest=manifest,
+        path=artifact.path, manifest_sha256=artifact.manifest_sha256,
+    )  # fmt: skip
 
 
 def predict_tiles(
@@ -342,11 +374,13 @@ def predict_tiles(
         model's input size when needed.
     model : MatrixModel
         From :func:`load_matrix_model`.
-    engine : {'torch', 'onnx', 'openvino'}
+    engine : {'torch', 'onnx', 'openvino', 'auto'}
         Torch eager on the model's device, onnxruntime on the CPU (exported on
         first use), or OpenVINO's CPU plugin on the same export, in bfloat16 where
         the CPU supports it (optional dependency, ``pip install 'skinoct[openvino]'``;
-        the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md).
+        the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md). ``'auto'``: the
+        fastest installed for this CPU (:func:`skinoct.models.resolve_engine`; record
+        ``resolve_engine(engine, task='matrix')`` in outputs).
     batch_size : int
         Tiles per forward pass.
     threads : int, optional
@@ -373,8 +407,8 @@ def predict_tiles(
     """
     import torch
 
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    device = next(model.network.parameters()).device
+    engine = resolve_engine(engine, task="matrix", device=device)
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     array = _check_tiles(tiles)
@@ -390,7 +424,6 @@ def predict_tiles(
         runner = model.onnx_runner(threads=threads)
     elif engine == "openvino":
         runner = model.openvino_runner(threads=threads)
-    device = next(model.network.parameters()).device
     with torch.inference_mode():
         for start in starts:
             chunk = array[start : start + step]

@@ -24,7 +24,6 @@ __all__ = [
     "enface_tiles",
     "extract_tiles",
     "profile_tiles",
-    "read_dej",
     "tile_positions",
 ]
 
@@ -495,60 +494,3 @@ def _stem(path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-
-
-def read_dej(value) -> float | np.ndarray:
-    """A DEJ depth from the command line: a number of µm, or a surface file.
-
-    Parameters
-    ----------
-    value : str, float or Path
-        A number (one depth in µm for the whole volume) or a file holding a 2-D
-        array (y, x) of depths in µm from the top of the volume: ``.npy``;
-        ``.npz`` with an array ``dej_um`` (the phantom's ground truth), ``dej``
-        or ``data``; or a TIFF.
-
-    Raises
-    ------
-    InputError
-        Not a number and not a readable 2-D array.
-    """
-    from pathlib import Path
-
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is not None:
-        if not math.isfinite(number):
-            raise InputError(f"--dej must be a finite depth in µm, got {value!r}")
-        return number
-    path = Path(value)
-    if not path.is_file():
-        raise InputError("DEJ is neither a number of µm nor an existing file", path=path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                names = [n for n in ("dej_um", "dej", "data") if n in npz.files]
-                if not names and len(npz.files) == 1:
-                    names = list(npz.files)
-                if not names:
-                    raise InputError(f".npz needs an array 'dej_um', found {npz.files}", path=path)
-                data = npz[names[0]]
-        elif suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-
-            data = tifffile.imread(path)
-        else:
-            raise InputError(f"DEJ files are .npy, .npz or .tif, got {suffix!r}", path=path)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"cannot read DEJ surface: {str(exc).splitlines()[0]}", path=path) from exc
-    data = np.squeeze(np.asarray(data, dtype=float))
-    if data.ndim != 2:
-        raise InputError(f"a DEJ surface is a 2-D (y, x) array, got shape {data.shape}", path=path)
-    return data

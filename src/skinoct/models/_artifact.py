@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skinoct._version import __version__
 from skinoct.errors import ModelError
-from skinoct.io._atomic import atomic_path, write_json
+from skinoct.io import atomic_path, write_json
 
 __all__ = [
     "FORMAT",
@@ -43,11 +42,22 @@ class Artifact:
         provenance.
     path : Path
         The model directory.
+    manifest_sha256 : str
+        SHA-256 of the ``model.json`` bytes (with the weights' SHA-256 it makes the
+        model's identity, :func:`~skinoct.models.model_digest`).
     """
 
     state_dict: dict[str, Any] = field(repr=False)
     manifest: dict[str, Any]
     path: Path
+    manifest_sha256: str | None = None
+
+    @property
+    def digest(self) -> str | None:
+        """SHA-256 of the weights and the manifest together."""
+        from skinoct.models._provenance import model_digest
+
+        return model_digest(self.manifest.get("weights_sha256"), self.manifest_sha256)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -108,11 +118,11 @@ def load_artifact(model_dir: str | Path, *, task: str | None = None) -> Artifact
     ------
     ModelError
         Missing files, a manifest that is not a skinoct model, a model of another
-        task, or weights whose SHA-256 differs from the manifest (tampered or
-        corrupt).
+        task, a manifest that fails the schema (:mod:`skinoct.models._schema`),
+        weights whose SHA-256 differs from the manifest (tampered or corrupt), or
+        weights holding NaN or infinite values.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from skinoct.models._schema import read_manifest, validate_manifest
 
     model_dir = Path(model_dir)
     if model_dir.is_file() and model_dir.name == MANIFEST_NAME:
@@ -122,13 +132,8 @@ def load_artifact(model_dir: str | Path, *, task: str | None = None) -> Artifact
         raise ModelError("model directory not found", path=model_dir)
     if not manifest_path.is_file():
         raise ModelError(f"not a skinoct model: no {MANIFEST_NAME}", path=model_dir)
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(
-            f"not a skinoct model: unreadable manifest ({exc})", path=manifest_path
-        ) from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest, raw = read_manifest(manifest_path)
+    if manifest.get("format") != FORMAT:
         raise ModelError(
             f"not a skinoct model: manifest format is not {FORMAT!r}", path=manifest_path
         )
@@ -136,20 +141,39 @@ def load_artifact(model_dir: str | Path, *, task: str | None = None) -> Artifact
         raise ModelError(
             f"this is a {manifest.get('task')!r} model; a {task!r} model is needed", path=model_dir
         )
-    weights = model_dir / str(manifest.get("weights_file", WEIGHTS_NAME))
+    validate_manifest(manifest, path=manifest_path)
+    weights = model_dir / manifest["weights_file"]
     if not weights.is_file():
         raise ModelError(f"weights file {weights.name} is missing", path=model_dir)
-    expected = manifest.get("weights_sha256")
-    actual = sha256_file(weights)
-    if expected != actual:
+    if manifest["weights_sha256"] != sha256_file(weights):
         raise ModelError(
             "weights do not match the manifest's SHA-256 (file tampered or corrupt)", path=weights
         )
+    state_dict = _read_weights(weights)
+    return Artifact(
+        state_dict=state_dict,
+        manifest=manifest,
+        path=model_dir,
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _read_weights(weights: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file; refuse NaN or infinite values."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         state_dict = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"cannot read weights: {exc}", path=weights) from exc
-    return Artifact(state_dict=state_dict, manifest=manifest, path=model_dir)
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ModelError(
+            f"weights hold NaN or infinite values ({len(bad)} tensors, e.g. {bad[0]!r})",
+            path=weights,
+        )
+    return state_dict
 
 
 def bundled_model_dir(task: str) -> Path:

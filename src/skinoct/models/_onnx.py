@@ -8,18 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from skinoct.errors import ModelError
-from skinoct.io._atomic import atomic_path
+from skinoct.io import atomic_path
 
-__all__ = ["OnnxRunner", "OpenVinoRunner", "export_onnx", "onnxruntime_available"]
-
-
-def onnxruntime_available() -> bool:
-    """True when :mod:`onnxruntime` can be imported."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["OnnxRunner", "OpenVinoRunner", "export_onnx"]
 
 
 def export_onnx(

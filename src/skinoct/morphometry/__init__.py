@@ -21,9 +21,17 @@ from skinoct.morphometry._metrics import (
     VolumeMetrics,
     flatten_metrics,
     measure_section,
-    measure_volume,
 )
 from skinoct.morphometry._smoothing import smooth_boundary
+from skinoct.morphometry._surfaces import (
+    crop_depth,
+    fill_nearest,
+    interpolate_rows,
+    labels_from_surfaces,
+    remove_outliers,
+    section_rows,
+    surfaces_on_grid,
+)
 from skinoct.morphometry._thickness import normal_thickness, summarize, vertical_thickness
 from skinoct.morphometry._undulation import (
     Papillae,
@@ -34,6 +42,7 @@ from skinoct.morphometry._undulation import (
     rms_amplitude,
     surface_area_ratio,
 )
+from skinoct.morphometry._volume import measure_surfaces, measure_volume
 
 __all__ = [
     "BOUNDARY_NAMES",
@@ -43,20 +52,28 @@ __all__ = [
     "SectionMetrics",
     "VolumeMetrics",
     "contour_length_ratio",
+    "crop_depth",
     "default_smoothing_um",
     "dej_entropy",
     "extract_boundaries",
+    "fill_nearest",
     "find_papillae_profile",
     "find_papillae_surface",
     "flatten_metrics",
+    "interpolate_rows",
+    "labels_from_surfaces",
     "measure_section",
+    "measure_surfaces",
     "measure_volume",
     "normal_thickness",
     "peak_to_valley",
+    "remove_outliers",
     "rms_amplitude",
+    "section_rows",
     "smooth_boundary",
     "summarize",
     "surface_area_ratio",
+    "surfaces_on_grid",
     "uncertain_area",
     "uncertain_segments",
     "vertical_thickness",

@@ -1,4 +1,7 @@
-"""Morphometry of a section or a volume: :func:`measure_section`, :func:`measure_volume`."""
+"""Morphometry of a vertical section (:func:`measure_section`) and the metric records of both.
+
+Volumes are measured in :mod:`skinoct.morphometry._volume`.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ import numpy as np
 
 from skinoct.errors import InputError
 from skinoct.io import check_spacing
-from skinoct.morphometry._boundaries import Boundaries, extract_boundaries
+from skinoct.morphometry._boundaries import (
+    Boundaries,
+    extract_boundaries,
+)
 from skinoct.morphometry._entropy import (
     check_entropy,
     dej_entropy,
-    uncertain_area,
     uncertain_segments,
 )
 from skinoct.morphometry._thickness import normal_thickness, summarize, vertical_thickness
@@ -23,10 +28,8 @@ from skinoct.morphometry._undulation import (
     Papillae,
     contour_length_ratio,
     find_papillae_profile,
-    find_papillae_surface,
     peak_to_valley,
     rms_amplitude,
-    surface_area_ratio,
 )
 
 __all__ = [
@@ -35,7 +38,6 @@ __all__ = [
     "VolumeMetrics",
     "flatten_metrics",
     "measure_section",
-    "measure_volume",
 ]
 
 #: Thickness keys of the metrics and the (upper, lower) boundary pair of each.
@@ -309,89 +311,6 @@ def measure_section(
         papilla_prominence_um=float(papilla_prominence_um),
         dej_uncertain_segments=segments,
         dej_entropy_profile=profile,
-    )
-
-
-def measure_volume(
-    labels: np.ndarray,
-    spacing_um,
-    *,
-    entropy: np.ndarray | None = None,
-    probabilities: np.ndarray | None = None,
-    normal: bool = False,
-    papilla_prominence_um: float = 5.0,
-    smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
-    min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
-    entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
-) -> VolumeMetrics:
-    """Thickness maps, DEJ surface, 3-D undulation, papillae and uncertainty of a volume.
-
-    Parameters
-    ----------
-    labels : ndarray of int, (z, y, x)
-        Labels 0 air, 1 stratum corneum, 2 viable epidermis, 3 dermis.
-    spacing_um : (float, float, float)
-        ``(dz, dy, dx)`` in µm.
-    entropy : ndarray, (z, y, x), optional
-        Normalised softmax entropy (0–1); adds ``dej_entropy_mean`` and
-        ``dej_uncertain_area_fraction`` (areas of at least ``min_segment_um``²).
-    probabilities : ndarray, (4, z, y, x), optional
-        Class probabilities for sub-pixel boundaries.
-    normal, papilla_prominence_um, smoothing_um, entropy_threshold, min_segment_um, entropy_band_um
-        As :func:`measure_section`; smoothing is isotropic in (y, x).
-
-    Returns
-    -------
-    VolumeMetrics
-
-    Raises
-    ------
-    InputError
-        As :func:`measure_section`, for a mask that is not 3-D.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise InputError(f"measure_volume needs a 3-D (z, y, x) mask, got shape {labels.shape}")
-    spacing = check_spacing(spacing_um, 3)
-    _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
-    bounds = extract_boundaries(
-        labels, spacing, probabilities=probabilities, smoothing_um=smoothing_um
-    )
-    lateral = spacing[1:]
-    thickness = _thicknesses(bounds, normal=normal)
-    dej = bounds.dej
-    papillae = find_papillae_surface(dej, lateral, prominence_um=papilla_prominence_um)
-    rows = [contour_length_ratio(row, lateral[1]) for row in dej]
-    rows = [r for r in rows if np.isfinite(r)]
-    entropy_mean = fraction = entropy_map = uncertain = None
-    if entropy is not None:
-        ent = check_entropy(entropy, labels.shape)
-        entropy_map = dej_entropy(ent, dej, spacing[0], band_um=entropy_band_um)
-        entropy_mean = _nanmean(entropy_map)
-        uncertain = uncertain_area(
-            entropy_map, lateral, threshold=entropy_threshold, min_length_um=min_segment_um
-        )
-        valid = np.isfinite(entropy_map)
-        fraction = float(uncertain.sum() / valid.sum()) if valid.any() else float("nan")
-    return VolumeMetrics(
-        spacing_um=spacing,
-        **{key: summarize(values) for key, values in thickness.items()},
-        dej_undulation_index=float(np.mean(rows)) if rows else float("nan"),
-        dej_rms_amplitude_um=rms_amplitude(dej, lateral),
-        dej_peak_to_valley_um=peak_to_valley(dej, lateral),
-        dermal_papillae=papillae.summary(per="mm2"),
-        coverage=bounds.coverage,
-        dej_entropy_mean=entropy_mean,
-        boundaries=bounds,
-        papillae=papillae,
-        thickness=thickness,
-        normal=bool(normal),
-        papilla_prominence_um=float(papilla_prominence_um),
-        dej_surface_area_ratio=surface_area_ratio(dej, lateral),
-        dej_uncertain_area_fraction=fraction,
-        dej_entropy_map=entropy_map,
-        dej_uncertain_map=uncertain,
     )
 
 

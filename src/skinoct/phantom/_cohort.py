@@ -141,7 +141,7 @@ def rater_grades(
     ``b_r ~ N(0, bias_sd)`` and a per-tile error ``e ~ N(0, noise_sd)``. The majority
     is the most frequent grade (seed 002 §2.2.2); ties go to the tied grade closest
     to the median rating, the lower one if two are equally close — the rule of
-    :func:`skinoct.matrix.majority_grade` that reads ``labels.csv``.
+    :func:`skinoct.datasets.majority_grade` that reads ``labels.csv``.
 
     With the defaults a rater agrees with the true grade on ~67 % of tiles (q uniform
     in [1, 4]) and the majority on ~81 %, near the 0.83 accuracy of the seed's model
@@ -177,7 +177,7 @@ def rater_grades(
     for name, value in (("noise_sd", noise_sd), ("bias_sd", bias_sd)):
         if not (math.isfinite(value) and 0 <= value <= 3):
             raise InputError(f"{name} must be in [0, 3], got {value!r}")
-    from skinoct.matrix._labels import majority_grade  # imports torch: only here
+    from skinoct.datasets import majority_grade
 
     bias = rng.normal(0.0, bias_sd, n_raters)
     error = rng.normal(0.0, noise_sd, (qs.size, n_raters))

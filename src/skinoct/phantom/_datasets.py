@@ -239,7 +239,7 @@ def write_enface_dataset(
     """
     import pandas as pd
 
-    from skinoct.matrix import write_tile_dataset
+    from skinoct.datasets import write_tile_dataset
 
     n = _check_count("n", n, 1_000_000)
     per = _check_count("tiles_per_volume", tiles_per_volume, 10_000)

@@ -2,14 +2,17 @@
 
 Sections: notes (e.g. "phantom data"), cohort, group statistics with Figures 3A/3B,
 per-subject profiles, layer metrics, segmentation overlays with uncertainty, flagged
-volumes (failed, or flagged by the analysis, e.g. an uncertain DEJ), and the software
-and model versions. The page needs no network and no JavaScript.
+volumes (failed, or flagged by the analysis, e.g. an uncertain DEJ), the input files
+with their SHA-256, and the software and model versions; a provenance banner on top
+whenever a phantom-trained model produced the results. The page is rendered from a
+Jinja2 template (``templates/report.html.j2``, autoescaped) and needs no network and no
+JavaScript.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import hashlib
 import importlib.metadata as md
 import json
 import math
@@ -18,39 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from skinoct._version import __version__
 from skinoct.errors import InputError
-from skinoct.io import write_json, write_text
+from skinoct.io import provenance_banner, read_csv_table, write_json, write_text
+from skinoct.study._browser import find_chromium, screenshot_html
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["find_chromium", "input_files", "render_report", "screenshot_html", "write_report"]
 
-_PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "torch", "monai", "onnxruntime",
-             "tifffile", "matplotlib")  # fmt: skip
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;
-background:#fafafa}
-main{max-width:1180px;margin:0 auto;padding:24px 32px 64px}
-h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:32px 0 8px;border-bottom:2px solid
-#ddd;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
-.sub{color:#555;margin:0 0 16px}
-.note{background:#fff4e5;border-left:5px solid #e69f00;padding:10px 14px;margin:12px 0}
-.bad{background:#fdecea;border-left:5px solid #d55e00;padding:10px 14px;margin:12px 0}
-table{border-collapse:collapse;margin:8px 0 12px;font-size:13px;background:#fff}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}
-.scroll{max-height:420px;overflow:auto;display:inline-block;max-width:100%}
-figure{display:inline-block;margin:6px 14px 14px 0;vertical-align:top;background:#fff;
-padding:6px;border:1px solid #e4e4e4}
-figure img{display:block;max-width:100%;height:auto}
-figcaption{font-size:12px;color:#444;max-width:560px;margin-top:4px}
-.gallery figure img{width:360px}
-code{background:#eee;padding:1px 4px;border-radius:3px}
-"""
-
-
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+_PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pingouin", "scikit-posthocs", "torch",
+             "monai", "onnxruntime", "tifffile", "matplotlib")  # fmt: skip
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -63,7 +44,7 @@ def _num(value: Any, digits: int = 3) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return _esc(value)
+        return str(value)
     if not math.isfinite(v):
         return "–"
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
@@ -78,23 +59,27 @@ def _p(value: Any) -> str:
         return "–"
     if not math.isfinite(v):
         return "–"
-    return "&lt; 0.0001" if v < 1e-4 else f"{v:.4f}"
+    return "< 0.0001" if v < 1e-4 else f"{v:.4f}"
 
 
-def _table(header: list[str], rows: list[list[str]], *, cls: str = "") -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="{cls}">{table}</div>' if cls else table
+def _environment():
+    """The Jinja2 environment of the report template (autoescaping on)."""
+    import jinja2
 
-
-def _img_png(data: bytes, *, alt: str, ident: str = "", caption: str = "") -> str:
-    b64 = base64.b64encode(data).decode("ascii")
-    id_attr = f' id="{_esc(ident)}"' if ident else ""
-    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
-    return (
-        f'<figure><img{id_attr} alt="{_esc(alt)}" src="data:image/png;base64,{b64}">{cap}</figure>'
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("skinoct.study", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
+    env.filters["num"] = _num
+    env.filters["pval"] = _p
+    return env
+
+
+def _figure(data: bytes, *, alt: str, ident: str = "", caption: str = "") -> dict[str, Any]:
+    return {"b64": base64.b64encode(data).decode("ascii"), "alt": alt, "ident": ident,
+            "caption": caption}  # fmt: skip
 
 
 def _thumbnail(path: Path, *, max_width: int = 520) -> bytes:
@@ -143,6 +128,12 @@ def _versions(records: list[dict]) -> tuple[dict[str, str], list[dict]]:
     return software, list(models.values())
 
 
+def _mean_sd(values) -> str:
+    if len(values) > 1:
+        return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+    return f"{values.iloc[0]:.2f}" if len(values) == 1 else "–"
+
+
 def render_report(
     *,
     scores,
@@ -156,8 +147,13 @@ def render_report(
     study: dict | None = None,
     study_dir: Path | None = None,
     max_overlays: int = 12,
+    inputs: list[dict] | None = None,
 ) -> tuple[str, dict[str, bytes]]:
     """Build the report's HTML and its figures (PNG bytes) from study data.
+
+    The page is rendered from the Jinja2 template ``study/templates/report.html.j2``
+    with autoescaping: no value of the study (a group or subject name, an error
+    message) can inject markup.
 
     Parameters
     ----------
@@ -180,6 +176,9 @@ def render_report(
     max_overlays : int
         At most this many subjects' segmentation overlays are embedded (flagged
         subjects first).
+    inputs : list of dict, optional
+        ``subject``, ``group``, ``file``, ``sha256``, ``hashed`` of each input file
+        (:func:`input_files`), plus the manifest as ``subject = None``.
 
     Returns
     -------
@@ -195,20 +194,45 @@ def render_report(
     )
 
     figures: dict[str, bytes] = {}
-    parts: list[str] = []
     by_subject = {r.get("subject"): r for r in records}
     order = stats.order if stats is not None else None
+    ctx: dict[str, Any] = {
+        "title": title, "version": __version__,
+        "generated": time.strftime("%Y-%m-%d %H:%M"), "notes": list(notes or []),
+        "provenance": provenance_banner(records), "stats": stats, "stats_error": stats_error,
+    }  # fmt: skip
+    ctx.update(_cohort_context(scores, manifest_subjects, by_subject))
+    if stats is not None:
+        ctx.update(_pairs_context(stats))
+    if len(profiles):
+        figures["figure_3a_profiles"] = _fig_png(profile_strip_figure(profiles, order=order))
+        figures["subject_profiles"] = _fig_png(
+            subject_profiles_figure(profiles, order=order), dpi=90
+        )
+    if stats is not None:
+        figures["figure_3b_group_means"] = _fig_png(group_bar_figure(scores, stats))
+    ctx["main_figures"] = _main_figures(figures)
+    ctx["subject_profiles"] = (
+        _figure(figures["subject_profiles"], alt="per-subject depth profiles",
+                ident="subject-profiles") if "subject_profiles" in figures else None
+    )  # fmt: skip
+    ctx.update(_metrics_context(scores, order or ctx["groups_all"], by_subject))
+    ctx["flagged_rows"] = _flagged_rows(manifest_subjects, by_subject)
+    ctx.update(_gallery_context(records, study_dir, max_overlays))
+    ctx.update(_inputs_context(inputs or []))
+    software, models = _versions(records)
+    ctx["software_rows"] = list(software.items())
+    ctx["model_rows"] = [
+        [m["role"], Markup("<code>{}</code>").format(json.dumps(m["info"], default=str))]
+        for m in models
+    ]
+    keep = {k: (study or {}).get(k) for k in ("function", "options", "manifest", "finished")
+            if k in (study or {})}  # fmt: skip
+    ctx["run_info"] = json.dumps(keep, default=str) if keep else ""
+    return _environment().get_template("report.html.j2").render(**ctx), figures
 
-    parts.append(f"<h1>{_esc(title)}</h1>")
-    parts.append(
-        f'<p class="sub">Generated {time.strftime("%Y-%m-%d %H:%M")} by skinoct '
-        f"{_esc(__version__)}. Dermal quality scores: 1 = coarse, fragmented fibres … "
-        "4 = web-like reticulated network (seed 002); depth 0 µm = local DEJ.</p>"
-    )
-    for note in notes or []:
-        parts.append(f'<div class="note">{_esc(note)}</div>')
 
-    # ---- cohort
+def _cohort_context(scores, manifest_subjects, by_subject) -> dict[str, Any]:
     groups_all = list(dict.fromkeys(g for _, g in manifest_subjects))
     failed = [(s, g) for s, g in manifest_subjects if by_subject.get(s, {}).get("status") != "ok"]
     rows = []
@@ -217,121 +241,96 @@ def render_report(
         sub = scores[scores["group"].astype(str) == g] if len(scores) else scores
         n_fail = sum(1 for _, gg in failed if gg == g)
         vals = sub["score"].dropna() if len(sub) else []
-        mean_sd = (f"{vals.mean():.2f} ± {vals.std(ddof=1):.2f}" if len(vals) > 1
-                   else (f"{vals.iloc[0]:.2f}" if len(vals) == 1 else "–"))  # fmt: skip
-        rows.append([_esc(g), str(n_all), str(len(sub)), str(n_fail), mean_sd])
-    parts.append('<h2 id="cohort">Cohort</h2>')
-    parts.append(_table(["group", "subjects", "analysed", "failed", "score mean ± SD"], rows))
+        rows.append([g, str(n_all), str(len(sub)), str(n_fail), _mean_sd(vals)])
+    return {"groups_all": groups_all, "cohort_rows": rows}
 
-    # ---- statistics and Figures 3A/3B
-    parts.append('<h2 id="statistics">Group comparison</h2>')
-    if stats is None:
-        parts.append(f'<div class="bad">Statistics not computed: {_esc(stats_error)}</div>')
-    else:
-        a, k = stats.anova, stats.kruskal
-        parts.append(
-            f"<p>One-way ANOVA: F({a['df_between']}, {a['df_within']}) = {_num(a['F'])}, "
-            f"p = {_p(a['p'])}, η² = {_num(a['eta_squared'])}. Kruskal–Wallis: "
-            f"H({k['df']}) = {_num(k['H'])}, p = {_p(k['p'])}, ε² = {_num(k['epsilon_squared'])}. "
-            f"Significance level α = {stats.alpha}; * p &lt; 0.05, ** p &lt; 0.01, "
-            "*** p &lt; 0.001.</p>"
-        )
-        prow = []
-        for t in stats.tukey:
-            d = stats.pair(t["group1"], t["group2"], test="dunn")
-            c = stats.pair(t["group1"], t["group2"], test="cohen_d")
-            prow.append([
-                f"{_esc(t['group1'])} vs {_esc(t['group2'])}", _num(t["meandiff"]),
-                f"[{_num(t['lower'])}, {_num(t['upper'])}]", _p(t["p_adj"]), t["stars"],
-                _p(d["p_adj"]), d["stars"], _num(c["d"], 2),
-            ])  # fmt: skip
-        parts.append(_table(
-            ["pair", "mean diff", "95% CI", "Tukey p_adj", "", f"Dunn p_adj ({stats.dunn_adjust})",
-             "", "Cohen's d"], prow))  # fmt: skip
-        if stats.excluded:
-            parts.append(f"<p>Left out (no score): {_esc(', '.join(stats.excluded))}</p>")
-    if len(profiles):
-        figures["figure_3a_profiles"] = _fig_png(profile_strip_figure(profiles, order=order))
-    if stats is not None:
-        figures["figure_3b_group_means"] = _fig_png(group_bar_figure(scores, stats))
-    fig_html = []
+
+def _pairs_context(stats) -> dict[str, Any]:
+    from skinoct.study.stats import SMALL_N
+
+    rows, unreliable = [], False
+    for t in stats.tukey:
+        d = stats.pair(t["group1"], t["group2"], test="dunn")
+        c = stats.pair(t["group1"], t["group2"], test="cohen_d")
+        ci = f"[{_num(c.get('d_lower'), 2)}, {_num(c.get('d_upper'), 2)}]"
+        if c.get("reliable", True):
+            effect = f"{_num(c['d'], 2)} {ci}"
+        else:  # the point value of d at n < SMALL_N is not shown as if it were a measurement
+            unreliable = True
+            effect = f"not reliable (n < {SMALL_N}); CI {ci}"
+        rows.append([
+            f"{t['group1']} vs {t['group2']}", _num(t["meandiff"]),
+            f"[{_num(t['lower'])}, {_num(t['upper'])}]", _p(t["p_adj"]), t["stars"],
+            _p(d["p_adj"]), d["stars"], effect,
+        ])  # fmt: skip
+    return {"pair_rows": rows, "unreliable_d": unreliable, "small_n": SMALL_N,
+            "ci_level": f"{round(100 * (1 - stats.alpha))}%",
+            "xlsx": _has_openpyxl()}  # fmt: skip
+
+
+def _has_openpyxl() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openpyxl") is not None
+
+
+def _main_figures(figures: dict[str, bytes]) -> list[dict[str, Any]]:
+    out = []
     if "figure_3a_profiles" in figures:
-        fig_html.append(_img_png(
+        out.append(_figure(
             figures["figure_3a_profiles"], alt="Figure 3A: mean dermal quality profile per group",
             ident="figure-3a",
-            caption="<b>A</b> Mean profile of the dermal matrix per group; each row is one µm "
-                    "below the DEJ, coloured red (score 1) to green (score 4).",
+            caption=Markup("<b>A</b> Mean profile of the dermal matrix per group; each row is one "
+                           "µm below the DEJ, coloured red (score 1) to green (score 4)."),
         ))  # fmt: skip
     if "figure_3b_group_means" in figures:
-        fig_html.append(_img_png(
+        out.append(_figure(
             figures["figure_3b_group_means"], alt="Figure 3B: group means with SD and Tukey stars",
             ident="figure-3b",
-            caption="<b>B</b> Mean score over all depths per group (mean ± SD, dots = "
-                    "subjects), Tukey HSD after one-way ANOVA.",
+            caption=Markup("<b>B</b> Mean score over all depths per group (mean ± SD, dots = "
+                           "subjects), Tukey HSD after one-way ANOVA."),
         ))  # fmt: skip
-    parts.append("".join(fig_html))
+    return out
 
-    # ---- per-subject profiles
-    parts.append('<h2 id="profiles">Per-subject depth profiles</h2>')
-    if len(profiles):
-        figures["subject_profiles"] = _fig_png(
-            subject_profiles_figure(profiles, order=order), dpi=90
-        )
-        parts.append(_img_png(figures["subject_profiles"], alt="per-subject depth profiles",
-                              ident="subject-profiles"))  # fmt: skip
-    else:
-        parts.append("<p>No profiles.</p>")
 
-    # ---- layer metrics
-    parts.append('<h2 id="metrics">Subjects and layer metrics</h2>')
+def _metrics_context(scores, groups: list[str], by_subject) -> dict[str, Any]:
     metric_cols = [
         c for c in scores.columns if c not in ("subject", "group", "site", "visit", "score")
     ]
     numeric = [c for c in metric_cols if scores[c].dtype.kind in "fiu"]
+    metric_rows = []
     if numeric and len(scores):
-        grows = []
         for c in numeric:
-            row = [_esc(c)]
-            for g in order or groups_all:
+            row = [c]
+            for g in groups:
                 v = scores.loc[scores["group"].astype(str) == g, c].dropna()
-                row.append(
-                    f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
-                    if len(v) > 1
-                    else _num(v.mean() if len(v) else None, 2)
-                )
-            grows.append(row)
-        parts.append("<h3>Group means ± SD</h3>")
-        parts.append(
-            _table(["metric", *[_esc(g) for g in (order or groups_all)]], grows, cls="scroll")
-        )
-    srows = []
+                row.append(_mean_sd(v) if len(v) > 1 else _num(v.mean() if len(v) else None, 2))
+            metric_rows.append(row)
+    subject_rows = []
     for rec in scores.to_dict("records"):
         flags = (by_subject.get(rec["subject"], {}).get("result") or {}).get("flags") or []
-        srows.append([_esc(rec["subject"]), _esc(rec["group"]), _num(rec["score"]),
-                      *[_num(rec[c], 2) for c in metric_cols], _esc("; ".join(flags))])  # fmt: skip
-    parts.append("<h3>Per subject</h3>")
-    parts.append(_table(["subject", "group", "score", *[_esc(c) for c in metric_cols], "flags"],
-                        srows, cls="scroll"))  # fmt: skip
+        cells = [_num(rec[c], 2) for c in metric_cols]
+        subject_rows.append([rec["subject"], rec["group"], _num(rec["score"]), *cells,
+                             "; ".join(flags)])  # fmt: skip
+    return {"metric_rows": metric_rows, "metric_groups": groups, "metric_columns": metric_cols,
+            "subject_rows": subject_rows}  # fmt: skip
 
-    # ---- flagged volumes
-    parts.append('<h2 id="flagged">Flagged volumes</h2>')
-    frows = []
+
+def _flagged_rows(manifest_subjects, by_subject) -> list[list[Any]]:
+    rows: list[list[Any]] = []
     for s, g in manifest_subjects:
         rec = by_subject.get(s)
         if rec is None:
-            frows.append([_esc(s), _esc(g), "not analysed", "the run did not reach this subject"])
+            rows.append([s, g, "not analysed", "the run did not reach this subject"])
         elif rec.get("status") != "ok":
-            frows.append([_esc(s), _esc(g), "<b>failed</b>", _esc(rec.get("error"))])
+            rows.append([s, g, Markup("<b>failed</b>"), rec.get("error") or ""])
         else:
             for flag in (rec.get("result") or {}).get("flags") or []:
-                frows.append([_esc(s), _esc(g), "review", _esc(flag)])
-    if frows:
-        parts.append(_table(["subject", "group", "status", "reason"], frows))
-    else:
-        parts.append("<p>None: every volume was analysed and none was flagged.</p>")
+                rows.append([s, g, "review", flag])
+    return rows
 
-    # ---- overlays
-    parts.append('<h2 id="overlays">Segmentation overlays with uncertainty</h2>')
+
+def _gallery_context(records, study_dir, max_overlays: int) -> dict[str, Any]:
     gallery = []
     flagged_first = sorted(
         (r for r in records if r.get("status") == "ok"),
@@ -347,45 +346,22 @@ def render_report(
         for name, rel in (preferred or images).items():
             path = base / rel
             if path.suffix.lower() == ".png" and path.is_file():
-                caption = f"{_esc(rec['subject'])} ({_esc(rec['group'])}): {_esc(name)}"
-                gallery.append(
-                    _img_png(_thumbnail(path), alt=f"{rec['subject']} {name}", caption=caption)
-                )
+                gallery.append(_figure(
+                    _thumbnail(path), alt=f"{rec['subject']} {name}",
+                    caption=f"{rec['subject']} ({rec['group']}): {name}",
+                ))  # fmt: skip
         shown += 1
-    if gallery:
-        parts.append(
-            "<p>Boundaries: blue = skin surface, red = stratum corneum / epidermis junction, "
-            "green = DEJ (seed 000 Figure 1). Entropy of the softmax: violet low, yellow high "
-            "(seed 000 Figure 2).</p>"
-        )
-        parts.append(f'<div class="gallery">{"".join(gallery)}</div>')
-        n_with = sum(1 for r in records if (r.get("result") or {}).get("images"))
-        if n_with > shown:
-            parts.append(f"<p>{n_with - shown} more subjects' overlays are in their folders.</p>")
-    else:
-        parts.append("<p>No overlay images in the subjects' results.</p>")
+    n_with = sum(1 for r in records if (r.get("result") or {}).get("images"))
+    return {"gallery": gallery, "more_overlays": max(0, n_with - shown) if gallery else 0}
 
-    # ---- versions
-    software, models = _versions(records)
-    parts.append('<h2 id="versions">Software and models</h2>')
-    parts.append(_table(["package", "version"], [[_esc(k), _esc(v)] for k, v in software.items()]))
-    if models:
-        parts.append(_table(["model", "details"], [
-            [_esc(m["role"]), f"<code>{_esc(json.dumps(m['info'], default=str))}</code>"]
-            for m in models
-        ]))  # fmt: skip
-    if study:
-        keep = {
-            k: study.get(k) for k in ("function", "options", "manifest", "finished") if k in study
-        }
-        parts.append(f"<p>Run: <code>{_esc(json.dumps(keep, default=str))}</code></p>")
 
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width"><title>{_esc(title)}</title>'
-        f"<style>{_CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n"
-    )
-    return page, figures
+def _inputs_context(inputs: list[dict]) -> dict[str, Any]:
+    manifest = next((i for i in inputs if i.get("subject") is None), None)
+    rows = [[i["subject"], i["group"], i["file"], i["sha256"] or "–", i["hashed"]]
+            for i in inputs if i.get("subject") is not None]  # fmt: skip
+    if manifest is not None:
+        manifest = {"path": manifest["file"], "sha256": manifest["sha256"] or "–"}
+    return {"input_rows": rows, "manifest": manifest}
 
 
 def write_report(
@@ -397,7 +373,7 @@ def write_report(
     order: list[str] | None = None,
     max_overlays: int = 12,
 ) -> Path:
-    """Write ``DIR/report.html``, ``DIR/stats.json`` and ``DIR/figures/*.png``.
+    """Write ``DIR/report.html``, ``DIR/stats.json`` with its tables, ``DIR/figures/*.png``.
 
     Parameters
     ----------
@@ -422,10 +398,16 @@ def write_report(
     ------
     InputError
         ``study_dir`` holds no ``scores.csv`` / ``study.json``.
-    """
-    import pandas as pd
 
-    from skinoct.study.stats import group_statistics
+    Notes
+    -----
+    The tables are read with every cell as text (a group named ``NA`` is a group).
+    When the statistics cannot be computed, ``stats.json`` holds ``{"error": …}``
+    (with a "did you mean" for a group name close to another one) and the tables of
+    an earlier run are removed.
+    """
+    from skinoct.study.stats import check_group_sizes, group_statistics
+    from skinoct.study.stats_tables import STATS_TABLES, write_statistics
 
     study_dir = Path(study_dir)
     for name in ("scores.csv", "profiles.csv", "study.json"):
@@ -433,8 +415,10 @@ def write_report(
             raise InputError(f"not a study folder: no {name} (run `skinoct study run` first)",
                              path=study_dir)  # fmt: skip
     study = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
-    scores = pd.read_csv(study_dir / "scores.csv", dtype={"subject": str, "group": str})
-    profiles = pd.read_csv(study_dir / "profiles.csv", dtype={"subject": str, "group": str})
+    scores = read_csv_table(study_dir / "scores.csv", numeric=None)
+    profiles = read_csv_table(study_dir / "profiles.csv", numeric=("depth_um", "score"))
+    if "score" in scores.columns and scores["score"].dtype == object:  # all cells empty
+        scores["score"] = scores["score"].map(lambda v: math.nan).astype(float)
     manifest_subjects = _manifest_subjects(study, study_dir)
     records = []
     for subject, _ in manifest_subjects:
@@ -448,20 +432,63 @@ def write_report(
         stats = group_statistics(scores, alpha=alpha,
                                  order=order or [g for g in groups if g in present])  # fmt: skip
     except InputError as exc:
-        stats_error = str(exc)
+        hints = [p for p in check_group_sizes(scores["group"]) if "did you mean" in p]
+        stats_error = "; ".join([str(exc), *hints])
     page, figures = render_report(
         scores=scores, profiles=profiles, records=records, manifest_subjects=manifest_subjects,
         stats=stats, stats_error=stats_error, title=title, notes=notes, study=study,
         study_dir=study_dir, max_overlays=max_overlays,
+        inputs=input_files(study, records, manifest_subjects),
     )  # fmt: skip
     from skinoct.io import atomic_path
 
     for name, data in figures.items():
         with atomic_path(study_dir / "figures" / f"{name}.png") as tmp:
             tmp.write_bytes(data)
-    write_json(study_dir / "stats.json",
-               stats.to_dict() if stats is not None else {"error": stats_error})  # fmt: skip
+    if stats is not None:
+        write_statistics(study_dir, stats)
+    else:
+        write_json(study_dir / "stats.json", {"error": stats_error})
+        for name in STATS_TABLES:  # never leave an earlier run's tables beside the error
+            (study_dir / name).unlink(missing_ok=True)
     return write_text(study_dir / "report.html", page)
+
+
+def input_files(study: dict, records: list[dict], manifest_subjects) -> list[dict[str, Any]]:
+    """The study's input files with their SHA-256, for the report's provenance table.
+
+    The hash recorded by the analysis (``result.input.sha256``) when there is one,
+    else the file's hash now (``hashed`` says which); the manifest comes first with
+    ``subject = None``.
+    """
+    by_subject = {r.get("subject"): r for r in records}
+    out = []
+    manifest = study.get("manifest")
+    if manifest:
+        out.append({"subject": None, "group": None, "file": str(manifest),
+                    **_hash_now(Path(manifest))})  # fmt: skip
+    for subject, group in manifest_subjects:
+        rec = by_subject.get(subject) or {}
+        volume = rec.get("volume")
+        recorded = ((rec.get("result") or {}).get("input") or {}).get("sha256")
+        if recorded:
+            entry = {"sha256": recorded, "hashed": "at analysis"}
+        elif volume:
+            entry = _hash_now(Path(volume))
+        else:
+            entry = {"sha256": None, "hashed": "no record"}
+        out.append({"subject": subject, "group": group, "file": volume or "–", **entry})
+    return out
+
+
+def _hash_now(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {"sha256": None, "hashed": "file not found now"}
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "hashed": "when the report was written"}
 
 
 def _manifest_subjects(study: dict, study_dir: Path) -> list[tuple[str, str]]:
@@ -473,64 +500,3 @@ def _manifest_subjects(study: dict, study_dir: Path) -> list[tuple[str, str]]:
         rec = json.loads(path.read_text(encoding="utf-8"))
         subjects.append((str(rec.get("subject")), str(rec.get("group"))))
     return subjects
-
-
-# ------------------------------------------------------------------ browser screenshot
-
-_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_chromium() -> str | None:
-    """Path of a Chromium/Chrome executable on ``PATH``, or None."""
-    import shutil
-
-    for name in _CHROMIUM_NAMES:
-        if path := shutil.which(name):
-            return path
-    return None
-
-
-def screenshot_html(
-    html_path: str | Path,
-    png_path: str | Path,
-    *,
-    width: int = 1280,
-    height: int = 2200,
-    timeout_s: float = 180,
-) -> Path:
-    """Render a page with headless Chromium into a PNG of ``width`` × ``height`` pixels.
-
-    The flags keep Chromium off the network (no background services, no QUIC) and use a
-    fresh profile, so it runs the same on a closed CI machine.
-
-    Raises
-    ------
-    FileNotFoundError
-        If no Chromium is installed.
-    RuntimeError
-        If Chromium wrote no screenshot (its last stderr lines are in the message).
-    """
-    import subprocess
-    import tempfile
-
-    browser = find_chromium()
-    if browser is None:
-        raise FileNotFoundError("headless Chromium is not installed (apt-get install chromium)")
-    png_path = Path(png_path)
-    with tempfile.TemporaryDirectory() as profile:
-        shot = Path(profile) / "shot.png"
-        proc = subprocess.run(
-            [
-                browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                f"--user-data-dir={profile}/p", f"--screenshot={shot}",
-                f"--window-size={width},{height}", Path(html_path).resolve().as_uri(),
-            ],
-            capture_output=True, text=True, timeout=timeout_s, check=False,
-        )  # fmt: skip
-        if not shot.is_file():
-            raise RuntimeError(f"Chromium wrote no screenshot: {proc.stderr[-2000:]}")
-        png_path.parent.mkdir(parents=True, exist_ok=True)
-        png_path.write_bytes(shot.read_bytes())
-    return png_path

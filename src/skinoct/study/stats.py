@@ -4,7 +4,10 @@ The analysis of seed 002 §2.3.3: per-group mean ± SD of the subjects' mean der
 quality scores, one-way ANOVA followed by Tukey's HSD for all pairs (significance at
 p < 0.05; * p < 0.05, ** p < 0.01, *** p < 0.001). Added here: the Kruskal–Wallis test
 with Dunn's post-hoc comparisons as the non-parametric alternative, and effect sizes
-(η² for the ANOVA, ε² for Kruskal–Wallis, Cohen's d and Hedges' g for each pair).
+(η² for the ANOVA, ε² for Kruskal–Wallis, Cohen's d and Hedges' g with confidence
+intervals for each pair), and a plain warning when groups are small (< ``SMALL_N``).
+Tukey's HSD comes from statsmodels, Dunn's test from scikit-posthocs, η² and Cohen's d
+from pingouin (see :mod:`skinoct.study._pairwise`).
 
 References
 ----------
@@ -24,16 +27,28 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from skinoct.errors import InputError
+from skinoct.study._pairwise import (
+    _ADJUST,
+    SMALL_N,
+    Adjust,
+    _pairs,
+    cohens_d,
+    dunn_test,
+    significance_stars,
+)
+from skinoct.study._scores import check_group_sizes, read_scores, validate_scores
 
 __all__ = [
+    "SMALL_N",
     "GroupStatistics",
+    "check_group_sizes",
     "cohens_d",
     "dunn_test",
     "group_mean_profiles",
@@ -41,9 +56,6 @@ __all__ = [
     "read_scores",
     "significance_stars",
 ]
-
-Adjust = Literal["holm", "bonferroni"]
-_ADJUST = ("holm", "bonferroni")
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,16 @@ class GroupStatistics:
         Dunn's test for every pair: ``group1``, ``group2``, ``z``, ``p``, ``p_adj``,
         ``reject``, ``stars``; adjustment named by ``dunn_adjust``.
     cohen_d : list of dict
-        ``group1``, ``group2``, ``d`` (pooled SD, sign as ``meandiff``), ``hedges_g``.
+        ``group1``, ``group2``, ``d`` (pooled SD, sign as ``meandiff``), ``hedges_g``,
+        ``d_lower``, ``d_upper`` (``1 - alpha`` confidence interval of d), ``reliable``
+        (both groups have at least :data:`SMALL_N` scores).
     alpha : float
         Significance level used for ``reject``.
     dunn_adjust : {'holm', 'bonferroni'}
     excluded : list of str
         Subjects left out because their score is missing (NaN).
+    warnings : list of str
+        Plain-language cautions, e.g. groups smaller than :data:`SMALL_N`.
     """
 
     groups: dict[str, dict[str, float]]
@@ -84,6 +100,7 @@ class GroupStatistics:
     alpha: float
     dunn_adjust: str
     excluded: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def order(self) -> list[str]:
@@ -103,6 +120,8 @@ class GroupStatistics:
             "alpha": self.alpha,
             "n_subjects": int(sum(g["n"] for g in self.groups.values())),
             "excluded": self.excluded,
+            "warnings": self.warnings,
+            "small_n": SMALL_N,
         }
 
     def pair(self, group1: str, group2: str, *, test: str = "tukey") -> dict[str, Any]:
@@ -111,85 +130,6 @@ class GroupStatistics:
             if {row["group1"], row["group2"]} == {group1, group2}:
                 return row
         raise KeyError(f"no {test} row for {group1!r} vs {group2!r}")
-
-
-def significance_stars(p: float | None) -> str:
-    """``'***'`` for p < 0.001, ``'**'`` for p < 0.01, ``'*'`` for p < 0.05, else ``'ns'``."""
-    if p is None or not np.isfinite(p):
-        return "ns"
-    if p < 0.001:
-        return "***"
-    if p < 0.01:
-        return "**"
-    if p < 0.05:
-        return "*"
-    return "ns"
-
-
-def read_scores(path: str | Path) -> Any:
-    """Read a scores table (CSV with at least ``subject``, ``group``, ``score``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        With ``subject`` and ``group`` as strings and ``score`` as float.
-
-    Raises
-    ------
-    InputError
-        Missing file or columns, non-numeric scores, duplicate subjects.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
-    try:
-        df = pd.read_csv(path, dtype={"subject": str, "group": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read CSV: {str(exc).splitlines()[0]}", path=path) from exc
-    return _validate_scores(df, path=path)
-
-
-def _validate_scores(df, *, path=None):
-    import pandas as pd
-
-    missing = [c for c in ("subject", "group", "score") if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)}; a scores table needs subject, group, score "
-            f"(found: {', '.join(map(str, df.columns)) or 'none'})",
-            path=path,
-        )
-    df = df.copy()
-    df["subject"] = df["subject"].astype(str).str.strip()
-    df["group"] = df["group"].astype(str).str.strip()
-    bad_group = df.index[df["group"].isin(["", "nan"])].tolist()
-    if bad_group:
-        raise InputError(f"empty group in row(s) {_rows(bad_group)}", path=path)
-    numeric = pd.to_numeric(df["score"], errors="coerce")
-    bad = df.index[numeric.isna() & df["score"].notna()].tolist()
-    if bad:
-        raise InputError(
-            f"score is not a number in row(s) {_rows(bad)} (e.g. {df['score'][bad[0]]!r})",
-            path=path,
-        )
-    df["score"] = numeric.astype(float)
-    dup = df["subject"][df["subject"].duplicated()].unique().tolist()
-    if dup:
-        raise InputError(
-            f"subject(s) listed more than once: {', '.join(dup[:10])}"
-            + (" …" if len(dup) > 10 else "")
-            + " (one-way ANOVA needs one score per subject)",
-            path=path,
-        )
-    return df
-
-
-def _rows(index: list[int]) -> str:
-    # Row numbers as a user sees them in the CSV (header is line 1).
-    shown = ", ".join(str(i + 2) for i in index[:10])
-    return shown + (" …" if len(index) > 10 else "")
 
 
 def group_statistics(
@@ -241,7 +181,7 @@ def group_statistics(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if dunn_adjust not in _ADJUST:
         raise ValueError(f"dunn_adjust must be one of {_ADJUST}, got {dunn_adjust!r}")
-    df = _validate_scores(scores)
+    df = validate_scores(scores)
     missing = df["score"].isna()
     excluded = df.loc[missing, "subject"].tolist()
     df = df.loc[~missing]
@@ -273,18 +213,16 @@ def group_statistics(
 
     groups = {g: _describe(v) for g, v in values.items()}
 
-    # One-way ANOVA and eta squared (SS_between / SS_total).
+    # One-way ANOVA; eta squared = SS_between / SS_total (pingouin's np2, which is η²
+    # in a one-way design).
     all_values = np.concatenate(list(values.values()))
-    grand = all_values.mean()
-    ss_between = sum(v.size * (v.mean() - grand) ** 2 for v in values.values())
-    ss_total = float(((all_values - grand) ** 2).sum())
     f_stat, f_p = scipy.stats.f_oneway(*values.values())
     anova = {
         "F": _f(f_stat),
         "p": _f(f_p),
         "df_between": len(order) - 1,
         "df_within": int(all_values.size - len(order)),
-        "eta_squared": _f(ss_between / ss_total) if ss_total > 0 else math.nan,
+        "eta_squared": _eta_squared(values),
     }
 
     # Tukey HSD (statsmodels), reported in our group order.
@@ -329,7 +267,8 @@ def group_statistics(
 
     dunn = dunn_test(values, alpha=alpha, adjust=dunn_adjust)
     effect = [
-        {"group1": g1, "group2": g2, **cohens_d(values[g1], values[g2])} for g1, g2 in _pairs(order)
+        {"group1": g1, "group2": g2, **cohens_d(values[g1], values[g2], confidence=1 - alpha)}
+        for g1, g2 in _pairs(order)
     ]
     return GroupStatistics(
         groups=groups,
@@ -341,11 +280,34 @@ def group_statistics(
         alpha=float(alpha),
         dunn_adjust=dunn_adjust,
         excluded=excluded,
+        warnings=_small_sample_warnings(groups),
     )
 
 
-def _pairs(order: list[str]) -> list[tuple[str, str]]:
-    return [(order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))]
+def _eta_squared(values: dict[str, np.ndarray]) -> float:
+    import pandas as pd
+    import pingouin
+
+    all_values = np.concatenate(list(values.values()))
+    if np.ptp(all_values) == 0:
+        return math.nan
+    codes = np.repeat(np.arange(len(values)), [v.size for v in values.values()])
+    long = pd.DataFrame({"score": all_values, "code": codes})
+    with warnings.catch_warnings():  # pingouin's own pandas deprecations, not ours
+        warnings.simplefilter("ignore")
+        table = pingouin.anova(data=long, dv="score", between="code", detailed=True)
+    return _f(table.loc[0, "np2"])
+
+
+def _small_sample_warnings(groups: dict[str, dict]) -> list[str]:
+    small = [f"{g} (n = {d['n']})" for g, d in groups.items() if d["n"] < SMALL_N]
+    if not small:
+        return []
+    return [
+        f"small groups: {', '.join(small)}. With fewer than {SMALL_N} subjects per group the "
+        "p-values rest on very little data and Cohen's d can be many times its true size; "
+        "read the confidence intervals, not the point values."
+    ]
 
 
 def _f(value) -> float:
@@ -363,93 +325,6 @@ def _describe(v: np.ndarray) -> dict[str, float]:
         "min": float(v.min()),
         "max": float(v.max()),
     }
-
-
-def cohens_d(a, b) -> dict[str, float]:
-    """Cohen's d of ``b`` versus ``a`` with the pooled SD, and Hedges' g.
-
-    ``d = (mean(b) - mean(a)) / s_p`` with
-    ``s_p = sqrt(((n_a - 1) s_a² + (n_b - 1) s_b²) / (n_a + n_b - 2))``;
-    ``g = d · (1 - 3 / (4 (n_a + n_b) - 9))``. NaN when the pooled SD is zero.
-    """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    na, nb = a.size, b.size
-    if na < 2 or nb < 2:
-        raise ValueError(f"Cohen's d needs at least two values per group, got {na} and {nb}")
-    pooled = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
-    d = (b.mean() - a.mean()) / pooled if pooled > 0 else math.nan
-    return {"d": float(d), "hedges_g": float(d * (1 - 3 / (4 * (na + nb) - 9)))}
-
-
-def dunn_test(
-    values: dict[str, np.ndarray],
-    *,
-    alpha: float = 0.05,
-    adjust: Adjust = "holm",
-) -> list[dict[str, Any]]:
-    """Dunn's (1964) pairwise comparisons of mean ranks after Kruskal–Wallis.
-
-    All observations are ranked together (mid-ranks for ties). For groups *i*, *j*
-    with mean ranks R̄ᵢ, R̄ⱼ and sizes nᵢ, nⱼ out of N,
-
-    .. math:: z = (\\bar R_j - \\bar R_i) \\Big/ \\sqrt{\\Big(\\frac{N(N+1)}{12}
-              - \\frac{\\sum_t (t^3 - t)}{12 (N - 1)}\\Big)\\Big(\\frac1{n_i} + \\frac1{n_j}\\Big)}
-
-    where the sum runs over groups of tied values of size *t*. The two-sided p-value
-    comes from the standard normal distribution and is adjusted over all pairs with
-    Holm's step-down method (default) or Bonferroni. With two groups, z² equals the
-    tie-corrected Kruskal–Wallis H.
-
-    Parameters
-    ----------
-    values : dict of str to array
-        Scores per group, in the order wanted for the output.
-    alpha : float
-        Level for ``reject``.
-    adjust : {'holm', 'bonferroni'}
-        Family-wise error adjustment.
-
-    Returns
-    -------
-    list of dict
-        ``group1``, ``group2``, ``z``, ``p`` (unadjusted), ``p_adj``, ``reject``,
-        ``stars`` (from ``p_adj``).
-
-    References
-    ----------
-    O. J. Dunn, Technometrics 6(3):241–252, 1964; S. Holm, Scand. J. Statist.
-    6:65–70, 1979.
-    """
-    import scipy.stats
-    from statsmodels.stats.multitest import multipletests
-
-    if adjust not in _ADJUST:
-        raise ValueError(f"adjust must be one of {_ADJUST}, got {adjust!r}")
-    names = list(values)
-    arrays = [np.asarray(values[g], dtype=float) for g in names]
-    pooled = np.concatenate(arrays)
-    n = pooled.size
-    ranks = scipy.stats.rankdata(pooled)
-    _, counts = np.unique(pooled, return_counts=True)
-    ties = float(((counts.astype(float) ** 3) - counts).sum())
-    variance = n * (n + 1) / 12.0 - ties / (12.0 * (n - 1))
-    sizes = {g: a.size for g, a in zip(names, arrays, strict=True)}
-    mean_rank, start = {}, 0
-    for g, a in zip(names, arrays, strict=True):
-        mean_rank[g] = ranks[start : start + a.size].mean()
-        start += a.size
-    rows = []
-    for g1, g2 in _pairs(names):
-        se = math.sqrt(variance * (1 / sizes[g1] + 1 / sizes[g2]))
-        z = (mean_rank[g2] - mean_rank[g1]) / se if se > 0 else 0.0
-        p = float(2 * scipy.stats.norm.sf(abs(z)))
-        rows.append({"group1": g1, "group2": g2, "z": float(z), "p": p})
-    if rows:
-        reject, p_adj, _, _ = multipletests([r["p"] for r in rows], alpha=alpha, method=adjust)
-        for r, rej, pa in zip(rows, reject, p_adj, strict=True):
-            r.update(p_adj=float(pa), reject=bool(rej), stars=significance_stars(float(pa)))
-    return rows
 
 
 def group_mean_profiles(profiles, *, order: list[str] | None = None):

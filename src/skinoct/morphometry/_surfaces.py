@@ -3,8 +3,10 @@
 ``skinoct analyze`` segments the sections ``volume[:, y, :]`` (all, or every k-th)
 and finds the three boundaries in each; these functions turn the stacked section
 boundaries into (y, x) surfaces: linear interpolation between segmented sections,
-outlier removal against a local median, filling of small holes for sampling, and a
-compact label volume rebuilt from the surfaces for 3-D morphometry.
+outlier removal against a local median, filling of small holes for sampling, and
+:func:`surfaces_on_grid`, the boundaries a label volume of these surfaces would hold,
+computed on the (y, x) surfaces with :mod:`scipy.ndimage` instead of a label volume.
+:func:`labels_from_surfaces` still builds that label volume (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "labels_from_surfaces",
     "remove_outliers",
     "section_rows",
+    "surfaces_on_grid",
 ]
 
 
@@ -190,3 +193,89 @@ def crop_depth(dej: np.ndarray, dz_um: float, n_z: int, *, margin_um: float = 10
     if finite.size == 0:
         return n_z
     return int(min(n_z, math.ceil((finite.max() + margin_um) / dz_um) + 1))
+
+
+def _grid_edge(depth: np.ndarray, dz_um: float, n_z: int) -> np.ndarray:
+    """Index of the first depth sample at or below a boundary; ``n_z + 1`` where absent."""
+    with np.errstate(invalid="ignore"):
+        k = np.ceil(np.asarray(depth, np.float64) / dz_um - 1e-9)
+    return np.where(np.isfinite(k), np.clip(k, 0, n_z), n_z + 1).astype(np.int32)
+
+
+def surfaces_on_grid(
+    surface: np.ndarray,
+    sc_junction: np.ndarray,
+    dej: np.ndarray,
+    *,
+    dz_um: float,
+    n_z: int,
+) -> dict[str, np.ndarray]:
+    """The raw boundaries that a label volume of these surfaces would give, without building it.
+
+    Equals ``extract_boundaries(labels_from_surfaces(surface, sc_junction, dej, dz_um,
+    n_z), spacing, smoothing_um=0).raw``: each boundary snapped to the depth grid (the
+    first sample ``i·dz`` at or below it; read back half way between samples), the
+    nesting of the layers, the clean-up of islands (lateral patches of a layer smaller
+    than 1 % of the largest, by volume) and the validity rules of
+    :func:`~skinoct.morphometry.extract_boundaries` — computed on the (y, x) surfaces:
+    a region of a label volume built from surfaces fills each column from its top
+    down to the bottom, so its connected components are the 8-connected patches of
+    its footprint.
+
+    Parameters
+    ----------
+    surface, sc_junction, dej : ndarray, (y, x)
+        Depths in µm from the top of the volume, NaN where absent.
+    dz_um : float
+        Depth sampling, µm.
+    n_z : int
+        Depth samples of the volume (boundaries at or below ``n_z·dz`` are absent).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``surface``, ``sc_junction``, ``dej`` (µm, NaN where absent).
+    """
+    from scipy import ndimage
+
+    from skinoct.morphometry._boundaries import (
+        _MIN_COMPONENT_FRACTION,
+        BOUNDARY_NAMES,
+    )
+
+    shape = np.shape(dej)
+    if np.shape(surface) != shape or np.shape(sc_junction) != shape or len(shape) != 2:
+        raise ValueError("surface, sc_junction and dej must be (y, x) arrays of one shape")
+    if n_z < 1 or not dz_um > 0:
+        raise ValueError("n_z must be ≥ 1 and dz_um > 0")
+    k_surface, k_sc, k_dej = (_grid_edge(b, dz_um, n_z) for b in (surface, sc_junction, dej))
+    has_sc = np.isfinite(sc_junction)
+    # first sample of the regions labels ≥ 1, ≥ 2, ≥ 3 (labels never decrease with depth)
+    firsts = (
+        np.minimum(np.minimum(k_surface, k_sc), k_dej),
+        np.minimum(np.where(has_sc, k_sc, k_surface), k_dej),
+        k_dej,
+    )
+    eight = np.ones((3, 3), bool)
+    parent = np.ones(shape, bool)
+    tops = {}
+    for name, first in zip(BOUNDARY_NAMES, firsts, strict=True):
+        present = parent & (first < n_z)
+        lab, n = ndimage.label(present, structure=eight)
+        if n > 1:
+            sizes = ndimage.sum_labels(n_z - first, lab, index=np.arange(1, n + 1))
+            sizes = sizes.astype(np.int64)
+            keep = np.concatenate([[False], ~(sizes < _MIN_COMPONENT_FRACTION * sizes.max())])
+            present = keep[lab]
+        tops[name] = np.where(present, first, n_z)
+        parent = present
+    raw = {}
+    previous = None
+    for name in BOUNDARY_NAMES:
+        top = tops[name]
+        valid = (top < n_z) & (top > 0)
+        if previous is not None:
+            valid &= previous < top
+        raw[name] = np.where(valid, (top - 0.5) * dz_um, np.nan)
+        previous = top
+    return raw

@@ -1,0 +1,188 @@
+"""Segment a volume section by section: :func:`segment_volume`.
+
+A ``'zyx'`` volume is segmented as the vertical sections ``volume[:, y, :]`` (every
+``section_step``-th, in batches, through :func:`segment_sections`); each section gives
+the surface, SC-junction and DEJ depths per column
+(:func:`skinoct.morphometry.extract_boundaries`, unsmoothed) and the mean entropy in a
+band along its DEJ (:func:`skinoct.morphometry.dej_entropy`). The surfaces between
+segmented sections are for the caller to interpolate
+(:func:`skinoct.morphometry.interpolate_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from skinoct.errors import InputError
+
+__all__ = ["VolumeSegmentation", "segment_volume"]
+
+
+@dataclass
+class VolumeSegmentation:
+    """Per-section boundaries of a segmented volume (:func:`segment_volume`).
+
+    Attributes
+    ----------
+    rows : ndarray of int
+        The y index of each segmented section (increasing, first and last row included).
+    bounds : dict of str to ndarray
+        ``surface``, ``sc_junction``, ``dej``: ``(len(rows), nx)`` depths in µm from the
+        top of the volume, unsmoothed, NaN where absent (a section without skin is all
+        NaN).
+    dej_entropy : ndarray, (len(rows), nx)
+        Mean normalised entropy in a band along the DEJ of each section.
+    segmented_depth_um : float
+        Depth down to which most sections were segmented (the full depth without a
+        pilot crop).
+    overlays : dict of int to tuple
+        ``{y: (section, boundaries, entropy)}`` of the sections kept for overlays.
+    """
+
+    rows: np.ndarray
+    bounds: dict[str, np.ndarray] = field(repr=False)
+    dej_entropy: np.ndarray = field(repr=False)
+    segmented_depth_um: float
+    overlays: dict[int, tuple] = field(default_factory=dict, repr=False)
+
+
+def segment_volume(
+    volume,
+    model,
+    *,
+    spacing_um,
+    section_step: int = 1,
+    crop_margin_um: float | None = 60.0,
+    engine: str = "torch",
+    batch_size: int = 4,
+    entropy_band_um: float = 5.0,
+    n_overlays: int = 0,
+    after_batch: Callable[[], None] | None = None,
+) -> VolumeSegmentation:
+    """Segment the vertical sections of a volume and find their boundaries.
+
+    With ``crop_margin_um``, a pilot pass segments about one section in 16 at full
+    depth; the other sections are then segmented only down to the deepest DEJ the
+    pilot found plus the margin (the tissue below is dermis; the model's time goes
+    with the section's area). Overlays show pilot sections, at full depth.
+
+    Parameters
+    ----------
+    volume : array-like, (z, y, x)
+        Intensities; a memory-mapped array is read one batch of sections at a time.
+    model : LayersModel
+        A loaded layer model (:func:`load_layers_model`).
+    spacing_um : (float, float, float)
+        ``(dz, dy, dx)`` in µm.
+    section_step : int
+        Segment every k-th section (plus the last one).
+    crop_margin_um : float or None
+        Margin below the pilot's deepest DEJ; None segments every section at full depth.
+    engine : str
+        Inference engine (as :func:`segment_sections`).
+    batch_size : int
+        Sections per batch.
+    entropy_band_um : float
+        Half-height of the band around the DEJ over which the entropy is averaged.
+    n_overlays : int
+        Pilot sections (evenly spread) kept in ``overlays``.
+    after_batch : callable, optional
+        Called after each batch (e.g. to release the pages of a memory-mapped volume).
+
+    Returns
+    -------
+    VolumeSegmentation
+
+    Raises
+    ------
+    InputError
+        A volume that is not 3-D, or bad options.
+    """
+    from skinoct.morphometry import BOUNDARY_NAMES, section_rows
+
+    shape = np.shape(volume)
+    if len(shape) != 3:
+        raise InputError(f"segment_volume needs a (z, y, x) volume, got shape {shape}")
+    if int(section_step) < 1 or int(batch_size) < 1 or int(n_overlays) < 0:
+        raise InputError("section_step and batch_size must be ≥ 1, n_overlays ≥ 0")
+    if crop_margin_um is not None and not crop_margin_um >= 0:
+        raise InputError(f"crop_margin_um must be ≥ 0 or None, got {crop_margin_um}")
+    nz, ny, nx = shape
+    dz, _, dx = (float(s) for s in spacing_um)
+    rows = section_rows(ny, int(section_step))
+    out = VolumeSegmentation(
+        rows=rows,
+        bounds={name: np.full((rows.size, nx), np.nan) for name in BOUNDARY_NAMES},
+        dej_entropy=np.full((rows.size, nx), np.nan),
+        segmented_depth_um=nz * dz,
+    )
+    if crop_margin_um is None:
+        pilot = np.arange(rows.size)
+    else:
+        n_pilot = min(rows.size, max(3, rows.size // 16))
+        pilot = np.unique(np.linspace(0, rows.size - 1, n_pilot).round().astype(int))
+    keep: set[int] = set()
+    if n_overlays:
+        picks = np.linspace(0, pilot.size - 1, int(n_overlays)).round().astype(int)
+        keep = {int(rows[pilot[i]]) for i in np.unique(picks)}
+    run = _Runner(volume, model, (dz, dx), engine, int(batch_size), entropy_band_um, after_batch)
+    run(out, pilot, nz, keep)
+    depth_rows = nz
+    rest = np.setdiff1d(np.arange(rows.size), pilot)
+    if rest.size:
+        dej = out.bounds["dej"][pilot]
+        deepest = np.nanmax(dej) if np.isfinite(dej).any() else np.nan
+        if np.isfinite(deepest):
+            depth_rows = int(min(nz, math.ceil((deepest + crop_margin_um) / dz) + 1))
+        run(out, rest, depth_rows, keep)
+    out.segmented_depth_um = depth_rows * dz
+    return out
+
+
+@dataclass
+class _Runner:
+    """Segments sections ``rows[which]`` down to ``depth_rows``; fills the result in place."""
+
+    data: object
+    model: object
+    spacing: tuple[float, float]
+    engine: str
+    batch: int
+    band_um: float
+    after_batch: Callable[[], None] | None
+
+    def __call__(self, out: VolumeSegmentation, which, depth_rows: int, keep: set[int]) -> None:
+        from skinoct.layers import segment_sections  # the package name: patchable in tests
+        from skinoct.morphometry import BOUNDARY_NAMES, dej_entropy, extract_boundaries
+
+        dz = self.spacing[0]
+        for start in range(0, which.size, self.batch):
+            idx = which[start : start + self.batch]
+            ys = out.rows[idx]
+            section = np.asarray(self.data[:depth_rows, ys, :])
+            stack = np.ascontiguousarray(section.transpose(1, 0, 2))
+            result = segment_sections(
+                stack,
+                self.model,
+                spacing_um=self.spacing,
+                engine=self.engine,
+                batch_size=self.batch,
+            )
+            for i, (k, y) in enumerate(zip(idx, ys, strict=True)):
+                labels = result.labels[i]
+                if not (labels > 0).any():  # a section without skin: all boundaries NaN
+                    continue
+                b = extract_boundaries(labels, self.spacing, smoothing_um=0)
+                for name in BOUNDARY_NAMES:
+                    out.bounds[name][k] = b[name]
+                out.dej_entropy[k] = dej_entropy(result.entropy[i], b.dej, dz, band_um=self.band_um)
+                if int(y) in keep:
+                    drawn = {name: b[name] for name in BOUNDARY_NAMES}
+                    out.overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
+            del stack, section, result
+            if self.after_batch is not None:
+                self.after_batch()
