@@ -309,7 +309,7 @@ def _read(volume, spacing_um):
         if spacing_um is not None:
             image = image.with_data(image.data, spacing_um=spacing_um)
     else:
-        image = read_volume(volume, mmap=True, spacing_um=spacing_um)
+        image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
     if image.path is not None and Path(image.path).is_file():
         return image, sha256_file(image.path)
     if image.path is not None and Path(image.path).is_dir():  # OME-Zarr: hash its files
