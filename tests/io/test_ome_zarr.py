@@ -159,5 +159,6 @@ def test_analyze_gives_the_same_numbers_on_ome_zarr_as_on_ome_tiff(tmp_path, mon
     from_zarr = analyze_volume(zarr_path, **options)
     assert from_zarr["score"] == from_tif["score"]
     assert from_zarr["metrics"] == from_tif["metrics"]
-    assert from_zarr["profile"] == from_tif["profile"]
+    for key, values in from_tif["profile"].items():  # NaN where a depth has no tile
+        np.testing.assert_array_equal(from_zarr["profile"][key], values, err_msg=key)
     assert from_zarr["input"]["spacing_um"] == list(phantom.spacing_um)

@@ -5,7 +5,7 @@ import pytest
 from _layers_synthetic import synthetic_section
 
 from skinoct.io import read_image, write_image
-from skinoct.layers import load_layers_model
+from skinoct.layers import load_layers_model, ordering_violations
 
 OUTPUTS = ("_mask.tif", "_entropy.tif", "_overlay.png", "_entropy.png", ".metrics.json")
 
@@ -48,10 +48,27 @@ def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir
     )
     assert code == 0, stderr
     assert "Cross-validation Dice" in stdout and "mean ± sd" in stdout
+    # the recipe (patch etc. set explicitly here) and the paired comparison line
+    assert "recipe: patch [32, 32]" in stdout and "set by you:" in stdout
+    assert "validation sections: this model mean Dice" in stdout and "bundled model" in stdout
     assert "fold 2/2" in stderr  # progress lines (no TTY)
     model = load_layers_model(out)
     assert model.manifest["training"]["seed"] == 3
     assert json.loads((out / "cv_report.json").read_text())["folds"][1]["fold"] == 1
+
+
+def test_train_with_a_time_budget_uses_a_hold_out_split(run_cli, dataset_dir, tmp_path):
+    out = tmp_path / "budget"
+    code, stdout, err = run_cli(
+        "layers", "train", dataset_dir, "--out", out, "--time-budget", "0.5", "--epochs", "2",
+        "--device", "cpu", "--no-compare",
+    )  # fmt: skip
+    assert code == 0, err
+    manifest = load_layers_model(out).manifest["training"]
+    assert manifest["time_budget_s"] == 30.0
+    assert manifest["recipe"]["chosen"]["folds"] == 1
+    assert "time budget" in manifest["recipe"]["reasons"]["folds"]
+    assert "Hold-out validation Dice" in stdout and "on the same" not in stdout
 
 
 def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
@@ -85,6 +102,9 @@ def test_segment_writes_every_output(run_cli, sections, tiny_model_dir, tmp_path
         record = json.loads((out / f"{stem}.metrics.json").read_text())
         assert record["spacing_um"] == pytest.approx(list(image.spacing_um))
         assert record["model"]["weights_sha256"] == load_layers_model(tiny_model_dir).weights_sha256
+        # the manifest is part of the recorded identity (issue 15)
+        identity = load_layers_model(tiny_model_dir).provenance()
+        assert record["model"]["model_digest"] == identity["model_digest"] is not None
         assert "metrics" in record
 
 
@@ -149,7 +169,13 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
     mask = read_image(out / f"{stem}_mask.tif")
     assert mask.spacing_um == pytest.approx((2.0, 0.5))
     record = json.loads((out / f"{stem}.metrics.json").read_text())
-    assert record["options"] == {"engine": "onnx", "tta": True, "mc_dropout": 0}
+    assert record["options"] == {
+        "engine": "onnx",
+        "tta": True,
+        "mc_dropout": 0,
+        "decoding": "ordered",
+    }
+    assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0
 
 
 @pytest.mark.parametrize(
@@ -158,6 +184,7 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         # checked by the library: the message names the argument
         (["--engine", "onnx", "--mc-dropout", "2"], "mc_dropout needs engine='torch'"),
         (["--engine", "cuda"], "engine must be one of"),
+        (["--decoding", "greedy"], "decoding must be one of"),
         (["--model", "/no/such/model"], "model directory not found"),
     ],
 )

@@ -37,6 +37,7 @@ def test_patch_height_covers_band_plus_context_rounded_to_divisor():
     assert r.patch[0] % 16 == 0
     assert plan_recipe(_fp(band=5.0)).patch[0] == 144  # 5 + 128 = 133 -> 144
     assert plan_recipe(_fp(band=900.0)).patch[0] == 384  # capped
+    assert plan_recipe(_fp(band=40.0, shape=(100, 600))).patch[0] == 112  # section height
 
 
 def test_narrow_sections_get_full_width_strips_wide_ones_512():

@@ -23,7 +23,8 @@ from skinoct.layers import (
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"folds": 1}, "folds must be 0"),
+        ({"folds": -1}, "folds must be 0"),
+        ({"sampling": "random"}, "sampling must be one of"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 2.5}, "batch_size"),
         ({"patch": (30, 32)}, "multiples of 16"),
@@ -212,7 +213,8 @@ def test_time_budget_stops_keeps_a_checkpoint_and_resumes_to_the_same_weights(
     import skinoct.layers._train as train_module
     from skinoct.models import Budget
 
-    cfg = replace(TINY_CONFIG, folds=0, epochs=3)
+    # The test's sampler below cuts uniform patches: the reference run does the same.
+    cfg = replace(TINY_CONFIG, folds=0, epochs=3, sampling="uniform")
     full = train_layers(dataset_dir, tmp_path / "full", cfg).model
     now = [0.0]
 
@@ -241,3 +243,64 @@ def test_time_budget_stops_keeps_a_checkpoint_and_resumes_to_the_same_weights(
     assert [e["epoch"] for e in events if e["event"] == "epoch"] == [3]
     assert not (out / "folds" / "checkpoint_final.json").exists()
     torch.testing.assert_close(_weights(resumed.model), _weights(full), rtol=0, atol=0)
+
+
+def test_recipe_fills_unset_options_and_is_recorded(dataset_dir, tmp_path):
+    cfg = TrainConfig(folds=0, epochs=1, network=TINY_CONFIG.network, seed=1)
+    events: list = []
+    result = train_layers(dataset_dir, tmp_path / "m", cfg, callback=events.append)
+    recipe = result.model.manifest["training"]["recipe"]
+    # 64-row sections: the patch is at most as high as they are; 96 columns on the
+    # 2 µm model grid are 48 wide -> a full-width strip, rounded up to the divisor (16).
+    assert recipe["chosen"]["patch"] == [64, 64]
+    assert recipe["chosen"]["sampling"] == "band"
+    assert recipe["overridden"] == ["folds", "network"]
+    assert "patch" in recipe["reasons"] and "folds" not in recipe["reasons"]
+    assert recipe["fingerprint"]["n_sections"] == 6
+    assert [e["event"] for e in events].count("recipe") == 1
+
+
+def test_holdout_split_delivers_its_best_validation_network(dataset_dir, tmp_path):
+    cfg = replace(TINY_CONFIG, folds=1, epochs=2)
+    result = train_layers(dataset_dir, tmp_path / "m", cfg)
+    report = result.cv_report
+    assert len(report["folds"]) == 1 and report["folds"][0]["n_val"] == 2  # 1 of 3 subjects
+    fold = load_layers_model(tmp_path / "m" / "folds" / "fold_0")
+    torch.testing.assert_close(_weights(result.model), _weights(fold), rtol=0, atol=0)
+    manifest = result.model.manifest
+    assert "hold-out" in manifest["training"]["final_model"]
+    assert manifest["scores"]["cv_folds"] == 1
+
+
+def test_holdout_cut_by_the_budget_still_delivers_a_model(dataset_dir, tmp_path, monkeypatch):
+    import skinoct.layers._train as train_module
+    from skinoct.models import Budget
+
+    now = [0.0]
+
+    def sampler(sections, **kw):
+        from skinoct.layers._augment import TrainPatches
+
+        now[0] += 10.0
+        return TrainPatches(sections, **kw)
+
+    monkeypatch.setattr(train_module, "Budget", lambda s: Budget(s, clock=lambda: now[0]))
+    cfg = replace(TINY_CONFIG, folds=1, epochs=5, time_budget_s=25.0)
+    result = train_layers(dataset_dir, tmp_path / "m", cfg, sampler=sampler)
+    assert result.stopped_by_time and result.model is not None
+    assert result.model.manifest["training"]["stopped_by_time"]
+    assert (tmp_path / "m" / "model.json").is_file()
+
+
+def test_comparison_scores_the_other_model_on_the_same_sections(
+    dataset_dir, tmp_path, tiny_model_dir
+):
+    cfg = replace(TINY_CONFIG, folds=1, epochs=1)
+    result = train_layers(dataset_dir, tmp_path / "m", cfg, compare_with=tiny_model_dir)
+    comparison = result.cv_report["comparison"]
+    assert comparison["n_sections"] == result.cv_report["folds"][0]["n_val"]
+    for scores in (comparison["trained"], comparison["other_scores"]):
+        assert 0.0 <= scores["mean_dice"] <= 1.0
+        assert "dej_mae_um" in scores
+    saved = json.loads((tmp_path / "m" / "cv_report.json").read_text())
+    assert saved["comparison"]["other"] == str(tiny_model_dir)

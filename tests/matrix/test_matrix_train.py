@@ -101,7 +101,7 @@ def test_short_training_run_writes_a_loadable_model(tmp_path, make_tile_dataset)
     assert test_subjects == set(manifest["training"]["split"]["test_subjects"])
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["n"] == len(result.predictions) == 8  # 2 test subjects × 4 tiles
-    assert not (tmp_path / "model" / "checkpoint.pt").exists()
+    assert not (tmp_path / "model" / "checkpoint.json").exists()
     p = predict_tiles(np.zeros((2, 3, 40, 40), np.uint8), model)
     assert p.shape == (2, 4)
 
@@ -180,7 +180,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, make_tile_dataset, monke
     with pytest.raises(KeyboardInterrupt):
         train_matrix(data, tmp_path / "model", config=config, log=lambda _: None)
     restore()
-    assert (tmp_path / "model" / "checkpoint.pt").is_file()
+    assert (tmp_path / "model" / "checkpoint.safetensors").is_file()
     assert not (tmp_path / "model" / "model.json").exists()
     with pytest.raises(InputError, match="other options"):
         other = TrainConfig(**{**config.__dict__, "lr": 0.01})
@@ -190,7 +190,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, make_tile_dataset, monke
     assert any("resuming phase 1 at epoch 2" in line for line in lines)
     history = pd.read_csv(tmp_path / "model" / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3]
-    assert not (tmp_path / "model" / "checkpoint.pt").exists()
+    assert not (tmp_path / "model" / "checkpoint.json").exists()
     if schedule == "cosine":  # the restored scheduler carries on where it stopped
         expected = [1e-3 * (1 + math.cos(math.pi * e / 3)) / 2 for e in (1, 2, 3)]
         np.testing.assert_allclose(history["lr"], expected, atol=1e-12)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import (
     console,
     err_console,
@@ -54,27 +56,48 @@ def _dice_table(title: str, rows: list[tuple[str, dict]], summary: dict | None):
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
-        err_console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(text))}", highlight=False)
 
 
 @app.command("train")
 def train(
     data_dir: Path = typer.Argument(..., help="Dataset: images/, masks/, optional index.csv."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (resumable)."),
-    folds: int = typer.Option(5, "--folds", help="CV folds grouped by subject (0 = no CV)."),
+    folds: int | None = typer.Option(
+        None,
+        "--folds",
+        help="CV folds grouped by subject (0 = no CV, 1 = one 80/20 hold-out split; "
+        "default: recipe — 5, or 1 with --time-budget).",
+    ),
     epochs: int = typer.Option(60, "--epochs", help="Maximum epochs per fold."),
     patience: int = typer.Option(8, "--patience", help="Early stopping patience (epochs)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Patches per step."),
-    patch: tuple[int, int] = typer.Option(
-        (256, 256), "--patch", help="Patch size Z X in pixels on the model grid."
+    time_budget: float | None = typer.Option(
+        None,
+        "--time-budget",
+        help="Wall-clock budget in MINUTES: stop then, keep the best-validation weights "
+        "(run again to resume).",
     ),
-    patches_per_section: int = typer.Option(
-        4, "--patches-per-section", help="Patches per training section per epoch."
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Patches per step (default: recipe)."
+    ),
+    patch: tuple[int, int] | None = typer.Option(
+        None, "--patch", help="Patch size Z X in pixels on the model grid (default: recipe)."
+    ),
+    patches_per_section: int | None = typer.Option(
+        None, "--patches-per-section", help="Patches per section per epoch (default: recipe)."
+    ),
+    sampling: str = typer.Option(
+        "band", "--sampling", help="band (patches on the skin's layers) or uniform."
     ),
     lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate (cosine schedule)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     init: Path | None = typer.Option(
         None, "--init", help="Fine-tune from this model directory ('bundled': the bundled model)."
+    ),
+    compare: bool = typer.Option(
+        True,
+        "--compare/--no-compare",
+        help="Also score the bundled model on the validation sections, for comparison.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     workers: int | None = typer.Option(
@@ -84,46 +107,95 @@ def train(
         False, "--restart", help="Discard completed folds in --out instead of resuming."
     ),
 ) -> int:
-    """Cross-validate (k folds grouped by subject) and train a layer-segmentation model."""
+    """Train a layer-segmentation model; options left out are chosen from the data.
+
+    The recipe (patch and batch size, sampling, network width, folds) is derived from
+    a fingerprint of the dataset and written to the model's manifest; every choice can
+    be overridden by its option.
+    """
     from skinoct.cli._common import STATE
     from skinoct.layers import TrainConfig, train_layers
 
-    try:
-        config = TrainConfig(
-            folds=folds,
-            epochs=epochs,
-            patience=patience,
-            batch_size=batch_size,
-            patch=tuple(patch),
-            patches_per_section=patches_per_section,
-            lr=lr,
-            seed=seed,
-            device=device,
-            num_workers=workers,
-        )
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config = TrainConfig(
+        folds=folds,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        patch=None if patch is None else tuple(patch),
+        patches_per_section=patches_per_section,
+        sampling=sampling,
+        lr=lr,
+        seed=seed,
+        device=device,
+        num_workers=workers,
+        time_budget_s=None if time_budget is None else time_budget * 60.0,
+    )
     if init is not None and str(init) == "bundled" and not init.exists():
         from skinoct.models import bundled_model_dir
 
         init = bundled_model_dir("layers")
     reporter = _TrainReporter(quiet=STATE.quiet)
     try:
-        result = train_layers(data_dir, out, config, init=init, callback=reporter)
-    except ValueError as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(str(exc)) from None
+        result = train_layers(
+            data_dir,
+            out,
+            config,
+            init=init,
+            restart=restart,
+            callback=reporter,
+            compare_with="bundled" if compare else None,
+        )
     finally:
         reporter.close()
+    _print_training_summary(result)
+    return 0
+
+
+def _print_training_summary(result) -> None:
+    """Validation Dice per layer, the recipe, and the comparison line."""
     report = result.cv_report
     if report.get("folds"):
         rows = [(str(f["fold"]), f["dice"]) for f in report["folds"]]
+        kind = "Cross-validation" if len(rows) > 1 else "Hold-out validation"
+        title = f"{kind} Dice (held-out subjects)"
+        console.print(_dice_table(title, rows, report["summary"]))
+    recipe = report.get("recipe") or {}
+    chosen = recipe.get("chosen", {})
+    if chosen:
+        net = chosen.get("network") or {}
+        mine = recipe.get("overridden")
         console.print(
-            _dice_table("Cross-validation Dice (held-out subjects)", rows, report["summary"])
+            f"recipe: patch {chosen.get('patch')}, batch {chosen.get('batch_size')}, "
+            f"{chosen.get('patches_per_section')} patches/section, sampling "
+            f"{chosen.get('sampling')}, channels {net.get('channels')}, folds "
+            f"{chosen.get('folds')}"
+            + (
+                f" (set by you: {', '.join(recipe['overridden'])})"
+                if recipe.get("overridden")
+                else ""
+            ),
+            highlight=False,
         )
-    console.print(f"model written to {result.model_dir}", highlight=False, soft_wrap=True)
-    return 0
+    comparison = report.get("comparison")
+    if comparison:
+        mine, other = comparison["trained"], comparison["other_scores"]
+        console.print(
+            f"on the same {comparison['n_sections']} validation sections: this model mean "
+            f"Dice {_fmt(mine.get('mean_dice'))}, DEJ error {_fmt_um(mine.get('dej_mae_um'))}"
+            f" | {comparison['other']} model {_fmt(other.get('mean_dice'))}, "
+            f"{_fmt_um(other.get('dej_mae_um'))}",
+            highlight=False,
+        )
+    if result.stopped_by_time:
+        console.print(
+            "stopped by the time budget: run the same command again to continue", highlight=False
+        )
+    if result.model is not None:
+        console.print(f"model written to {escape(str(result.model_dir))}", highlight=False)
+
+
+def _fmt_um(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1f} µm"
 
 
 class _TrainReporter:
@@ -160,7 +232,7 @@ class _TrainReporter:
 
     def _log(self, text: str) -> None:
         if not self.quiet:
-            err_console.print(text, highlight=False)
+            err_console.print(text, highlight=False, markup=False)
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -169,6 +241,16 @@ class _TrainReporter:
                 f"{event['n_sections']} sections, {event['n_subjects']} subjects, labels "
                 f"{event['label_values']}, device {event['device']}"
             )
+        elif kind == "recipe":
+            chosen = event["recipe"]["chosen"]
+            self._log(
+                f"recipe: patch {chosen['patch']}, batch {chosen['batch_size']}, "
+                f"{chosen['patches_per_section']} patches/section, {chosen['sampling']} "
+                f"sampling, folds {chosen['folds']}"
+            )
+        elif kind == "stopped_by_time":
+            self.close()
+            self._log("time budget reached: keeping the best weights so far")
         elif kind == "fold_skipped":
             self._log(
                 f"fold {event['fold'] + 1}/{event['folds']}: done earlier, skipped "
@@ -228,6 +310,18 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    decoding: str = typer.Option(
+        "ordered",
+        "--decoding",
+        help="ordered: most probable labelling ordered air > SC > epidermis > dermis per "
+        "column, no islands (default); argmax: raw per-pixel argmax, diagnostics only.",
+    ),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Average the cross-validation fold models of --model (MODEL/folds/fold_*).",
+    ),
+    axes: str | None = axes_option(2),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
 
@@ -235,7 +329,8 @@ def segment(
     <stem>_entropy.png and <stem>.metrics.json.
     """
     prefer_passive_openmp()
-    from skinoct.io import read_image
+    from skinoct.cli._axes import read_section_checked
+    from skinoct.io import provenance_banner
     from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
 
     # engine and MC-dropout are checked by segment_section (its error names the argument)
@@ -248,12 +343,20 @@ def segment(
                 f"two inputs would write the same outputs ({stems[stem].name})", path=path
             )
         stems[stem] = path
-    model = load_layers_model(model_dir)
+    if ensemble:
+        from skinoct.layers import load_layers_ensemble
+
+        if model_dir is None:
+            raise InputError("--ensemble needs --model: a model trained with 2 or more folds")
+        model = load_layers_ensemble(model_dir)
+    else:
+        model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble,
+               "decoding": decoding}  # fmt: skip
 
     def one(path: Path) -> None:
-        image = read_image(path, spacing_um=override, axes="zx")
+        image = read_section_checked(path, spacing_um=override, axes=axes)
         result = segment_section(
             image.data,
             model,
@@ -263,10 +366,14 @@ def segment(
             engine=engine,
             device=device,
             threads=threads,
+            decoding=decoding,
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 
-    return run_batch(images, one, description="segmenting")
+    code = run_batch(images, one, description="segmenting")
+    if banner := provenance_banner(model.manifest):  # the closing line says it too
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
+    return code
 
 
 @app.command("export")
@@ -295,6 +402,7 @@ def export(
         f"wrote {onnx} (max |logit difference| vs torch {diff:.1e})",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     return 0
 
@@ -322,7 +430,8 @@ def evaluate(
             raise
         raise InputError(str(exc)) from None
     rows = [("all sections", {k: v["mean"] for k, v in report["summary"].items()})]
-    console.print(_dice_table(f"Dice on {data_dir} ({report['n_sections']} sections)", rows, None))
+    title = f"Dice on {escape(str(data_dir))} ({report['n_sections']} sections)"
+    console.print(_dice_table(title, rows, None))
     if out is not None:
         write_json(out, report)
     return 0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from skinoct.cli._common import console, err_console, parse_spacing, progress, run_batch
 from skinoct.errors import InputError
@@ -26,7 +27,7 @@ def _say(line: str) -> None:
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
-        err_console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(text))}", highlight=False)
 
 
 @app.command("tiles")
@@ -78,6 +79,7 @@ def tiles(
     console.print(
         f"{len(index)} tiles, {depths.min():g}–{depths.max():g} µm below the DEJ → {csv.parent}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0
@@ -115,7 +117,9 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     max_time: float | None = typer.Option(None, "--max-time", help="Wall-clock budget (s)."),
     tie: str = typer.Option("median", "--tie", help="Rater tie rule: median, lower, upper."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from OUT/checkpoint.safetensors + .json."
+    ),
     bn_recalibration: int = typer.Option(
         0, "--bn-recalibration", help="Images re-estimating BN statistics per epoch (0: off)."
     ),
@@ -155,6 +159,7 @@ def train(
         f"{m.macro_precision:.3f}, macro recall {m.macro_recall:.3f}, "
         f"quadratic κ {m.quadratic_kappa:.3f} ({m.n} images, {config.split} split)",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0
@@ -168,7 +173,9 @@ def _metrics_table(metrics, title: str):
         table.add_column(name, justify="right")
     for grade, row in metrics.per_class.items():
         table.add_row(
-            grade, *(_fmt(row[k]) for k in ("precision", "recall", "f1")), str(row["support"])
+            escape(str(grade)),
+            *(_fmt(row[k]) for k in ("precision", "recall", "f1")),
+            str(row["support"]),
         )
     table.add_row(
         "macro",
@@ -222,7 +229,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(_json_ready(record), allow_nan=False))
         return 0
-    console.print(_metrics_table(metrics, f"{predictions.name}: {metrics.n} tiles"))
+    console.print(_metrics_table(metrics, f"{escape(predictions.name)}: {metrics.n} tiles"))
     console.print(
         f"accuracy {metrics.accuracy:.3f}   quadratic-weighted κ {_fmt(metrics.quadratic_kappa)}"
         f"   mean |error| {metrics.mean_absolute_error:.3f} grade",
@@ -236,9 +243,9 @@ def evaluate(
             f"{percent[i, j]:5.1f}%" if np.isfinite(percent[i, j]) else "     –"
             for j in range(len(metrics.classes))
         )
-        console.print(f"  {grade}: {cells}", highlight=False)
+        console.print(f"  {grade}: {cells}", highlight=False, markup=False)
     for note in metrics.undefined:
-        err_console.print(f"note: undefined {note}", highlight=False)
+        err_console.print(f"note: undefined {note}", highlight=False, markup=False)
     return 0
 
 
@@ -310,7 +317,10 @@ def predict(
     out: Path = typer.Option(..., "--out", help="CSV to write: grade, p_1…p_4, expected grade."),
     model: Path | None = typer.Option(None, "--model", help=_MODEL_HELP),
     engine: str = typer.Option(
-        "torch", "--engine", help="torch, onnx (onnxruntime) or openvino (bf16, optional)."
+        "auto",
+        "--engine",
+        help="auto (the fastest installed for this CPU), torch, onnx (onnxruntime) or "
+        "openvino (bf16, optional).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Tiles per forward pass."),
     dej: str | None = typer.Option(None, "--dej", help=_DEJ_HELP + " Needed for volumes."),
@@ -334,11 +344,13 @@ def predict(
 
     from skinoct.io import write_text
     from skinoct.matrix import ENGINES, expected_grade, load_matrix_model, predict_tiles
+    from skinoct.models import resolve_engine
 
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     grader = load_matrix_model(model)
     _notice(grader)
+    engine = resolve_engine(engine, task="matrix", device=next(grader.network.parameters()).device)
     size = grader.preprocessing.input_size
     override = parse_spacing(spacing)
     stacks, tables = [], []
@@ -394,6 +406,7 @@ def predict(
         "mean expected grade "
         f"{table['expected_grade'].mean():.2f}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return code
@@ -407,21 +420,28 @@ def export(
     """Export a grading model to ONNX and check it against torch on random tiles."""
     import numpy as np
 
-    from skinoct.matrix import export_matrix_onnx, load_matrix_model, predict_tiles
+    from skinoct.matrix import (
+        export_matrix_onnx,
+        load_matrix_model,
+        predict_tiles,
+        preprocess_tiles,
+    )
+    from skinoct.models import OnnxRunner
 
     grader = load_matrix_model(model_dir)
     export_matrix_onnx(grader, onnx)
-    from skinoct.models import OnnxRunner
-
-    grader._onnx[0] = OnnxRunner(onnx)
     size = grader.preprocessing.input_size
     tiles_ = np.random.default_rng(0).integers(0, 256, (4, 3, size, size), dtype=np.uint8)
-    diff = np.abs(predict_tiles(tiles_, grader) - predict_tiles(tiles_, grader, engine="onnx"))
+    logits = OnnxRunner(onnx)(preprocess_tiles(tiles_, grader.preprocessing, normalize=False))
+    p_onnx = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p_onnx /= p_onnx.sum(axis=1, keepdims=True)
+    diff = np.abs(predict_tiles(tiles_, grader) - p_onnx)
     console.print(
         f"ONNX → {onnx} (input 'input' N×3×{size}×{size}, normalised as "
         f"'{grader.preprocessing.normalization}'; output 'logits'); "
         f"max |Δp| vs torch {diff.max():.2e}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0

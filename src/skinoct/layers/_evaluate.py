@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from skinoct.io import read_image, read_mask
+from skinoct.layers._boundary_metrics import boundary_errors
 from skinoct.layers._data import discover_dataset
 from skinoct.layers._inference import segment_section
 from skinoct.layers._metrics import dice_per_layer, summarize_dice
 from skinoct.layers._model import LayersModel, load_layers_model
 
-__all__ = ["evaluate_dataset", "score_sections"]
+__all__ = ["evaluate_dataset", "merge_unannotated", "score_sections"]
 
 
 def score_sections(
@@ -26,8 +29,13 @@ def score_sections(
     """Dice per layer (``label_values``) of ``model`` on each record's section.
 
     Sections are segmented at their own resolution through :func:`segment_section`,
-    the same path as ``skinoct layers segment``.
+    the same path as ``skinoct layers segment``. Each record also holds the
+    column-wise boundary position errors in µm (``boundary_errors``: surface, SC
+    junction, DEJ; :func:`~skinoct.layers._boundary_metrics.boundary_errors`). A
+    label the model predicts but the dataset does not annotate is merged into the
+    annotated layer that contains it (stratum corneum into a one-band epidermis).
     """
+    annotated = tuple(int(v) for v in label_values)
     out = []
     for record in records:
         image = read_image(record.image, axes="zx")
@@ -35,9 +43,27 @@ def score_sections(
         result = segment_section(
             image.data, model, spacing_um=image.spacing_um, engine=engine, tta=tta, device=device
         )
-        dice = dice_per_layer(result.labels, mask.data, label_values=label_values)
-        out.append({"id": record.id, "subject": record.subject, "dice": dice})
+        labels = merge_unannotated(result.labels, annotated)
+        dice = dice_per_layer(labels, mask.data, label_values=label_values)
+        errors = boundary_errors(
+            labels, mask.data, spacing_um=image.spacing_um, label_values=(0, *annotated)
+        )
+        out.append(
+            {"id": record.id, "subject": record.subject, "dice": dice, "boundary_errors": errors}
+        )
     return out
+
+
+def merge_unannotated(labels: np.ndarray, tissue_values) -> np.ndarray:
+    """Map a predicted stratum corneum to epidermis where the annotation has no SC class.
+
+    Datasets that annotate the epidermis as one band (labels 0, 2, 3) include the SC
+    in it; scoring a four-class prediction against them must do the same.
+    """
+    values = set(int(v) for v in tissue_values)
+    if 1 in values or 2 not in values:
+        return labels
+    return np.where(labels == 1, np.uint8(2), labels).astype(labels.dtype, copy=False)
 
 
 def evaluate_dataset(

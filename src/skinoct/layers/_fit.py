@@ -43,8 +43,9 @@ MIN_DELTA = 1e-6
 class PatchSampler(Protocol):
     """Builds one epoch's training patches: a map-style dataset of ``(image, label)``."""
 
-    def __call__(self, sections: Sequence[Any], *, patch: Sequence[int], length: int, seed: int):
-        ...
+    def __call__(
+        self, sections: Sequence[Any], *, patch: Sequence[int], length: int, seed: int
+    ): ...
 
 
 def default_sampler(sections, *, patch, length: int, seed: int):
@@ -93,11 +94,15 @@ def fit_network(
     checkpoint_dir: str | Path | None = None,
     checkpoint_name: str = "checkpoint",
     sampler: PatchSampler | None = None,
+    time_schedule: bool = False,
 ) -> FitResult:
     """Train one UNet; resume from ``checkpoint_dir/checkpoint_name`` when present.
 
     ``val`` None trains all ``config.epochs`` epochs without validation (final model).
     The checkpoint is removed when the fit ends, kept when the budget stopped it.
+    With ``time_schedule`` (and a limited ``budget``) the cosine learning rate decays
+    over whichever runs out first, the epochs or the wall-clock budget, so a fit cut
+    by its budget still ends at a low learning rate.
     """
     import torch
     from monai.losses import DiceCELoss
@@ -112,8 +117,14 @@ def fit_network(
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = max(1, math.ceil(len(train) * config.patches_per_section / config.batch_size))
     total = per_epoch * (schedule_epochs or config.epochs)
+    timed = time_schedule and budget is not None and budget.seconds is not None
+
+    def progress(step: int) -> float:
+        done = min(step, total) / total
+        return max(done, min(1.0, budget.elapsed / budget.seconds)) if timed else done
+
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress(s)))
     )
     state = FitState(EarlyStopping(config.patience, min_delta=MIN_DELTA))
     if checkpoint_dir is not None:
@@ -216,4 +227,3 @@ def _validate(net, sections, loss_fn, n_classes, job: _Job) -> dict:
     dice = metric.aggregate().cpu().tolist()
     net.train()
     return {"val_loss": float(np.mean(losses)), "val_dice": [float(v) for v in dice]}
-

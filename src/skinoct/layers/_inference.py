@@ -12,6 +12,7 @@ from skinoct.io import LABEL_VALUES, check_spacing
 from skinoct.layers._decode import decode_ordered
 from skinoct.layers._model import LayersModel, load_layers_model, resolve_device
 from skinoct.layers._resample import grid_shape, pad_to_multiple, resample_images
+from skinoct.models import ENGINES, resolve_engine
 
 __all__ = [
     "DECODINGS",
@@ -23,7 +24,6 @@ __all__ = [
     "segment_sections",
 ]
 
-ENGINES = ("torch", "onnx")
 #: ``'ordered'`` (default, every writer): the most probable anatomically ordered
 #: labelling without islands (:func:`skinoct.layers.decode_ordered`); ``'argmax'``:
 #: the raw per-pixel argmax, for diagnostics only.
@@ -106,10 +106,10 @@ def predict_logits(
     ``h`` and ``w`` must be multiples of ``model.spec.divisor``. Used to check that
     the torch and onnxruntime engines agree.
     """
-    _check_engine(engine)
+    engine = _check_engine(engine, device)
     x = np.ascontiguousarray(batch, dtype=np.float32)
-    if engine == "onnx":
-        return model.onnx_runner(threads=threads)(x)
+    if engine != "torch":
+        return model.runner(engine, threads=threads)(x)
     import torch
 
     dev = resolve_device(device)
@@ -152,9 +152,11 @@ def segment_section(
         Number of stochastic passes with dropout active (0 = off); their mean
         probabilities are used and ``mutual_information`` is filled in. Torch engine
         only.
-    engine : {'torch', 'onnx'}
-        ``'onnx'`` runs onnxruntime on the CPU (exported once to a cache, see
-        :meth:`LayersModel.onnx_path`).
+    engine : {'torch', 'onnx', 'openvino', 'auto'}
+        ``'onnx'`` runs onnxruntime on the CPU, ``'openvino'`` OpenVINO's CPU plugin in
+        float32 (both on one export, cached and verified, see
+        :meth:`LayersModel.onnx_path`); ``'auto'`` the fastest installed here
+        (:func:`skinoct.models.resolve_engine`; torch with MC-dropout or a GPU).
     device : {'auto', 'cpu', 'cuda'}
         Torch device.
     threads : int, optional
@@ -269,14 +271,15 @@ def segment_sections(
 
     from skinoct.errors import InputError
 
-    _check_engine(engine)
+    # MC-dropout needs the torch network: 'auto' picks it then
+    engine = "torch" if engine == "auto" and mc_dropout else _check_engine(engine, device)
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     mc_dropout = int(mc_dropout)
     if mc_dropout < 0:
         raise ValueError(f"mc_dropout must be >= 0, got {mc_dropout}")
-    if mc_dropout and engine == "onnx":
-        raise ValueError("mc_dropout needs engine='torch' (the ONNX export has no dropout)")
+    if mc_dropout and engine != "torch":
+        raise ValueError(f"mc_dropout needs engine='torch' (the {engine} export has no dropout)")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not isinstance(model, LayersModel):
@@ -289,8 +292,8 @@ def segment_sections(
     if stack.dtype.kind == "f" and not np.isfinite(stack).all():
         raise InputError("image holds NaN or infinite values")
     spacing = check_spacing(spacing_um, 2)
-    dev = "cpu" if engine == "onnx" else resolve_device(device)
-    runner = model.onnx_runner(threads=threads) if engine == "onnx" else None
+    dev = "cpu" if engine != "torch" else resolve_device(device)
+    runner = model.runner(engine, threads=threads) if engine != "torch" else None
 
     n, z, x = stack.shape
     labels = np.empty((n, z, x), np.uint8)
@@ -354,9 +357,11 @@ def _label_order(probs: np.ndarray, label_values: tuple[int, ...]) -> np.ndarray
     return full
 
 
-def _check_engine(engine: str) -> None:
+def _check_engine(engine: str, device=None) -> str:
+    """The engine that runs: ``'auto'`` resolved by :func:`skinoct.models.resolve_engine`."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return resolve_engine(engine, task="layers", device=device)
 
 
 def _grid_logits(model, chunk, spacing, *, tta, mc_dropout, device, runner, seed):

@@ -61,6 +61,7 @@ SYNTHETIC_NOTICE = (
     "any use on real data."
 )
 
+
 class LayersModel:
     """A skin-layer segmentation model ready for inference.
 

@@ -14,7 +14,7 @@ The rules (``model grid`` = the section resampled to the model spacing):
 * **patch height** covers the tissue band (surface to DEJ, 90th percentile over
   columns and sections) plus 64 rows of context above and below (about half the
   receptive field of the 5-level U-Net), rounded up to the network's divisor and
-  kept within 128–384 rows;
+  kept within 128–384 rows and within the median section height;
 * **patch width**: full-width strips where sections are narrow (median width up to
   512 columns), else 512 columns, rounded to the divisor (wide patches see the
   lateral continuity of the layers, which is what the ordered decoding relies on);
@@ -191,10 +191,10 @@ def plan_recipe(
     reasons: dict[str, str] = {}
 
     rows = float(np.clip(fp.band_rows_p90 + 2 * CONTEXT_ROWS, 128, 384))
-    patch_z = _round_up(rows, divisor)
+    patch_z = min(_round_up(rows, divisor), _round_up(fp.median_shape[0], divisor))
     reasons["patch"] = (
         f"height: tissue band p90 {fp.band_rows_p90:g} rows + 2 x {CONTEXT_ROWS} rows of "
-        "context (128-384); "
+        "context (128-384, at most the median section height); "
     )
     width = int(fp.median_shape[1])
     if width <= 512:

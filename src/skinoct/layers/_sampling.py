@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["SAMPLING_MODES", "TissueBand", "band_crop", "tissue_band"]
+__all__ = ["SAMPLING_MODES", "BandSampler", "TissueBand", "band_crop", "tissue_band"]
 
 SamplingMode = Literal["band", "uniform"]
 #: Patch placements accepted by :func:`band_crop` and ``TrainConfig.sampling``.
@@ -153,3 +153,36 @@ def band_crop(
         image[z0 : z0 + hz, x0 : x0 + hx],
         target[z0 : z0 + hz, x0 : x0 + hx],
     )
+
+
+@dataclass(frozen=True)
+class BandSampler:
+    """The training-patch sampler of :func:`~skinoct.layers.train_layers`.
+
+    ``BandSampler(label_values, mode=...)(sections, patch=..., length=..., seed=...)``
+    returns the epoch's :class:`~skinoct.layers._augment.TrainPatches`, placed by
+    :func:`band_crop`. A frozen dataclass rather than a closure so it pickles into
+    data-loader worker processes.
+    """
+
+    label_values: tuple[int, ...]
+    mode: str = "band"
+
+    def __post_init__(self) -> None:
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {self.mode!r}")
+        object.__setattr__(self, "label_values", tuple(int(v) for v in self.label_values))
+
+    def __call__(self, sections, *, patch: Sequence[int], length: int, seed: int):
+        from skinoct.layers._augment import TrainPatches
+
+        values = self.label_values
+        return TrainPatches(
+            sections,
+            patch=patch,
+            length=length,
+            seed=seed,
+            sampling=self.mode,
+            air_index=values.index(0) if 0 in values else None,
+            dermis_index=values.index(3) if 3 in values else None,
+        )

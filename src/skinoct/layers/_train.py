@@ -13,8 +13,10 @@ training skeleton; :mod:`skinoct.layers._fit` holds the task's network, loss and
 patch sampling.
 
 The final model is retrained on all sections for the median best epoch of the
-folds (a fold ensemble would cost k times the inference time); the CV scores in
-its manifest estimate its accuracy.
+folds (``folds >= 2``; the fold models stay in ``folds/`` for ``--ensemble``), or is
+the best-validation network of a single hold-out split (``folds=1``, the recipe's
+choice under a time budget). Options left ``None`` are chosen from a dataset
+fingerprint by :mod:`skinoct.layers._recipe` and written to the manifest.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from skinoct.errors import InputError
 from skinoct.io import LABEL_NAMES, write_json
+from skinoct.layers._compare import compare_on_folds
 from skinoct.layers._data import LayerDataset, discover_dataset, prepare_section
 from skinoct.layers._evaluate import score_sections
 from skinoct.layers._fit import FitResult, PatchSampler, fit_network
@@ -43,6 +46,9 @@ from skinoct.layers._model import (
     make_normalizer,
     save_layers_model,
 )
+from skinoct.layers._network import NetworkSpec
+from skinoct.layers._recipe import dataset_fingerprint, plan_recipe
+from skinoct.layers._sampling import BandSampler
 from skinoct.layers._train_config import TrainConfig
 from skinoct.models import Budget, Emitter, TrainEvent, check_config, resolve_device
 
@@ -104,6 +110,7 @@ def train_layers(
     notice: str | None = None,
     callback: Callable[[TrainEvent], None] | None = None,
     sampler: PatchSampler | None = None,
+    compare_with: str | Path | LayersModel | None = None,
 ) -> TrainResult:
     """Cross-validate and train a skin-layer segmentation model on a dataset folder.
 
@@ -115,7 +122,7 @@ def train_layers(
         Model directory: ``model.safetensors`` + ``model.json`` (final model),
         ``cv_report.json`` and ``folds/`` (one model and one result file per fold).
     config : TrainConfig, optional
-        Training options (defaults: 5 folds, up to 60 epochs).
+        Training options; ``None`` fields are chosen by the recipe from the data.
     init : str or Path, optional
         Model directory to start from (fine-tuning): its architecture, model spacing
         and normalisation are kept; output layers that do not fit a different
@@ -138,6 +145,10 @@ def train_layers(
         ``sampler(sections, *, patch, length, seed)`` → the dataset of one epoch's
         ``(image, label)`` patches (default: uniformly drawn augmented patches,
         :class:`~skinoct.layers._augment.TrainPatches`). Called once per epoch.
+    compare_with : str, Path or LayersModel, optional
+        A model (``'bundled'``: the bundled one) scored on the same validation
+        sections as the folds; the result is ``cv_report["comparison"]``, so a user
+        sees whether training beat the model they started from.
 
     Returns
     -------
@@ -152,17 +163,23 @@ def train_layers(
     """
     run = _setup(data_dir, out_dir, config or TrainConfig(), init, restart, callback, sampler)
     fold_results: list[dict[str, Any]] = []
-    if run.config.folds:
-        for k, (tr, va) in enumerate(grouped_folds(run.dataset.subjects, run.config.folds)):
-            result = _run_fold(run, k, tr, va)
-            if result is None:  # the time budget ran out
-                report = _cv_report(run.dataset, run.config, fold_results, run.fingerprint)
-                return TrainResult(run.out_dir, None, report, stopped_by_time=True)
-            fold_results.append(result)
-    report = _cv_report(run.dataset, run.config, fold_results, run.fingerprint)
+    holdout = run.config.folds == 1
+    for k, (tr, va) in enumerate(_splits(run.dataset.subjects, run.config.folds)):
+        result = _run_fold(run, k, tr, va, keep_partial=holdout)
+        if result is None:  # the time budget ran out
+            report = _cv_report(run, fold_results)
+            return TrainResult(run.out_dir, None, report, stopped_by_time=True)
+        fold_results.append(result)
+    report = _cv_report(run, fold_results)
+    if compare_with is not None and fold_results:
+        report["comparison"] = compare_on_folds(compare_with, run.dataset, fold_results)
+        run.emit("compared", **report["comparison"])
     if run.config.folds:
         write_json(run.out_dir / CV_REPORT_NAME, report)
-    model, stopped = _final_model(run, report, provenance=provenance, notice=notice)
+    if holdout:
+        model, stopped = _holdout_model(run, report, fold_results[0], provenance, notice)
+    else:
+        model, stopped = _final_model(run, report, provenance=provenance, notice=notice)
     run.emit("done", model_dir=str(run.out_dir), summary=report.get("summary"))
     return TrainResult(run.out_dir, model, report, stopped_by_time=stopped)
 
@@ -186,7 +203,8 @@ class _Run:
     fingerprint: str
     emit: Emitter
     budget: Budget
-    sampler: PatchSampler | None
+    sampler: PatchSampler
+    recipe: dict[str, Any]
 
     def fit(self, train, val, *, seed: int, fold: int | None, name: str, **kw) -> FitResult:
         return fit_network(
@@ -204,7 +222,18 @@ class _Run:
             checkpoint_dir=self.folds_dir,
             checkpoint_name=name,
             sampler=self.sampler,
+            time_schedule=self.config.folds == 1,  # the budget is this one fit's
             **kw,
+        )
+
+    def model_from(self, model: LayersModel) -> LayersModel:
+        """A loaded fold model as a fresh in-memory model (no manifest of its own)."""
+        return LayersModel(
+            self.config.network,
+            model.state_dict(),
+            label_values=self.dataset.label_values,
+            spacing_um=self.config.model_spacing_um,
+            normalization=self.normalization,
         )
 
     def model(self, network) -> LayersModel:
@@ -218,18 +247,15 @@ class _Run:
 
 
 def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
-    """Read and prepare the data, resolve the device, claim (or resume) ``out_dir``."""
+    """Read and prepare the data, choose the recipe, claim (or resume) ``out_dir``."""
     budget = Budget(config.time_budget_s)
     emit = Emitter(callback)
     out_dir = Path(out_dir)
     dataset = discover_dataset(data_dir)
     base = load_layers_model(init) if init is not None else None
+    overridden = config.overridden()  # before the initial model's architecture fills in
     if base is not None:
         config = replace(config, network=base.spec, model_spacing_um=base.spacing_um)
-        check_config(
-            not any(p % base.spec.divisor for p in config.patch),
-            f"patch must be multiples of {base.spec.divisor} for this model",
-        )
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
     device = resolve_device(config.device)
     normalize = make_normalizer(normalization)
@@ -243,6 +269,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
         for r in dataset.records
     ]
     _check_labels_occur(dataset, sections)
+    config, recipe = _apply_recipe(config, dataset, sections, base, device, overridden)
     emit(
         "data",
         n_sections=len(sections),
@@ -250,17 +277,69 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
         label_values=list(dataset.label_values),
         device=str(device),
     )
+    emit("recipe", recipe=recipe)
+    if sampler is None:
+        sampler = BandSampler(dataset.label_values, mode=config.sampling)
     fingerprint = _fingerprint(dataset, config, base)
     folds_dir = out_dir / FOLDS_DIR
     _prepare_out_dir(out_dir, folds_dir, fingerprint, restart=restart)
     return _Run(
         out_dir, folds_dir, config, dataset, sections, normalization, base, device,
-        _workers(config, device), fingerprint, emit, budget, sampler,
+        _workers(config, device), fingerprint, emit, budget, sampler, recipe,
     )  # fmt: skip
 
 
-def _run_fold(run: _Run, k: int, tr, va) -> dict[str, Any] | None:
-    """Train, score and record fold ``k`` (or read it back); None when time ran out."""
+def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[TrainConfig, dict]:
+    """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
+    divisor = (base.spec if base is not None else config.network or NetworkSpec()).divisor
+    fp = dataset_fingerprint(
+        [s.target for s in sections],
+        subjects=dataset.subjects,
+        label_values=dataset.label_values,
+        model_spacing_um=config.model_spacing_um,
+    )
+    recipe = plan_recipe(
+        fp,
+        divisor=divisor,
+        gpu=device.type == "cuda",
+        time_budget_s=config.time_budget_s,
+        init_channels=None if base is None else base.spec.channels,
+    )
+    config = config.with_recipe(recipe)
+    check_config(
+        not any(p % config.network.divisor for p in config.patch),
+        f"patch must be multiples of {config.network.divisor} for this network",
+    )
+    chosen = {name: getattr(config, name) for name in TrainConfig.RECIPE_FIELDS}
+    chosen["network"] = config.network.to_dict()
+    chosen["patch"] = list(config.patch)
+    chosen["sampling"] = config.sampling
+    return config, {
+        "fingerprint": fp.to_dict(),
+        "chosen": chosen,
+        "overridden": overridden,
+        "reasons": {k: v for k, v in recipe.reasons.items() if k not in overridden},
+    }
+
+
+def _splits(subjects, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """CV splits; ``folds=1``: the first of five subject-grouped folds (80/20 hold-out)."""
+    if folds == 0:
+        return []
+    if folds == 1:
+        n = min(5, len(set(subjects)))
+        check_config(n >= 2, "a hold-out split (folds=1) needs at least 2 subjects")
+        return grouped_folds(subjects, n)[:1]
+    return grouped_folds(subjects, folds)
+
+
+def _run_fold(run: _Run, k: int, tr, va, *, keep_partial: bool) -> dict[str, Any] | None:
+    """Train, score and record fold ``k`` (or read it back); None when time ran out.
+
+    With ``keep_partial`` (the hold-out split) a fit cut short by the budget is kept:
+    its best-validation weights are the result, and its checkpoint lets a later call
+    continue it.
+    """
     config, dataset, folds = run.config, run.dataset, run.config.folds
     done = run.folds_dir / f"fold_{k}.json"
     if done.is_file():
@@ -280,7 +359,8 @@ def _run_fold(run: _Run, k: int, tr, va) -> dict[str, Any] | None:
     )
     if fit.stopped_by_time:
         run.emit("stopped_by_time", f"time budget spent in fold {k + 1}", fold=k)
-        return None
+        if not keep_partial:
+            return None
     fold_model = run.model(fit.network)
     records = [dataset.records[i] for i in va]
     per_section = score_sections(fold_model, records, dataset.tissue_values, device=run.device)
@@ -296,19 +376,19 @@ def _run_fold(run: _Run, k: int, tr, va) -> dict[str, Any] | None:
         "dice": {name: v["mean"] for name, v in summary.items()},
         "sections": per_section,
         "history": fit.history,
+        "stopped_by_time": fit.stopped_by_time,
     }
     training = {"fold": k, "fingerprint": run.fingerprint}
     save_layers_model(run.folds_dir / f"fold_{k}", fold_model, training=training)
-    write_json(done, result)
-    run.emit(
-        "fold_done", fold=k, folds=folds, dice=result["dice"], best_epoch=result["best_epoch"]
-    )
+    if not fit.stopped_by_time:  # a cut-short fold is trained on when resumed
+        write_json(done, result)
+    run.emit("fold_done", fold=k, folds=folds, dice=result["dice"], best_epoch=result["best_epoch"])
     return result
 
 
 def _final_model(run: _Run, report, *, provenance, notice) -> tuple[LayersModel | None, bool]:
     """Retrain on all sections for the CV's epoch count (or reuse a finished one)."""
-    config, dataset = run.config, run.dataset
+    config = run.config
     final_epochs = report["final_epochs"]
     existing = _existing_final(run.out_dir, run.fingerprint)
     if existing is not None:
@@ -327,21 +407,15 @@ def _final_model(run: _Run, report, *, provenance, notice) -> tuple[LayersModel 
         config=replace(config, epochs=final_epochs),
         schedule_epochs=config.epochs,
     )
-    training = {
-        **config.to_dict(),
-        "device": str(run.device),
-        "fingerprint": run.fingerprint,
-        "final_model": (
+    training = _training_record(
+        run,
+        provenance,
+        final_model=(
             f"retrained on all {len(run.sections)} sections for {final_epochs} epochs "
             + ("(median best epoch of the CV folds)" if config.folds else "(no CV)")
         ),
-        "final_epochs": final_epochs,
-        "init": None if run.base is None else {
-            "path": str(run.base.path), "sha256": run.base.weights_sha256
-        },
-        "dataset": _dataset_summary(dataset),
-        **(provenance or {}),
-    }  # fmt: skip
+        final_epochs=final_epochs,
+    )
     if fit.stopped_by_time:
         training.update(stopped_by_time=True, epochs_run=fit.epochs_run)
         run.emit("stopped_by_time", "time budget spent in the final model", fold=None)
@@ -349,6 +423,43 @@ def _final_model(run: _Run, report, *, provenance, notice) -> tuple[LayersModel 
     scores = {"cv": report["summary"], "cv_folds": config.folds} if config.folds else {}
     save_layers_model(run.out_dir, model, training=training, scores=scores, notice=notice)
     return model, fit.stopped_by_time
+
+
+def _holdout_model(run: _Run, report, fold: dict, provenance, notice):
+    """The hold-out split's best-validation network is the delivered model."""
+    model = load_layers_model(run.folds_dir / "fold_0")
+    stopped = bool(fold.get("stopped_by_time"))
+    training = _training_record(
+        run,
+        provenance,
+        final_model=(
+            f"best-validation network of a subject-grouped hold-out split "
+            f"({fold['n_train']} training / {fold['n_val']} validation sections)"
+        ),
+        final_epochs=fold["best_epoch"],
+    )
+    if stopped:
+        training.update(stopped_by_time=True, epochs_run=fold["epochs_run"])
+    model = run.model_from(model)
+    scores = {"holdout": report["summary"], "cv_folds": 1}
+    save_layers_model(run.out_dir, model, training=training, scores=scores, notice=notice)
+    return model, stopped
+
+
+def _training_record(run: _Run, provenance, **extra) -> dict[str, Any]:
+    """The manifest's ``training`` block: options, recipe, data, provenance."""
+    return {
+        **run.config.to_dict(),
+        "device": str(run.device),
+        "fingerprint": run.fingerprint,
+        "recipe": run.recipe,
+        **extra,
+        "init": None if run.base is None else {
+            "path": str(run.base.path), "sha256": run.base.weights_sha256
+        },
+        "dataset": _dataset_summary(run.dataset),
+        **(provenance or {}),
+    }  # fmt: skip
 
 
 def _dataset_summary(dataset: LayerDataset) -> dict[str, Any]:
@@ -429,7 +540,8 @@ def _existing_final(out_dir: Path, fingerprint: str) -> LayersModel | None:
     return model
 
 
-def _cv_report(dataset, config, fold_results, fingerprint) -> dict[str, Any]:
+def _cv_report(run: _Run, fold_results) -> dict[str, Any]:
+    dataset, config, fingerprint = run.dataset, run.config, run.fingerprint
     tissue = [LABEL_NAMES[v] for v in dataset.tissue_values]
     if fold_results:
         per_fold = [{n: r["dice"].get(n) for n in tissue} for r in fold_results]
@@ -447,8 +559,7 @@ def _cv_report(dataset, config, fold_results, fingerprint) -> dict[str, Any]:
         "summary": summary,
         "final_epochs": final_epochs,
         "config": config.to_dict(),
+        "recipe": run.recipe,
         "dataset": _dataset_summary(dataset),
         "per_section": [s for r in fold_results for s in r.get("sections", [])],
     }
-
-

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from skinoct.layers._model import DEFAULT_MODEL_SPACING_UM
 from skinoct.layers._network import NetworkSpec
+from skinoct.layers._recipe import Recipe
+from skinoct.layers._sampling import SAMPLING_MODES
 from skinoct.models import check_config, check_positive
 
 __all__ = ["TrainConfig"]
@@ -19,20 +21,25 @@ class TrainConfig:
 
     Attributes
     ----------
-    folds : int
-        Cross-validation folds grouped by subject (0 = no CV: train the final model
-        for ``epochs`` epochs without validation).
+    folds : int or None
+        Cross-validation folds grouped by subject: 0 = no CV (train the final model
+        for ``epochs`` epochs without validation), 1 = one subject-grouped hold-out
+        split (80/20) whose best-validation network is the delivered model, k >= 2 =
+        k-fold CV then a final model on all sections. None: chosen by the recipe
+        (:mod:`skinoct.layers._recipe`).
     epochs : int
         Maximum epochs per fold (early stopping usually ends sooner).
     patience : int
         Epochs without a lower validation loss before a fold stops.
-    batch_size : int
-        Patches per optimisation step.
-    patch : (int, int)
+    batch_size : int or None
+        Patches per optimisation step (None: recipe).
+    patch : (int, int) or None
         Patch size ``(z, x)`` in pixels on the model grid; multiples of the network's
-        divisor (16 by default).
-    patches_per_section : int
-        Patches drawn per training section per epoch.
+        divisor (16 by default). None: recipe (tissue band + context, full-width strips).
+    patches_per_section : int or None
+        Patches drawn per training section per epoch (None: recipe).
+    sampling : {'band', 'uniform'}
+        Where patches are cut: centred on the annotated tissue band, or uniformly.
     lr : float
         Adam learning rate at the start of the cosine schedule.
     weight_decay : float
@@ -44,8 +51,9 @@ class TrainConfig:
     num_workers : int or None
         Data-loader processes (None: 0 on the CPU, up to 8 with CUDA). Results are
         reproducible for a given value.
-    network : NetworkSpec
-        UNet arguments (ignored with ``init``, which brings its own).
+    network : NetworkSpec or None
+        UNet arguments (ignored with ``init``, which brings its own; None: the
+        recipe's width with the default depth).
     model_spacing_um : (float, float)
         Grid ``(dz, dx)`` the network runs on (ignored with ``init``).
     time_budget_s : float, optional
@@ -55,40 +63,51 @@ class TrainConfig:
         and options resumes it. Not part of the run's fingerprint.
     """
 
-    folds: int = 5
+    folds: int | None = None
     epochs: int = 60
     patience: int = 8
-    batch_size: int = 8
-    patch: tuple[int, int] = (256, 256)
-    patches_per_section: int = 4
+    batch_size: int | None = None
+    patch: tuple[int, int] | None = None
+    patches_per_section: int | None = None
+    sampling: str = "band"
     lr: float = 1e-3
     weight_decay: float = 1e-5
     seed: int = 0
     device: str = "auto"
     num_workers: int | None = None
-    network: NetworkSpec = field(default_factory=NetworkSpec)
+    network: NetworkSpec | None = None
     model_spacing_um: tuple[float, float] = DEFAULT_MODEL_SPACING_UM
     time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
-        folds_ok = isinstance(self.folds, int) and (self.folds == 0 or self.folds >= 2)
+        folds_ok = self.folds is None or (
+            isinstance(self.folds, int) and not isinstance(self.folds, bool) and self.folds >= 0
+        )
         check_config(
-            folds_ok, f"folds must be 0 (no cross-validation) or >= 2, got {self.folds!r}"
+            folds_ok,
+            f"folds must be 0 (no CV), 1 (hold-out split) or >= 2, got {self.folds!r}",
         )
         for name in ("epochs", "patience", "batch_size", "patches_per_section"):
-            check_positive(name, getattr(self, name), integer=True)
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name), integer=True)
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, zero=True)
-        patch = tuple(int(p) for p in self.patch)
         check_config(
-            len(patch) == 2 and min(patch) >= 1,
-            f"patch must be two positive sizes (z, x), got {self.patch!r}",
+            self.sampling in SAMPLING_MODES,
+            f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}",
         )
-        d = self.network.divisor
-        check_config(
-            not any(p % d for p in patch),
-            f"patch sizes must be multiples of {d} (the network's strides), got {patch}",
-        )
+        patch = None
+        if self.patch is not None:
+            patch = tuple(int(p) for p in self.patch)
+            check_config(
+                len(patch) == 2 and min(patch) >= 1,
+                f"patch must be two positive sizes (z, x), got {self.patch!r}",
+            )
+            d = (self.network or NetworkSpec()).divisor
+            check_config(
+                not any(p % d for p in patch),
+                f"patch sizes must be multiples of {d} (the network's strides), got {patch}",
+            )
         spacing = tuple(float(s) for s in self.model_spacing_um)
         check_config(
             len(spacing) == 2 and all(math.isfinite(s) and s > 0 for s in spacing),
@@ -101,9 +120,28 @@ class TrainConfig:
         object.__setattr__(self, "patch", patch)
         object.__setattr__(self, "model_spacing_um", spacing)
 
+    #: Fields the recipe fills when they are None.
+    RECIPE_FIELDS = ("folds", "batch_size", "patch", "patches_per_section", "network")
+
+    def overridden(self) -> list[str]:
+        """The recipe's fields that this config sets explicitly."""
+        return [name for name in self.RECIPE_FIELDS if getattr(self, name) is not None]
+
+    def with_recipe(self, recipe: Recipe) -> TrainConfig:
+        """This config with every ``None`` recipe field filled from ``recipe``."""
+        network = self.network or NetworkSpec(channels=recipe.channels)
+        return replace(
+            self,
+            folds=recipe.folds if self.folds is None else self.folds,
+            batch_size=self.batch_size or recipe.batch_size,
+            patch=self.patch or recipe.patch,
+            patches_per_section=self.patches_per_section or recipe.patches_per_section,
+            network=network,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["network"] = self.network.to_dict()
-        out["patch"] = list(self.patch)
+        out["network"] = None if self.network is None else self.network.to_dict()
+        out["patch"] = None if self.patch is None else list(self.patch)
         out["model_spacing_um"] = list(self.model_spacing_um)
         return out

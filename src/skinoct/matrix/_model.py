@@ -350,13 +350,9 @@ def load_matrix_model(path: str | Path | None = None, *, device: str = "cpu") ->
         raise ModelError(f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path) from exc
     network.to(device, memory_format=torch.channels_last).eval()
     return MatrixModel(
-        network=network,
-        preprocessing=preprocessing,
-        classes=classes,
-        manifest=manifest,
-        path=artifact.path,
-        manifest_sha256=artifact.manifest_sha256,
-    )
+        network=network, preprocessing=preprocessing, classes=classes, manifest=manifest,
+        path=artifact.path, manifest_sha256=artifact.manifest_sha256,
+    )  # fmt: skip
 
 
 def predict_tiles(

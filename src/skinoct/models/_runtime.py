@@ -95,13 +95,20 @@ def cpu_has_bf16() -> bool:
     return False
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -> str:
     """The concrete engine for ``engine``; ``'auto'`` = the fastest one installed here.
 
     ``'auto'`` picks, in order: OpenVINO when importable (for grading, ``task='matrix'``,
     only on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured
     1.3–1.4× faster than onnxruntime, BENCHMARKS.md), then onnxruntime, then torch.
-    With a CUDA ``device`` it is torch (the exported engines run on the CPU).
+    With a CUDA ``device`` (or ``'auto'`` where torch sees a GPU) it is torch: the
+    exported engines run on the CPU.
 
     Raises
     ------
@@ -112,7 +119,9 @@ def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -
         raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine != "auto":
         return engine
-    if device is not None and str(device).startswith("cuda"):
+    if device is not None and (
+        str(device).startswith("cuda") or (str(device) == "auto" and _cuda_available())
+    ):
         return "torch"
     if openvino_available() and (task != "matrix" or cpu_has_bf16()):
         return "openvino"

@@ -159,9 +159,8 @@ def _show(value) -> str:
 def _common(c: _Checker, m: dict, model_dir: Path) -> None:
     c.get(m, "task", "", str)
     weights = c.get(m, "weights_file", "", str)
-    inside = model_dir.resolve()
-    target = (model_dir / weights).resolve()
-    if not weights or Path(weights).is_absolute() or target.parent != inside:
+    plain = bool(weights) and "\x00" not in weights and not Path(weights).is_absolute()
+    if not plain or (model_dir / weights).resolve().parent != model_dir.resolve():
         c.fail("weights_file", f"must name a file inside the model folder, got {_show(weights)}")
     sha = c.get(m, "weights_sha256", "", str)
     if not _SHA256.fullmatch(sha):
@@ -204,10 +203,10 @@ def _layers(c: _Checker, m: dict) -> None:
         c.fail("architecture.args.norm", "must be 'batch' or 'instance'")
     values = m.get("label_values")
     ok = isinstance(values, list) and 2 <= len(values) <= 4 and all(_is(v, int) for v in values)
-    if not ok or len(set(values)) != len(values) or not set(values) <= set(LABEL_NAMES):
+    if not ok or values != sorted(set(values)) or not set(values) <= set(LABEL_NAMES):
         raise ModelError(
             f"unknown class set {_show(values)} (label_values): expected two or more distinct "
-            "labels of 0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
+            "labels in increasing order of 0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
             path=c.path,
         )
     names = [LABEL_NAMES[v] for v in sorted(values)]

@@ -94,9 +94,9 @@ class WorkerWidget(Container):
         from napari.qt.threading import create_worker
 
         self.error = None
-        worker = create_worker(work, _start_thread=False)
+        worker = create_worker(_guarded(work), _start_thread=False)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_done)
+        worker.returned.connect(lambda result: self._on_returned(result, on_done))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -113,6 +113,13 @@ class WorkerWidget(Container):
         self.progress.value = min(int(done), self.progress.max)
         if text:
             self.status.value = str(text)
+
+    def _on_returned(self, result, on_done: Callable[[Any], None]) -> None:
+        if isinstance(result, _Refused):  # a user-caused problem: say it in the status line
+            self.error = result.reason
+            self.status.value = f"⚠ {result.reason}"
+            return
+        on_done(result)
 
     def _on_error(self, exc: BaseException) -> None:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
@@ -138,6 +145,27 @@ class WorkerWidget(Container):
                 self.viewer.layers.remove(name)
             added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
         return added
+
+
+class _Refused:
+    """What a worker returns when the library raised an InputError (bad input, not a bug)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _guarded(work: Callable[[], Generator]) -> Callable[[], Generator]:
+    """``work`` with :class:`~skinoct.errors.InputError` turned into a :class:`_Refused`
+    result; other exceptions reach napari's error notifications."""
+    from skinoct.errors import InputError
+
+    def run():
+        try:
+            return (yield from work())
+        except InputError as exc:
+            return _Refused(exc.reason)
+
+    return run
 
 
 def scale_of(layer) -> tuple[float, ...]:

@@ -48,7 +48,7 @@ def labels_layer(mask, spacing_um, *, name: str, metadata: dict | None = None) -
     kwargs = {
         "name": name,
         "scale": tuple(float(s) for s in spacing_um),
-        "opacity": 0.45,
+        "opacity": 0.35,
         "colormap": colormap,
         "metadata": {"skinoct_labels": LABEL_TEXT, **(metadata or {})},
     }

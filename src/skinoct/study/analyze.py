@@ -206,6 +206,7 @@ def analyze_volume(
     >>> result["score"], len(result["profile"]["depth_um"])  # doctest: +SKIP
     (2.71, 70)
     """
+    from skinoct.io import provenance_banner
     from skinoct.layers import segment_volume
     from skinoct.matrix import grade_profile, read_dej
 
@@ -249,6 +250,7 @@ def analyze_volume(
     release_pages(image.data)
     trim_heap()
     analysis = _record(image, input_sha, opts, morph, profile, (layers, matrix), given_dej)
+    analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
     images: dict[str, str] = {}
     if out_dir is not None:
         from skinoct.study._outputs import write_outputs
@@ -307,7 +309,7 @@ def _read(volume, spacing_um):
         if spacing_um is not None:
             image = image.with_data(image.data, spacing_um=spacing_um)
     else:
-        image = read_volume(volume, mmap=True, spacing_um=spacing_um)
+        image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
     if image.path is not None and Path(image.path).is_file():
         return image, sha256_file(image.path)
     if image.path is not None and Path(image.path).is_dir():  # OME-Zarr: hash its files
