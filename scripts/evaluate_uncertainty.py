@@ -254,7 +254,8 @@ def figure(report: dict, path: Path) -> Path | None:
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), sharex=True, constrained_layout=True)
     axes[0].imshow(to_uint8(section.image), cmap="gray", extent=extent, aspect="equal")
     x0, x1 = section.disruption_um
-    axes[0].axvspan(x0, x1, ymin=0.97, ymax=1.0, color="orange")
+    for ax in axes:  # the true span, as a bar along the top edge of both panels
+        ax.axvspan(x0, x1, ymin=0.96, ymax=1.0, color="orange")
     axes[0].set_title("phantom section; orange bar: simulated DEJ disruption (truth)")
     axes[1].imshow(entropy_overlay(section.image, result.entropy), extent=extent, aspect="equal")
     dej = metrics.boundaries.dej
@@ -262,16 +263,16 @@ def figure(report: dict, path: Path) -> Path | None:
     axes[1].plot(x, dej, color="white", lw=0.6, alpha=0.7)
     for a, b in segments_at(metrics, dx, threshold):
         keep = (x >= a) & (x <= b)
-        axes[1].plot(x[keep], dej[keep], color="cyan", lw=3)
+        axes[1].plot(x[keep], dej[keep], color="cyan", lw=4)
     axes[1].set_title(
-        f"normalised entropy (violet 0 → yellow 1); cyan: DEJ flagged uncertain "
-        f"(entropy > {threshold:.3f}, calibrated)"
+        f"entropy (violet 0 → yellow 1); cyan: DEJ flagged uncertain\n"
+        f"(excess DEJ entropy > calibrated threshold {threshold:.3f})"
     )
     axes[1].set_xlabel("x (µm)")
     for ax in axes:
         ax.set_ylabel("depth (µm)")
     sm = plt.cm.ScalarMappable(cmap=ENTROPY_COLORMAP, norm=plt.Normalize(0, 1))
-    fig.colorbar(sm, ax=axes[1], shrink=0.8, label="entropy")
+    fig.colorbar(sm, ax=axes, shrink=0.5, label="entropy")  # both panels: x stays aligned
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

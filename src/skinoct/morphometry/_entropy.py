@@ -12,7 +12,7 @@ probabilities divided by ln 4 for the four skinoct classes).
 The threshold is calibrated per model (``skinoct.layers.calibrate_uncertainty``): the
 quantile of :func:`dej_flag_score` over clean sections, stored under the manifest's
 ``uncertainty`` key. :func:`default_entropy_threshold` returns the bundled layer
-model's calibrated value; 0.5 only for a bundled model that was never calibrated.
+model's calibrated value (:data:`FALLBACK_ENTROPY_THRESHOLD` if it was never calibrated).
 """
 
 from __future__ import annotations
@@ -40,8 +40,11 @@ __all__ = [
     "uncertain_segments",
 ]
 
-#: Used only when the bundled layer model's manifest holds no calibration.
-FALLBACK_ENTROPY_THRESHOLD = 0.5
+#: Used only when the bundled layer model's manifest holds no calibration: the 0.9
+#: quantile calibration of the phantom-trained bundled model of round 1 (weights
+#: ``5fe4aab7…``, 40 clean phantoms; docs/layers.md). Run scripts/calibrate_layers.py
+#: on a new bundled model so that its own value is stored in its manifest.
+FALLBACK_ENTROPY_THRESHOLD = 0.15
 _BUNDLED_LAYERS_MANIFEST = (
     Path(__file__).resolve().parents[1] / "models" / "bundled" / "layers" / "model.json"
 )
