@@ -159,3 +159,82 @@ def write_phantom_dataset(root: str | Path, spec: DatasetSpec, *, jobs: int = 1)
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+# ---------------------------------------------------------------------------------
+# Appearance families (skinoct.phantom.FAMILIES): one dataset per family, and unions
+# ---------------------------------------------------------------------------------
+
+
+def _write_family(args: tuple) -> str:
+    from skinoct.phantom import write_section_dataset
+
+    root, family, n, per, seed = args
+    if not (Path(root) / "index.csv").is_file():
+        write_section_dataset(root, n, seed=seed, family=family, sections_per_subject=per,
+                              disruption_fraction=0.2)  # fmt: skip
+    return root
+
+
+def write_family_datasets(
+    root: str | Path,
+    families,
+    *,
+    n_per_family: int,
+    sections_per_subject: int = 4,
+    seed: int = 0,
+    jobs: int = 1,
+) -> dict[str, Path]:
+    """Render ``n_per_family`` sections of each family into ``root/<family>/``.
+
+    Family ``k`` (in the order given) uses seed ``seed * 100 + k``, so two calls with
+    different ``seed`` give disjoint subjects. Existing datasets are kept (resumable).
+    """
+    root = Path(root)
+    tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject), seed * 100 + k)
+             for k, f in enumerate(families)]  # fmt: skip
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(_write_family, tasks))
+    else:
+        for task in tasks:
+            _write_family(task)
+    return {f: root / f for f in families}
+
+
+def combine_datasets(parts: dict[str, Path], out: str | Path, *, limit: int | None = None) -> Path:
+    """One dataset folder from several (hard links; ids and subjects prefixed by part).
+
+    ``index.csv`` keeps ``id, subject, family, site`` (subjects stay grouped within a
+    part). ``limit``: at most that many sections of each part (the first ones, i.e.
+    whole subjects when it is a multiple of the sections per subject). Rebuilt from
+    scratch each call.
+    """
+    import shutil
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    for sub in ("images", "masks"):
+        (out / sub).mkdir(parents=True)
+    rows = []
+    for name, part in parts.items():
+        with open(Path(part) / "index.csv", newline="", encoding="utf-8") as fh:
+            for i, r in enumerate(csv.DictReader(fh)):
+                if limit is not None and i >= limit:
+                    break
+                sid = f"{name}_{r['id']}"
+                for sub in ("images", "masks"):
+                    src = Path(part) / sub / f"{r['id']}.ome.tif"
+                    dst = out / sub / f"{sid}.ome.tif"
+                    try:
+                        dst.hardlink_to(src)
+                    except OSError:
+                        shutil.copy2(src, dst)
+                rows.append({"id": sid, "subject": f"{name}_{r['subject']}",
+                             "family": r.get("family", name), "site": r["site"]})  # fmt: skip
+    with open(out / "index.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "subject", "family", "site"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out

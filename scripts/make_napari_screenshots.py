@@ -119,10 +119,15 @@ def main(argv: list[str] | None = None) -> None:
     analyze = AnalyzeWidget(viewer)
     viewer.window.add_dock_widget(analyze, name="Analyze volume", area="right")
     analyze.volume.value = "volume"
-    analyze.tile_um.value, analyze.depth_stop.value = 100.0, 30.0
+    analyze.tile_um.value, analyze.depth_stop.value = 80.0, 30.0
     analyze.run()
     _wait(app, analyze)
-    viewer.layers["volume"].visible = False  # the DEJ surface alone, seen from the side
+    for layer in viewer.layers:  # en-face plane 20 µm below the DEJ with its graded tiles
+        layer.visible = "en-face" in layer.name or "tiles" in layer.name
+    viewer.reset_view()
+    _shot(viewer, app, args.out / "napari_analyze_tiles.png")
+    for layer in viewer.layers:  # the DEJ surface alone, seen from the side
+        layer.visible = "DEJ surface" in layer.name
     viewer.dims.ndisplay = 3
     viewer.reset_view()
     viewer.scene.camera.angles = (-60, 20, 75)

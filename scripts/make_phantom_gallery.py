@@ -184,11 +184,50 @@ def cohort_figure(out: Path) -> None:
     save(fig, out / "phantom_cohort.png")
 
 
+def families_figure(out: Path) -> None:
+    """Three sections of each appearance family (same geometry sampler, seeds 1–3)."""
+    from skinoct.phantom import FAMILIES
+    from skinoct.phantom._datasets import family_section_params, sample_subject
+
+    fig, axes = plt.subplots(len(FAMILIES), 3, figsize=(13.0, 2.3 * len(FAMILIES)), dpi=100)
+    for row, (name, family) in zip(axes, FAMILIES.items(), strict=True):
+        for col, ax in enumerate(row):
+            rng = np.random.default_rng(100 + col)
+            subject = sample_subject(rng)
+            params = family_section_params(rng, family, subject=subject,
+                                           disruption_probability=0.0, width_um=1200.0,
+                                           depth_um=512.0)  # fmt: skip
+            look = family.sample(rng)
+            sec = render_section(params, seed=rng, appearance=look)
+            nz, nx = sec.image.shape
+            extent = (0, nx * sec.spacing_um[1], nz * sec.spacing_um[0], 0)
+            img = np.log(sec.image)
+            lo, hi = np.percentile(img, (1, 99.7))
+            ax.imshow(np.clip((img - lo) / (hi - lo), 0, 1), cmap="gray", vmin=0, vmax=1,
+                      extent=extent, aspect="auto", interpolation="antialiased")  # fmt: skip
+            half = sec.x_um >= sec.x_um[-1] / 2
+            for curve, colour in CURVES:
+                ax.plot(sec.x_um[half], sec.boundaries_um[curve][half], color=colour, lw=0.8)
+            dz, dx = sec.spacing_um
+            ax.set_title(f"{name} ({params.site}, {dz:.2f} × {dx:.2f} µm px)", fontsize=8,
+                         loc="left")  # fmt: skip
+            ax.tick_params(labelsize=6)
+    fig.suptitle("Appearance families (log scale, 1–99.7 % per image; curves on the right half: "
+                 "blue surface, red SC/epidermis junction, green DEJ)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    save(fig, out / "phantom_families.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "img")
+    parser.add_argument("--only", choices=("sections", "families", "enface", "volume", "cohort"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "families":
+        families_figure(args.out)
+        return
+    families_figure(args.out)
     sections_figure(args.out)
     enface_figure(args.out)
     volume_figure(args.out)

@@ -1,16 +1,19 @@
-"""Train the bundled skin-layer model on phantom sections (synthetic data only).
+"""Train the bundled skin-layer model on phantom sections of every appearance family.
 
-Renders a phantom dataset (48 subjects x 5 sections: four body sites, noise 0.3-2.5,
-tilts, blur, stripes, varied pixel spacing, DEJ disruptions in a quarter of the
-sections), runs 5-fold cross-validation grouped by subject, retrains on all sections
-and copies model.safetensors, model.json and cv_report.json into OUT (default: the
-package's bundled-model folder).
+Renders ``--per-family`` sections of each appearance family of skinoct.phantom
+(standard, dark-sc-low-contrast, smooth-blurred-coarse, artefact-heavy: layer
+levels and textures, PSF, attenuation, artefacts, noise and pixel sizes 0.5-5 um
+randomised far beyond real LC-OCT, the SynthSeg idea), trains with the MONAI
+intensity augmentation of skinoct.layers._augment, and writes model.safetensors,
+model.json and cv_report.json into OUT (default: the package's bundled-model folder).
 
-    # GPU, as used for the shipped model (325 s on one H100):
-    python scripts/train_layers_bundled.py --device cuda --jobs 16 --workers 12
-    # CPU, 2 cores, no cross-validation, shorter schedule (about 21 min of 2 idle
-    # cores; held-out Dice 0.963, see docs/layers.md):
-    python scripts/train_layers_bundled.py --device cpu --folds 0 --epochs 6 --jobs 2
+    # CPU, 2 shared cores, as used for the shipped model (warm start from the previous
+    # phantom-only model, no cross-validation; ~35 min on a loaded 2-core machine):
+    python scripts/train_layers_bundled.py --device cpu --folds 0 --epochs 5 \
+        --per-family 48 --init src/skinoct/models/bundled/layers --out out/bundled_new
+    # GPU, with 5-fold CV and more data:
+    python scripts/train_layers_bundled.py --device cuda --jobs 16 --workers 12 \
+        --per-family 120 --epochs 16
 
 The model's manifest says it was trained on synthetic phantoms and must be retrained
 or fine-tuned on real annotated data before use on real images.
@@ -26,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from layers_phantom_data import DatasetSpec, write_phantom_dataset
+from layers_phantom_data import combine_datasets, write_family_datasets
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src" / "skinoct" / "models" / "bundled" / "layers"
 
@@ -40,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("out/layers_bundled"),
         help="dataset + training folder (resumable)",
     )
-    parser.add_argument("--subjects", type=int, default=48)
-    parser.add_argument("--sections", type=int, default=5, help="sections per subject")
+    parser.add_argument("--families", default="all", help="comma-separated family names")
+    parser.add_argument("--per-family", type=int, default=48, help="sections per family")
+    parser.add_argument("--sections", type=int, default=4, help="sections per subject")
+    parser.add_argument("--init", type=Path, default=None, help="model folder to start from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=16)
@@ -55,13 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from skinoct.layers import SYNTHETIC_NOTICE, TrainConfig, train_layers
+    from skinoct.phantom import FAMILIES
 
-    spec = DatasetSpec(n_subjects=args.subjects, sections_per_subject=args.sections, seed=args.seed)
-    data = args.work / "data"
+    families = list(FAMILIES) if args.families == "all" else args.families.split(",")
     t0 = time.perf_counter()
-    if not (data / "index.csv").is_file():
-        write_phantom_dataset(data, spec, jobs=args.jobs)
+    parts = write_family_datasets(args.work / "families", families, n_per_family=args.per_family,
+                                  sections_per_subject=args.sections, seed=args.seed,
+                                  jobs=args.jobs)  # fmt: skip
+    data = combine_datasets(parts, args.work / "data")
     print(f"phantom dataset: {data} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    init = None
+    if args.init is not None:  # a private copy: OUT may be the folder it comes from
+        init = args.work / "init_model"
+        init.mkdir(parents=True, exist_ok=True)
+        for name in ("model.safetensors", "model.json"):
+            shutil.copy2(args.init / name, init / name)
 
     config = TrainConfig(
         folds=args.folds,
@@ -96,15 +109,26 @@ def main(argv: list[str] | None = None) -> int:
         data,
         model_dir,
         config,
+        init=init,
         provenance={
             "synthetic_data": True,
+            "phantom_only": True,
             "data": {
-                "generator": "scripts/layers_phantom_data.py",
-                "subjects": spec.n_subjects,
-                "sections_per_subject": spec.sections_per_subject,
-                "seed": spec.seed,
-                "noise_range": list(spec.noise_range),
-                "disruption_fraction": spec.disruption_fraction,
+                "generator": "skinoct.phantom.write_section_dataset(family=...) via "
+                "scripts/layers_phantom_data.py",
+                "families": families,
+                "sections_per_family": args.per_family,
+                "n_sections": args.per_family * len(families),
+                "sections_per_subject": args.sections,
+                "seed": args.seed,
+                "family_seeds": [args.seed * 100 + k for k in range(len(families))],
+                "disruption_fraction": 0.2,
+            },
+            "recipe": {
+                "augmentation": "skinoct.layers._augment.training_transforms (MONAI "
+                "intensity transforms + speckle, flips, small rotations, zoom)",
+                "init": None if args.init is None else "previous bundled phantom-only model "
+                "(plain phantom look, 240 sections)",
             },
             "command": "python scripts/train_layers_bundled.py " + " ".join(argv or sys.argv[1:]),
         },

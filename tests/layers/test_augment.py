@@ -66,3 +66,49 @@ def test_speckle_is_multiplicative_with_unit_mean():
 def test_speckle_rejects_bad_looks():
     with pytest.raises(ValueError, match="looks"):
         RandSpeckleNoised("image", looks=(0.0, 2.0))
+
+
+def test_intensity_transforms_are_monai_and_leave_the_labels_alone():
+    from monai.transforms import MapTransform
+
+    from skinoct.layers._augment import intensity_transforms
+
+    transforms = intensity_transforms()
+    names = {type(t).__name__ for t in transforms}
+    for expected in ("RandAdjustContrastd", "RandHistogramShiftd", "RandGaussianSmoothd",
+                     "RandBiasFieldd", "RandGaussianNoised", "RandCoarseDropoutd"):  # fmt: skip
+        assert expected in names
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0.0, 1.0, (1, 48, 64)).astype(np.float32)
+    label = np.repeat(np.arange(4), 12)[None, :, None].repeat(64, axis=2).astype(np.float32)
+    for t in transforms:
+        assert isinstance(t, MapTransform)
+        t.prob = 1.0  # force every transform to fire
+        t.set_random_state(3)
+        out = t({"image": image.copy(), "label": label.copy()})
+        np.testing.assert_array_equal(np.asarray(out["label"]), label)
+        result = np.asarray(out["image"])
+        assert result.shape == image.shape and np.isfinite(result).all(), type(t).__name__
+
+
+def test_augmented_patches_keep_image_and_labels_aligned():
+    """The image of each section is its label map (0, 1/3, 2/3, 1) plus mild texture; after
+    spatial and intensity augmentation, dermis pixels stay brighter than air pixels in
+    nearly every patch (monotone intensity maps, mild noise), i.e. the label moved with
+    the image."""
+    rng = np.random.default_rng(0)
+    sections = []
+    for i in range(3):
+        _, labels = synthetic_section(rng, (120, 160), amplitude=3.0, wavelength=60.0)
+        image = labels / 3.0 + rng.normal(0.0, 0.02, labels.shape)
+        sections.append(PreparedSection(str(i), image.astype(np.float32), labels))
+    patches = TrainPatches(sections, patch=(64, 64), length=40, seed=5)
+    good = total = 0
+    for i in range(len(patches)):
+        image, label = patches[i]
+        assert torch.isfinite(image).all()
+        air, dermis = image[label == 0], image[label == 3]
+        if air.numel() > 50 and dermis.numel() > 50:
+            total += 1
+            good += int(dermis.median() > air.median())
+    assert total >= 10 and good >= 0.9 * total

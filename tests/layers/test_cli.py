@@ -5,7 +5,7 @@ import pytest
 from _layers_synthetic import synthetic_section
 
 from skinoct.io import read_image, write_image
-from skinoct.layers import load_layers_model
+from skinoct.layers import load_layers_model, ordering_violations
 
 OUTPUTS = ("_mask.tif", "_entropy.tif", "_overlay.png", "_entropy.png", ".metrics.json")
 
@@ -102,6 +102,9 @@ def test_segment_writes_every_output(run_cli, sections, tiny_model_dir, tmp_path
         record = json.loads((out / f"{stem}.metrics.json").read_text())
         assert record["spacing_um"] == pytest.approx(list(image.spacing_um))
         assert record["model"]["weights_sha256"] == load_layers_model(tiny_model_dir).weights_sha256
+        # the manifest is part of the recorded identity (issue 15)
+        identity = load_layers_model(tiny_model_dir).provenance()
+        assert record["model"]["model_digest"] == identity["model_digest"] is not None
         assert "metrics" in record
 
 
@@ -166,7 +169,13 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
     mask = read_image(out / f"{stem}_mask.tif")
     assert mask.spacing_um == pytest.approx((2.0, 0.5))
     record = json.loads((out / f"{stem}.metrics.json").read_text())
-    assert record["options"] == {"engine": "onnx", "tta": True, "mc_dropout": 0}
+    assert record["options"] == {
+        "engine": "onnx",
+        "tta": True,
+        "mc_dropout": 0,
+        "decoding": "ordered",
+    }
+    assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0
 
 
 @pytest.mark.parametrize(
@@ -175,6 +184,7 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         # checked by the library: the message names the argument
         (["--engine", "onnx", "--mc-dropout", "2"], "mc_dropout needs engine='torch'"),
         (["--engine", "cuda"], "engine must be one of"),
+        (["--decoding", "greedy"], "decoding must be one of"),
         (["--model", "/no/such/model"], "model directory not found"),
     ],
 )

@@ -99,11 +99,19 @@ def test_analyze_volume_shows_the_dej_surface_maps_and_profile(
     assert viewer.layers["vol epidermis_thickness_um"].data.shape == image.shape[1:]
     assert widget.result["score"] == json.loads((tmp_path / "out" / "analysis.json").read_text())[
         "score"]  # fmt: skip
+    tiles = viewer.layers["vol tiles 20 µm"]  # the tiles graded 20 µm below the DEJ
+    assert isinstance(tiles, napari.layers.Shapes) and len(tiles.data) >= 1
+    assert len(widget.tile_grades) == len(tiles.data)
+    assert all(1 <= g <= 4 for g in widget.tile_grades)
+    assert list(tiles.features["grade"]) == widget.tile_grades
+    assert viewer.layers["vol en-face 20 µm below DEJ"].data.shape == image.shape[1:]
     axes = widget.canvas.figure.axes[0]
     assert axes.get_ylabel() == "depth below DEJ (µm)" and len(axes.lines[0].get_xdata()) == 10
 
 
-def test_correct_save_finetune_loop(make_napari_viewer, wait, phantom_section_image, tmp_path):
+def test_correct_save_finetune_loop(
+    make_napari_viewer, wait, phantom_section_image, tmp_path, run_cli
+):
     """Paint mistakes, re-impose the order, save two pairs, fine-tune, switch the model."""
     image, truth = phantom_section_image
     viewer = make_napari_viewer()
@@ -144,3 +152,9 @@ def test_correct_save_finetune_loop(make_napari_viewer, wait, phantom_section_im
     assert finetune.switch_button.enabled
     finetune.switch_model()
     assert segment.model_path() == tmp_path / "model"
+    # The saved dataset is what `skinoct layers train` reads, from the command line too.
+    code, _, err = run_cli("layers", "train", tmp_path / "data", "--out", tmp_path / "cli_model",
+                           "--folds", "0", "--epochs", "1", "--patch", "32", "32",
+                           "--init", tmp_path / "model")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "cli_model" / "model.safetensors").is_file()

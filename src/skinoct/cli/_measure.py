@@ -54,6 +54,14 @@ def measure(
     figures: bool = typer.Option(
         False, "--figures", help="With --out: also write thickness profile / map figures."
     ),
+    entropy_threshold: float | None = typer.Option(
+        None,
+        "--entropy-threshold",
+        help="DEJ entropy (0-1) above which a DEJ stretch is uncertain (default: the bundled "
+        "model's calibrated threshold; 'layers segment' records its model's in metrics.json).",
+        min=0.0,
+        max=1.0,
+    ),
 ) -> int:
     """Layer thicknesses, DEJ undulation, dermal papillae and DEJ uncertainty of masks."""
     from skinoct.io import read_mask
@@ -74,7 +82,8 @@ def measure(
             raise InputError("is an en-face image; expected a vertical section (z, x) or a "
                              "volume (z, y, x) mask", path=path)  # fmt: skip
         ent = _read_entropy(entropy, path, len(masks)) if entropy is not None else None
-        options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing}
+        options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing,
+                   "entropy_threshold": entropy_threshold}  # fmt: skip
         try:
             if mask.axes == "zyx":
                 metrics = measure_volume(mask.data, mask.spacing_um, entropy=ent, **options)

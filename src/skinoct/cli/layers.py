@@ -310,6 +310,17 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    decoding: str = typer.Option(
+        "ordered",
+        "--decoding",
+        help="ordered: most probable labelling ordered air > SC > epidermis > dermis per "
+        "column, no islands (default); argmax: raw per-pixel argmax, diagnostics only.",
+    ),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Average the cross-validation fold models of --model (MODEL/folds/fold_*).",
+    ),
     axes: str | None = axes_option(2),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
@@ -319,6 +330,7 @@ def segment(
     """
     prefer_passive_openmp()
     from skinoct.cli._axes import read_section_checked
+    from skinoct.io import provenance_banner
     from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
 
     # engine and MC-dropout are checked by segment_section (its error names the argument)
@@ -331,9 +343,17 @@ def segment(
                 f"two inputs would write the same outputs ({stems[stem].name})", path=path
             )
         stems[stem] = path
-    model = load_layers_model(model_dir)
+    if ensemble:
+        from skinoct.layers import load_layers_ensemble
+
+        if model_dir is None:
+            raise InputError("--ensemble needs --model: a model trained with 2 or more folds")
+        model = load_layers_ensemble(model_dir)
+    else:
+        model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble,
+               "decoding": decoding}  # fmt: skip
 
     def one(path: Path) -> None:
         image = read_section_checked(path, spacing_um=override, axes=axes)
@@ -346,10 +366,14 @@ def segment(
             engine=engine,
             device=device,
             threads=threads,
+            decoding=decoding,
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 
-    return run_batch(images, one, description="segmenting")
+    code = run_batch(images, one, description="segmenting")
+    if banner := provenance_banner(model.manifest):  # the closing line says it too
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
+    return code
 
 
 @app.command("export")

@@ -60,6 +60,11 @@ def sections(
     ),
     width: float = typer.Option(1200.0, "--width", help="Field width in µm."),
     depth: float = typer.Option(512.0, "--depth", help="Field depth in µm."),
+    family: str | None = typer.Option(
+        None, "--family",
+        help="Appearance family (standard, dark-sc-low-contrast, smooth-blurred-coarse, "
+        "artefact-heavy) or mixed; sets the look and pixel size. Default: the plain look.",
+    ),
 ) -> int:
     """Vertical sections with label masks and boundary curves (layer-segmentation layout)."""
     from skinoct.phantom import write_section_dataset
@@ -67,7 +72,7 @@ def sections(
     index = write_section_dataset(
         out, n, seed=seed, site=_site(site, allow_mixed=True), sections_per_subject=per_subject,
         noise=noise, disruption_fraction=disruption_fraction, width_um=width, depth_um=depth,
-        spacing_um=_spacing(spacing, 2), progress=progress,
+        spacing_um=_spacing(spacing, 2), family=family, progress=progress,
     )  # fmt: skip
     console.print(f"wrote {n} sections to {out} ({index.name})", highlight=False, markup=False)
     return 0

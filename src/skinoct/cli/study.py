@@ -55,9 +55,8 @@ def stats(
     ),
 ) -> int:
     """Group statistics: mean ± SD, ANOVA + Tukey HSD, Kruskal–Wallis + Dunn, effect sizes."""
-    import pandas as pd
-
     from skinoct.errors import InputError
+    from skinoct.io import read_csv_table
     from skinoct.study.stats import group_statistics, read_scores
 
     if not 0 < alpha < 1:
@@ -81,7 +80,7 @@ def stats(
         if profiles is not None:
             if not profiles.is_file():
                 raise InputError("file not found", path=profiles)
-            prof = pd.read_csv(profiles, dtype={"subject": str, "group": str})
+            prof = read_csv_table(profiles, numeric=("depth_um", "score"))
             try:
                 fig = profile_strip_figure(prof, order=result.order)
             except (InputError, ValueError) as exc:
@@ -144,16 +143,16 @@ def _print_stats(result) -> None:
             t["stars"],
             _fmt_p(d["p_adj"]),
             d["stars"],
-            f"{c['d']:+.2f}",
+            f"{c['d']:+.2f}" if c.get("reliable", True) else "n/a (n < 5)",
         )
     console.print(pairs)
+    for warning in result.warnings:  # small groups: d is not shown as if it were reliable
+        err_console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
     if result.excluded:
         console.print(
             f"left out (no score): {', '.join(result.excluded)}",
-            style="yellow",
-            highlight=False,
-            markup=False,
-        )
+            style="yellow", highlight=False, markup=False,
+        )  # fmt: skip
 
 
 def _parse_options(items: list[str] | None) -> dict:
@@ -205,7 +204,9 @@ def run(
     prefer_passive_openmp()
     from skinoct.cli._common import EXIT_ALL_FAILED, EXIT_OK, EXIT_SOME_FAILED, STATE
     from skinoct.errors import InputError
+    from skinoct.io import provenance_banner
     from skinoct.study.run import ManifestError, read_manifest, run_study
+    from skinoct.study.stats import check_group_sizes
 
     if workers is not None and workers < 0:
         raise InputError(f"--workers must be ≥ 0, got {workers}")
@@ -218,6 +219,11 @@ def run(
             for problem in exc.problems:
                 err_console.print(f"  - {problem}", highlight=False, markup=False)
         raise
+    if report and (problems := check_group_sizes(t.group for t in table.tasks)):
+        raise InputError(  # before hours of analysis, not deep in the report afterwards
+            "the groups cannot support the statistics: " + "; ".join(problems)
+            + " (--no-report analyses the volumes without group statistics)", path=manifest,
+        )  # fmt: skip
     options = _parse_options(option)
     if function is None:
         options = {
@@ -256,6 +262,8 @@ def run(
 
         path = write_report(out, alpha=alpha)
         err_console.print(f"report: {path}", highlight=False, markup=False)
+    if banner := provenance_banner(out):
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
     if result.n_failed == 0:
         return EXIT_OK
     return EXIT_ALL_FAILED if result.n_failed == n else EXIT_SOME_FAILED
@@ -326,6 +334,7 @@ def analyze(
     prefer_passive_openmp()
     from skinoct.cli._axes import read_volume_checked
     from skinoct.cli._common import parse_spacing
+    from skinoct.io import provenance_banner
     from skinoct.study.analyze import analyze_volume
 
     # Read (and orientation-check unless --axes is given) before any model loads.
@@ -347,7 +356,8 @@ def analyze(
     m = result["metrics"]
     console.print(
         f"mean dermal quality score {result['score']:.2f} over "
-        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths; epidermis "
+        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths "
+        f"(from {result['profile_start_um']:g} µm below the DEJ); epidermis "
         f"{m['epidermis_thickness_um_mean']:.1f} µm, "
         f"SC {m['stratum_corneum_thickness_um_mean']:.1f} µm, "
         f"DEJ undulation {m['dej_undulation_index']:.3f}",
@@ -355,6 +365,8 @@ def analyze(
     )
     for flag in result["flags"]:
         err_console.print(f"flag: {flag}", style="yellow", highlight=False, markup=False)
+    if banner := provenance_banner(result):
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
     err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 

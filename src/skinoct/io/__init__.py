@@ -12,7 +12,13 @@ TIFFs; :func:`check_orientation` refuses sections and volumes whose air/gel is n
 the tissue.
 """
 
-from skinoct.io._atomic import atomic_path, json_safe, write_json, write_text
+from skinoct.io._atomic import (
+    atomic_path,
+    json_safe,
+    remove_stale_temp_files,
+    write_json,
+    write_text,
+)
 from skinoct.io._csv import (
     neutralise_table,
     read_csv_table,
@@ -86,6 +92,7 @@ __all__ = [
     "read_ome_zarr",
     "read_ome_zarr_labels",
     "read_volume",
+    "remove_stale_temp_files",
     "resolve_axes",
     "restore_csv_cell",
     "safe_csv_cell",

@@ -18,12 +18,23 @@ Examples
 """
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
+from skinoct.layers._boundary_metrics import boundary_errors
+from skinoct.layers._calibration import (
+    DEFAULT_CALIBRATION_QUANTILE,
+    UNCERTAINTY_KEY,
+    calibrate_uncertainty,
+    dej_entropy_threshold,
+    section_flag_scores,
+    write_uncertainty_calibration,
+)
+from skinoct.layers._compare import compare_on_folds, summarize_sections
 from skinoct.layers._decode import (
     decode_ordered,
     label_components,
     ordered_boundaries,
     ordering_violations,
 )
+from skinoct.layers._ensemble import EnsembleLayersModel, load_layers_ensemble
 from skinoct.layers._evaluate import evaluate_dataset
 from skinoct.layers._inference import (
     DECODINGS,
@@ -50,26 +61,41 @@ from skinoct.layers._overlay import (
     entropy_overlay,
     write_rgb_png,
 )
+from skinoct.layers._recipe import DatasetFingerprint, Recipe, dataset_fingerprint, plan_recipe
 from skinoct.layers._resample import grid_shape
+from skinoct.layers._sampling import SAMPLING_MODES, BandSampler, band_crop, tissue_band
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
 from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
     "DECODINGS",
+    "DEFAULT_CALIBRATION_QUANTILE",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
+    "SAMPLING_MODES",
     "SYNTHETIC_NOTICE",
+    "UNCERTAINTY_KEY",
+    "BandSampler",
+    "DatasetFingerprint",
+    "EnsembleLayersModel",
     "LayerDataset",
     "LayersModel",
     "NetworkSpec",
+    "Recipe",
     "SectionRecord",
     "SegmentationResult",
     "TrainConfig",
     "TrainResult",
     "VolumeSegmentation",
+    "band_crop",
+    "boundary_errors",
     "boundary_overlay",
+    "calibrate_uncertainty",
+    "compare_on_folds",
+    "dataset_fingerprint",
     "decode_ordered",
+    "dej_entropy_threshold",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
@@ -78,18 +104,24 @@ __all__ = [
     "grouped_folds",
     "image_stem",
     "label_components",
+    "load_layers_ensemble",
     "load_layers_model",
     "mean_dice",
     "normalized_entropy",
     "ordered_boundaries",
     "ordering_violations",
+    "plan_recipe",
     "predict_logits",
     "save_layers_model",
+    "section_flag_scores",
     "segment_section",
     "segment_sections",
     "segment_volume",
     "summarize_dice",
+    "summarize_sections",
+    "tissue_band",
     "train_layers",
     "write_rgb_png",
     "write_segmentation",
+    "write_uncertainty_calibration",
 ]

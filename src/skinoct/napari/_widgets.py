@@ -152,12 +152,16 @@ class AnalyzeWidget(WorkerWidget):
         self.volume = self._layer_combo("volume", napari.layers.Image, ndim=(3,))
         self.tile_um = FloatSpinBox(label="tile size (µm)", value=400.0, min=16, max=2000)
         self.depth_stop = FloatSpinBox(label="profile depth (µm)", value=70.0, min=2, max=500)
+        self.tile_depth = FloatSpinBox(label="tiles shown at (µm below DEJ)", value=20.0,
+                                       min=0, max=500)  # fmt: skip
         self.out_dir = FileEdit(label="output folder", mode="d", value="")
         self.run_button = PushButton(text="Analyze volume")
         self.run_button.changed.connect(self.run)
         self.result: dict | None = None
+        self.tile_grades: list[float] = []
         self.canvas = None
-        self.extend([self.volume, self.tile_um, self.depth_stop, self.out_dir, self.run_button])
+        self.extend([self.volume, self.tile_um, self.depth_stop, self.tile_depth, self.out_dir,
+                     self.run_button])  # fmt: skip
         self._finish_layout()
 
     def run(self):
@@ -174,9 +178,14 @@ class AnalyzeWidget(WorkerWidget):
         def work():
             from skinoct.study import analyze_volume
 
-            yield 0, 1, "analysing (segmentation, morphometry, tiles, grading)…"
-            return analyze_volume(image, out_dir=out_dir, layers_model=model, **options), out_dir
+            yield 0, 2, "analysing (segmentation, morphometry, tiles, grading)…"
+            result = analyze_volume(image, out_dir=out_dir, layers_model=model, **options)
+            yield 1, 2, "grading the tiles of the chosen depth…"
+            dej = np.load(out_dir / "maps" / "dej_um.npy")
+            tiles = _graded_tiles(image, dej, depth, options["tile_size_um"])
+            return result, out_dir, tiles
 
+        depth = float(self.tile_depth.value)
         return self.start(work, lambda out: self._show(layer.name, image, *out))
 
     def _segment_model(self):
@@ -185,7 +194,7 @@ class AnalyzeWidget(WorkerWidget):
         segment = widgets_of(self.viewer).get("segment")
         return segment.model_path() if segment is not None else None
 
-    def _show(self, stem: str, image, result: dict, out_dir: Path) -> None:
+    def _show(self, stem: str, image, result: dict, out_dir: Path, tiles) -> None:
         self.result = result
         meta = {"skinoct_score": result["score"], "skinoct_metrics": result["metrics"],
                 "skinoct_output": str(out_dir)}  # fmt: skip
@@ -198,7 +207,19 @@ class AnalyzeWidget(WorkerWidget):
             maps.append((data, {"name": f"{stem} {name}", "scale": image.spacing_um[1:],
                                 "colormap": "viridis", "visible": False, "metadata": meta},
                          "image"))  # fmt: skip
-        self.add_layers([surface, *maps])
+        plane, boxes, grades = tiles
+        self.tile_grades = grades
+        depth = float(self.tile_depth.value)
+        dy, dx = image.spacing_um[1:]
+        enface = (plane, {"name": f"{stem} en-face {depth:g} µm below DEJ",
+                          "scale": (dy, dx), "colormap": "gray"}, "image")  # fmt: skip
+        outlines = (boxes, {"name": f"{stem} tiles {depth:g} µm", "scale": (dy, dx),
+                            "shape_type": "rectangle", "edge_color": "#ffd700",
+                            "face_color": "transparent", "edge_width": 3.0,
+                            "features": {"grade": grades},
+                            "text": {"string": "grade {grade:.2f}", "color": "#ffd700"}},
+                    "shapes")  # fmt: skip
+        self.add_layers([surface, *maps, enface, outlines])
         self._plot_profile(result["profile"], result["score"])
         self.status.value = f"score {result['score']:.2f} (mean grade 1–4 over depths)"
 
@@ -225,6 +246,31 @@ class AnalyzeWidget(WorkerWidget):
         ax.set_title(f"volume score {score:.2f}")
         fig.tight_layout()
         self.canvas.draw_idle()
+
+
+def _graded_tiles(image, dej_um, depth_um: float, tile_size_um: float):
+    """The en-face plane ``depth_um`` below the DEJ, its tiles (boxes in pixels) and the
+    expected grade Σ p·g of each (seed 002 §2.3.2, bundled matrix model)."""
+    from skinoct.matrix import load_matrix_model, predict_tiles, profile_tiles
+
+    tiles, index = profile_tiles(image, dej_um, depths_um=[depth_um], n_tiles=3,
+                                 tile_size_um=tile_size_um)  # fmt: skip
+    model = load_matrix_model()
+    grades = []
+    if len(tiles):
+        probabilities = predict_tiles(tiles, model)
+        grades = (probabilities @ np.asarray(model.classes, dtype=float)).round(3).tolist()
+    dz, dy, dx = image.spacing_um
+    boxes = [
+        np.array([[r.y_um / dy, r.x_um / dx], [r.y_um / dy + r.height_px, r.x_um / dx
+                                                + r.width_px]], dtype=float)
+        for r in index.itertuples()
+    ]  # fmt: skip
+    filled = np.where(np.isfinite(dej_um), dej_um, np.nanmedian(dej_um))
+    z = np.clip(np.rint((filled + depth_um) / dz).astype(int), 0, image.shape[0] - 1)
+    yy, xx = np.mgrid[0 : image.shape[1], 0 : image.shape[2]]
+    plane = np.asarray(image.data[z, yy, xx], dtype=np.float32)  # follows the local DEJ
+    return plane, boxes, grades
 
 
 class CorrectWidget(WorkerWidget):

@@ -7,6 +7,7 @@ renderers are pure functions of a parameter record and a seed; the same seed giv
 the same arrays. See ``docs/phantom.md`` for the model and its literature values.
 """
 
+from skinoct.phantom._appearance import TEXTURES, Appearance
 from skinoct.phantom._cohort import (
     GROUPS,
     GroupModel,
@@ -21,14 +22,19 @@ from skinoct.phantom._datasets import (
     write_volume_dataset,
 )
 from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
+from skinoct.phantom._families import FAMILIES, Family, sample_appearance
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
 from skinoct.phantom._section import PhantomSection, render_section
 from skinoct.phantom._volume import PhantomVolume, render_volume
 
 __all__ = [
+    "FAMILIES",
     "GROUPS",
     "SITES",
+    "TEXTURES",
+    "Appearance",
     "EnfaceParams",
+    "Family",
     "GroupModel",
     "PhantomEnface",
     "PhantomSection",
@@ -42,6 +48,7 @@ __all__ = [
     "render_enface",
     "render_section",
     "render_volume",
+    "sample_appearance",
     "sample_section_params",
     "subject_q_profile",
     "write_enface_dataset",

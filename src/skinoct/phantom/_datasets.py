@@ -31,6 +31,7 @@ from skinoct.phantom._cohort import (
     write_subject,
 )
 from skinoct.phantom._enface import grade_of, render_enface
+from skinoct.phantom._families import Family, check_family, pick_family
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, VolumeParams
 from skinoct.phantom._section import render_section
 from skinoct.phantom._volume import SCORED_DEPTH_UM
@@ -107,6 +108,47 @@ def sample_section_params(
     )  # fmt: skip
 
 
+def family_section_params(
+    rng: np.random.Generator,
+    family: Family,
+    *,
+    subject: dict,
+    disruption_probability: float,
+    width_um: float,
+    depth_um: float,
+) -> SectionParams:
+    """Geometry of one section of an appearance family (its pixel size, tilt, curvature
+    and thickness spread around the subject's); the look is drawn separately.
+
+    The field of view is capped at 1200 columns × 1024 rows so fine pixels stay cheap.
+    """
+    (z0, z1), (x0, x1) = family.spacing_um
+    dz, dx = _r(rng.uniform(z0, z1)), _r(rng.uniform(x0, x1))
+    width, depth = min(width_um, 1200 * dx), min(depth_um, 1024 * dz)
+    scale = rng.uniform(*family.thickness_scale, 2) / 1.0
+    disruption = None
+    if rng.random() < disruption_probability:
+        w = min(rng.uniform(100.0, 300.0), 0.5 * width)
+        start = rng.uniform(0.1 * width, 0.9 * width - w)
+        disruption = (_r(start), _r(start + w))
+    fields = {
+        **subject,
+        "sc_thickness_um": _r(np.clip(subject["sc_thickness_um"] * scale[0], 2.0, 300.0)),
+        "epidermis_thickness_um": _r(
+            np.clip(subject["epidermis_thickness_um"] * scale[1], 10.0, 300.0)
+        ),
+    }
+    return SectionParams(
+        **fields,
+        width_um=_r(width), depth_um=_r(depth), spacing_um=(dz, dx),
+        surface_depth_um=_r(rng.uniform(25.0, 110.0)),
+        tilt_deg=_r(rng.uniform(-family.max_tilt_deg, family.max_tilt_deg)),
+        curvature=_r(rng.uniform(-family.max_curvature, family.max_curvature)),
+        roughness_um=_r(rng.uniform(0.5, 5.0)), n_protrusions=int(rng.integers(0, 7)),
+        disruption=disruption,
+    )  # fmt: skip
+
+
 def _r(value) -> float:
     """Round a drawn value to 4 decimals so index.csv reads well and round-trips."""
     return round(float(value), 4)
@@ -145,6 +187,7 @@ def write_section_dataset(
     width_um: float = 1200.0,
     depth_um: float = 512.0,
     spacing_um: tuple[float, float] = (1.0, 1.0),
+    family: str | None = None,
     progress: Progress | None = None,
 ) -> Path:
     """Render ``n`` vertical sections into the layer-segmentation dataset layout.
@@ -153,6 +196,12 @@ def write_section_dataset(
     thicknesses, pigmentation, DEJ shape) so cross-validation can split by subject.
     ``index.csv`` lists ``id, subject, site, seed`` and every :class:`SectionParams`
     field (the disruption as ``disruption_x0_um, disruption_x1_um``, empty if none).
+
+    With ``family`` (a name of :data:`FAMILIES` or ``'mixed'``), each section draws
+    its look with :func:`sample_appearance` and its pixel size (``spacing_um`` is
+    then ignored), tilt, curvature and thickness spread from the family's ranges;
+    ``noise`` is then ignored too (the look sets the noise). ``index.csv`` gains
+    ``family`` and the appearance fields (``look_*``). None: the plain look.
 
     Returns
     -------
@@ -164,6 +213,8 @@ def write_section_dataset(
     fraction = _check_fraction("disruption_fraction", disruption_fraction)
     if site is not None and site not in SITES:
         raise InputError(f"site must be one of {', '.join(SITES)}, got {site!r}")
+    if family is not None:
+        check_family(family)
     out = Path(out_dir)
     n_subjects = math.ceil(n / per)
     jobs = []
@@ -171,16 +222,25 @@ def write_section_dataset(
         rng = np.random.default_rng(stream)
         subject = sample_subject(rng, site=site)
         for k in range(min(per, n - s * per)):
-            params = sample_section_params(
-                rng, noise=noise, disruption_probability=fraction, width_um=width_um,
-                depth_um=depth_um, spacing_um=spacing_um, subject=subject,
-            )  # fmt: skip
+            look = None
+            if family is None:
+                params = sample_section_params(
+                    rng, noise=noise, disruption_probability=fraction, width_um=width_um,
+                    depth_um=depth_um, spacing_um=spacing_um, subject=subject,
+                )  # fmt: skip
+            else:
+                fam = pick_family(rng, family)
+                params = family_section_params(
+                    rng, fam, subject=subject, disruption_probability=fraction,
+                    width_um=width_um, depth_um=depth_um,
+                )  # fmt: skip
+                look = fam.sample(rng)
             jobs.append((f"sec{s * per + k + 1:05d}", f"subj{s + 1:04d}", params,
-                         int(rng.integers(0, 2**31 - 1))))  # fmt: skip
+                         int(rng.integers(0, 2**31 - 1)), look))  # fmt: skip
     rows = []
     header = None
-    for sid, subject, params, sseed in _progress(jobs, progress, "rendering sections"):
-        sec = render_section(params, seed=sseed)
+    for sid, subject, params, sseed, look in _progress(jobs, progress, "rendering sections"):
+        sec = render_section(params, seed=sseed, appearance=look)
         write_image(out / "images" / f"{sid}.ome.tif", sec.image, spacing_um=sec.spacing_um,
                     axes="zx")  # fmt: skip
         write_image(out / "masks" / f"{sid}.ome.tif", sec.labels, spacing_um=sec.spacing_um,
@@ -197,6 +257,9 @@ def write_section_dataset(
         d = params.disruption
         record["disruption_x0_um"] = "" if d is None else d[0]
         record["disruption_x1_um"] = "" if d is None else d[1]
+        if look is not None:
+            record.update({"family": look.family})
+            record.update({f"look_{k}": v for k, v in look.as_dict().items() if k != "family"})
         fields = [k for k in record if k != "site"]
         header = ("id", "subject", "site", "seed", *fields)
         rows.append((sid, subject, params.site, sseed, *(record[k] for k in fields)))

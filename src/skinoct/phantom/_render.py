@@ -71,6 +71,7 @@ class Scene:
     lamella_phase: np.ndarray  #: lateral phase of the dermal lamellae (radians)
     attenuation_per_mm: tuple[float, float, float]
     gain: np.ndarray  #: per-column stripe gain, shape (nx,)
+    entrance_level: float = _ENTRANCE_LEVEL  #: peak of the specular entrance line
 
 
 def build_scene(
@@ -202,9 +203,9 @@ def shade(z_um: np.ndarray, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 
     # Specular entrance line and round-trip attenuation through each layer.
     rows = _rows(z, float(s.min()), float(s.max()) + 6 * _ENTRANCE_UM)
-    if rows.start < rows.stop:
+    if rows.start < rows.stop and scene.entrance_level > 0:
         e = zz[rows] - s  # one-sided: the air above the surface stays dark
-        line = f32(_ENTRANCE_LEVEL) * np.exp(-(((e - f32(1.0)) / f32(_ENTRANCE_UM)) ** 2))
+        line = f32(scene.entrance_level) * np.exp(-(((e - f32(1.0)) / f32(_ENTRANCE_UM)) ** 2))
         out[rows] += np.where(e >= 0, line, f32(0.0))
     mu_sc, mu_epi, mu_d = (f32(2e-3 * m) for m in scene.attenuation_per_mm)
     rows = _rows(z, float(s.min()), math.inf)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from skinoct.errors import InputError
+from skinoct.phantom._appearance import Appearance, render_appearance
 from skinoct.phantom._fields import LateralGrid
 from skinoct.phantom._geometry import Geometry, build_geometry
 from skinoct.phantom._params import SectionParams
@@ -75,7 +76,10 @@ def visible_boundaries(geometry: Geometry, z_last_um: float) -> dict[str, np.nda
 
 
 def render_section(
-    params: SectionParams | None = None, *, seed: int | np.random.Generator = 0
+    params: SectionParams | None = None,
+    *,
+    seed: int | np.random.Generator = 0,
+    appearance: Appearance | None = None,
 ) -> PhantomSection:
     """Render a vertical LC-OCT skin section with its label mask and boundary curves.
 
@@ -85,6 +89,11 @@ def render_section(
         Skin, imaging and noise parameters; default face skin, 512 × 1200 px at 1 µm.
     seed : int or numpy.random.Generator
         Same seed and parameters give the same arrays.
+    appearance : Appearance, optional
+        Randomised look (layer levels and textures, optics, artefacts, noise; see
+        :func:`sample_appearance`). It replaces ``params``' ``noise``, ``stripes``,
+        ``blur_um`` and ``attenuation_per_mm``; geometry and labels are unchanged
+        (same seed, same mask). None: the plain LC-OCT look.
 
     Returns
     -------
@@ -93,7 +102,8 @@ def render_section(
     Raises
     ------
     InputError
-        If ``params`` is not a :class:`SectionParams` or ``seed`` is invalid
+        If ``params`` is not a :class:`SectionParams`, ``appearance`` not an
+        :class:`Appearance`, or ``seed`` is invalid
         (parameter values are checked when the :class:`SectionParams` is built).
 
     Examples
@@ -107,6 +117,8 @@ def render_section(
         params = SectionParams()
     if not isinstance(params, SectionParams):
         raise InputError(f"params must be a SectionParams, got {type(params).__name__}")
+    if appearance is not None and not isinstance(appearance, Appearance):
+        raise InputError(f"appearance must be an Appearance, got {type(appearance).__name__}")
     rng = _rng(seed)
     nz, nx = params.shape
     dz, dx = params.spacing_um
@@ -117,6 +129,12 @@ def render_section(
         grid, geometry, params, rng, depth_um=z_last, q=float(params.matrix_q),
         disruption=params.disruption,
     )  # fmt: skip
+    if appearance is not None:
+        image, labels = render_appearance(np.arange(nz) * dz, scene, (dz, dx), appearance, rng)
+        return PhantomSection(
+            image=image, labels=labels, boundaries_um=visible_boundaries(geometry, z_last),
+            spacing_um=(dz, dx), disruption_um=params.disruption, params=params,
+        )  # fmt: skip
     signal, labels = shade(np.arange(nz) * dz, scene)
     blur = None
     if params.blur_um > 0:
