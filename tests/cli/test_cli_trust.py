@@ -114,3 +114,22 @@ def test_read_volume_checked_transposes_with_axes(tmp_path):
     path = write_image(tmp_path / "v.npz", data, spacing_um=(1, 2, 3), axes="zyx")
     image = read_volume_checked(path, axes="xyz")
     assert image.shape == (4, 5, 6) and image.spacing_um == (3.0, 2.0, 1.0)
+
+
+@pytest.mark.parametrize("spacing", ["1e30", "1e-9"])
+def test_implausible_spacing_on_the_command_line(run_cli, tmp_path, section, spacing):
+    # was: 'Maximum allowed size exceeded' / MemoryError, or thicknesses of 0.0 / 6e13 µm
+    path = write_image(tmp_path / "m.tif", section.labels, spacing_um=2, axes="zx")
+    code, _, err = run_cli("layers", "measure", path, "--spacing", spacing)
+    assert code == 2
+    assert "m.tif: spacing" in err and "outside the plausible range 0.01–1000 µm" in err
+
+
+def test_fifo_on_the_command_line_does_not_hang(run_cli, tmp_path):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs POSIX FIFOs")
+    os.mkfifo(tmp_path / "pipe.tif")
+    code, _, err = run_cli("inspect", tmp_path / "pipe.tif")
+    assert code == 2 and "pipe.tif: is a FIFO" in err

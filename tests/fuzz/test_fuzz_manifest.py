@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pandas  # noqa: F401  (imported before tracing starts: imports are slow under tracemalloc)
 from _fuzzing import TALLY, fuzz_settings, guarded
 from hypothesis import given
 from hypothesis import strategies as st

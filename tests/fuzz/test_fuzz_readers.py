@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import scipy.ndimage  # noqa: F401  (imported before tracing starts: slow under tracemalloc)
 import tifffile
 from _fuzzing import READER_LIMIT, TALLY, fuzz_settings, guarded
 from hypothesis import given

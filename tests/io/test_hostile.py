@@ -414,3 +414,24 @@ def test_axes_in_file_order_are_transposed(tmp_path):
     assert read_volume(vpath, axes="xyz").shape == (3, 4, 5)
     with pytest.raises(InputError, match="axes must be 'zx', 'yx' or 'zyx'"):
         read_image(path, axes="zz")
+
+
+# ------------------------------------------------------------------ the DEJ surface reader
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+@pytest.mark.parametrize("name", ["dej.npy", "dej.npz", "dej.tif"])
+def test_dej_file_fifo_refused(tmp_path, name):
+    from skinoct.matrix import read_dej
+
+    os.mkfifo(tmp_path / name)
+    exc = _assert_refused_quickly(lambda p: read_dej(p, shape_yx=(4, 4)), tmp_path / name)
+    assert exc is not None and name in str(exc)
+
+
+def test_dej_npz_member_not_npy(tmp_path):
+    from skinoct.matrix import read_dej
+
+    path = _npz(tmp_path / "dej.npz", {"dej_um.npy": b"not an array"})
+    with pytest.raises(InputError, match=r"dej\.npz: cannot read DEJ surface"):
+        read_dej(path, shape_yx=(4, 4))

@@ -25,7 +25,7 @@ from skinoct.errors import InputError
 
 __all__ = ["OrientationVerdict", "check_orientation", "orientation_verdict"]
 
-_MAX_SAMPLES = 160  # pixels per axis used for the profiles (strided subsample)
+_MAX_SAMPLES = {2: 160, 3: 96}  # pixels per axis used for the profiles (strided subsample)
 _DEPTH_OK = 0.35  # start contrast that is enough for the declared depth axis
 _STRONG = 0.6  # start contrast another axis needs before the image is refused
 _MARGIN = 0.3  # ... and by how much it must beat the declared depth axis
@@ -76,7 +76,7 @@ def orientation_verdict(data: np.ndarray, *, axes: str, spacing_um=None) -> Orie
     if axes not in ("zx", "zyx") or data.ndim != len(axes):
         raise ValueError(f"orientation is judged for 'zx' or 'zyx' data, got {axes!r} "
                          f"with shape {data.shape}")  # fmt: skip
-    steps = tuple(max(1, -(-n // _MAX_SAMPLES)) for n in data.shape)
+    steps = tuple(max(1, -(-n // _MAX_SAMPLES[data.ndim])) for n in data.shape)
     sample = np.asarray(data[tuple(slice(None, None, s) for s in steps)], dtype=np.float64)
     floor = float(np.percentile(sample, 1))
     forward, peaks = [], []
