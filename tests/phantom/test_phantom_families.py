@@ -177,8 +177,8 @@ def test_mixed_dataset_is_byte_reproducible_and_records_the_family(tmp_path):
 
 
 def test_cli_sections_family(run_cli, tmp_path):
-    code, out, _ = run_cli("phantom", "sections", "--n", "2", "--out", tmp_path, "--width",
-                           "200", "--depth", "160", "--family", "smooth-blurred-coarse")  # fmt: skip
+    args = ["--width", "200", "--depth", "160", "--family", "smooth-blurred-coarse"]
+    code, out, _ = run_cli("phantom", "sections", "--n", "2", "--out", tmp_path, *args)
     assert code == 0, out
     with open(tmp_path / "index.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
