@@ -174,6 +174,7 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         "tta": True,
         "mc_dropout": 0,
         "decoding": "ordered",
+        "ensemble": False,
     }
     assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0
 
