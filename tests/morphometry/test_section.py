@@ -132,15 +132,15 @@ def test_foreign_labels_error():
         measure_section(mask, (1.0, 1.0))
 
 
-def test_sine_phase_peak_to_valley_follows_the_least_squares_definition(render):
-    """A sin-phase DEJ over whole periods tilts its least-squares line (not a cos one)."""
+def test_sine_phase_peak_to_valley_is_twice_the_amplitude(render):
+    """A sin-phase DEJ over whole periods tilts a least-squares line (PV 10 % too high);
+    the crest/trough reference does not: PV = 2 A, RMS = A / √2 (issue 15 §7)."""
     amplitude, period, periods, spacing = 10.0, 100.0, 8, (1.0, 1.0)
     mask, z0 = sinusoid_mask(render, amplitude, period, periods, spacing, phase=0.0)
     d = measure_section(mask, spacing).to_dict()
-    # analytic quantities of the continuous curve about its least-squares line
     x = np.arange(mask.shape[1]) * spacing[1]
     curve = z0 + amplitude * np.sin(2 * np.pi * x / period)
-    residual = curve - np.polyval(np.polyfit(x, curve, 1), x)
-    assert np.ptp(residual) > 2 * amplitude * 1.05  # the tilt matters here
-    assert d["dej_peak_to_valley_um"] == pytest.approx(np.ptp(residual), abs=spacing[0])
-    assert d["dej_rms_amplitude_um"] == pytest.approx(np.sqrt(np.mean(residual**2)), rel=0.02)
+    least_squares = curve - np.polyval(np.polyfit(x, curve, 1), x)
+    assert np.ptp(least_squares) > 2 * amplitude * 1.05  # what the old reference read
+    assert d["dej_peak_to_valley_um"] == pytest.approx(2 * amplitude, abs=spacing[0])
+    assert d["dej_rms_amplitude_um"] == pytest.approx(amplitude / np.sqrt(2), rel=0.02)

@@ -167,6 +167,21 @@ def test_report_with_groups_named_like_missing_values(tmp_path):
         assert (tmp_path / "s" / name).is_file()
 
 
+def test_report_escapes_hostile_names_and_neutralises_csv(tmp_path):
+    hostile = '<script>alert(1)</script>'
+    formula = "=HYPERLINK(\"http://evil\")"
+    manifest = _cohort(tmp_path, {hostile: 2, formula: 2})
+    run_study(manifest, tmp_path / "s", function=fakes.fake_analysis, workers=0)
+    page = write_report(tmp_path / "s").read_text(encoding="utf-8")
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+    assert set(stats["groups"]) == {hostile, formula}  # raw values in JSON
+    for name in ("scores.csv", "profiles.csv", "stats_descriptive.csv", "stats_pairwise.csv"):
+        text = (tmp_path / "s" / name).read_text()
+        assert "'=HYPERLINK" in text, name
+        assert ",=" not in text and "\n=" not in text, name
+
+
 def test_report_names_a_near_duplicate_group(tmp_path):
     manifest = _cohort(tmp_path, {"young": 3, "old": 3, "yuong": 1})
     run_study(manifest, tmp_path / "s", function=fakes.fake_analysis, workers=0)

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import console, err_console, prefer_passive_openmp
 
 study_app = typer.Typer(
@@ -53,9 +55,8 @@ def stats(
     ),
 ) -> int:
     """Group statistics: mean ± SD, ANOVA + Tukey HSD, Kruskal–Wallis + Dunn, effect sizes."""
-    import pandas as pd
-
     from skinoct.errors import InputError
+    from skinoct.io import read_csv_table
     from skinoct.study.stats import group_statistics, read_scores
 
     if not 0 < alpha < 1:
@@ -79,7 +80,7 @@ def stats(
         if profiles is not None:
             if not profiles.is_file():
                 raise InputError("file not found", path=profiles)
-            prof = pd.read_csv(profiles, dtype={"subject": str, "group": str})
+            prof = read_csv_table(profiles, numeric=("depth_um", "score"))
             try:
                 fig = profile_strip_figure(prof, order=result.order)
             except (InputError, ValueError) as exc:
@@ -90,7 +91,7 @@ def stats(
         return 0
     _print_stats(result)
     if out is not None:
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -107,7 +108,8 @@ def _print_stats(result) -> None:
     for col in ("group", "n", "mean", "SD", "median"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, g in result.groups.items():
-        table.add_row(name, str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}", f"{g['median']:.3f}")
+        table.add_row(escape(str(name)), str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}",
+                      f"{g['median']:.3f}")  # fmt: skip
     console.print(table)
     a, k = result.anova, result.kruskal
     console.print(
@@ -135,19 +137,22 @@ def _print_stats(result) -> None:
         d = result.pair(t["group1"], t["group2"], test="dunn")
         c = result.pair(t["group1"], t["group2"], test="cohen_d")
         pairs.add_row(
-            f"{t['group1']} vs {t['group2']}",
+            escape(f"{t['group1']} vs {t['group2']}"),
             f"{t['meandiff']:+.3f}",
             _fmt_p(t["p_adj"]),
             t["stars"],
             _fmt_p(d["p_adj"]),
             d["stars"],
-            f"{c['d']:+.2f}",
+            f"{c['d']:+.2f}" if c.get("reliable", True) else "n/a (n < 5)",
         )
     console.print(pairs)
+    for warning in result.warnings:  # small groups: d is not shown as if it were reliable
+        err_console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False)
     if result.excluded:
         console.print(
-            f"left out (no score): {', '.join(result.excluded)}", style="yellow", highlight=False
-        )
+            f"left out (no score): {', '.join(result.excluded)}",
+            style="yellow", highlight=False, markup=False,
+        )  # fmt: skip
 
 
 def _parse_options(items: list[str] | None) -> dict:
@@ -199,7 +204,9 @@ def run(
     prefer_passive_openmp()
     from skinoct.cli._common import EXIT_ALL_FAILED, EXIT_OK, EXIT_SOME_FAILED, STATE
     from skinoct.errors import InputError
+    from skinoct.io import provenance_banner
     from skinoct.study.run import ManifestError, read_manifest, run_study
+    from skinoct.study.stats import check_group_sizes
 
     if workers is not None and workers < 0:
         raise InputError(f"--workers must be ≥ 0, got {workers}")
@@ -212,6 +219,11 @@ def run(
             for problem in exc.problems:
                 err_console.print(f"  - {problem}", highlight=False, markup=False)
         raise
+    if report and (problems := check_group_sizes(t.group for t in table.tasks)):
+        raise InputError(  # before hours of analysis, not deep in the report afterwards
+            "the groups cannot support the statistics: " + "; ".join(problems)
+            + " (--no-report analyses the volumes without group statistics)", path=manifest,
+        )  # fmt: skip
     options = _parse_options(option)
     if function is None:
         options = {
@@ -241,6 +253,7 @@ def run(
         f"{n} subject(s): {len(result.computed)} analysed, {len(result.skipped)} reused, "
         f"{result.n_failed} failed; tables in {out}",
         highlight=False,
+        markup=False,
     )
     for f in result.failures:
         err_console.print(f"  failed: {f['subject']}: {f['error']}", highlight=False, markup=False)
@@ -248,7 +261,9 @@ def run(
         from skinoct.study.report import write_report
 
         path = write_report(out, alpha=alpha)
-        err_console.print(f"report: {path}", highlight=False)
+        err_console.print(f"report: {path}", highlight=False, markup=False)
+    if banner := provenance_banner(out):
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
     if result.n_failed == 0:
         return EXIT_OK
     return EXIT_ALL_FAILED if result.n_failed == n else EXIT_SOME_FAILED
@@ -313,19 +328,23 @@ def analyze(
         None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
+    axes: str | None = axes_option(3),
 ) -> int:
     """Analyse one volume: layers, 3-D morphometry, dermal quality profile (seed 002 §2.3)."""
     prefer_passive_openmp()
+    from skinoct.cli._axes import read_volume_checked
     from skinoct.cli._common import parse_spacing
+    from skinoct.io import provenance_banner
     from skinoct.study.analyze import analyze_volume
 
+    # Read (and orientation-check unless --axes is given) before any model loads.
+    image = read_volume_checked(volume, spacing_um=parse_spacing(spacing, ndim=3), axes=axes)
     result = analyze_volume(
-        volume,
+        image,
         out_dir=out,
         dej=_parse_dej(dej),
         layers_model=layers_model,
         matrix_model=matrix_model,
-        spacing_um=parse_spacing(spacing, ndim=3),
         section_step=section_step,
         depth_stop_um=depth_stop,
         tile_size_um=tile_size,
@@ -337,15 +356,18 @@ def analyze(
     m = result["metrics"]
     console.print(
         f"mean dermal quality score {result['score']:.2f} over "
-        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths; epidermis "
+        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths "
+        f"(from {result['profile_start_um']:g} µm below the DEJ); epidermis "
         f"{m['epidermis_thickness_um_mean']:.1f} µm, "
         f"SC {m['stratum_corneum_thickness_um_mean']:.1f} µm, "
         f"DEJ undulation {m['dej_undulation_index']:.3f}",
         highlight=False,
     )
     for flag in result["flags"]:
-        err_console.print(f"flag: {flag}", style="yellow", highlight=False)
-    err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"flag: {flag}", style="yellow", highlight=False, markup=False)
+    if banner := provenance_banner(result):
+        err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
+    err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -404,6 +426,6 @@ def demo(
             f"Spearman ρ = {c['spearman_rho']:.2f} (n = {c['n']})",
             highlight=False,
         )
-    console.print(f"report: {result.report}", highlight=False)
+    console.print(f"report: {result.report}", highlight=False, markup=False)
     stage("done (phantom data: this demonstrates the software, not clinical performance)")
     return 0 if result.n_failed == 0 else 1

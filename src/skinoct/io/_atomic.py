@@ -9,7 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "json_safe", "write_json", "write_text"]
+__all__ = ["atomic_path", "json_safe", "remove_stale_temp_files", "write_json", "write_text"]
+
+_TEMP_GLOB = ".*.tmp*"  # mkstemp(prefix=".<stem>.", suffix=".tmp<suffix>") below
 
 
 @contextlib.contextmanager
@@ -39,13 +41,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     mode = 0o666 & ~umask
     os.chmod(tmp, mode)
     try:
-        yield tmp
-        # again: some writers (safetensors) replace the file and create it owner-only
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            # again: some writers (safetensors) replace the file and create it owner-only
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            # a full disk (ENOSPC) raised by write()/close() names no file: name it
+            raise OSError(exc.errno, f"{exc.strerror} (writing)", str(path)) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files that killed writers left under ``folder``; return them.
+
+    :func:`atomic_path` removes its temp file on any exception, but not when the
+    process is killed (``kill -9``, out of memory, power loss). Call this when a
+    resumable job starts again on its folder, before any writer of its own runs.
+    """
+    folder = Path(folder)
+    removed = []
+    for path in sorted(folder.rglob(_TEMP_GLOB)) if folder.is_dir() else []:
+        if path.is_file() and ".tmp" in path.name:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -27,7 +27,7 @@ from skinoct.layers._calibration import (
     section_flag_scores,
     write_uncertainty_calibration,
 )
-from skinoct.layers._compare import compare_on_folds
+from skinoct.layers._compare import compare_on_folds, summarize_sections
 from skinoct.layers._decode import (
     decode_ordered,
     label_components,
@@ -118,6 +118,7 @@ __all__ = [
     "segment_sections",
     "segment_volume",
     "summarize_dice",
+    "summarize_sections",
     "tissue_band",
     "train_layers",
     "write_rgb_png",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from skinoct.errors import InputError
-from skinoct.io import LABEL_NAMES, Image, write_image, write_json
+from skinoct.io import LABEL_NAMES, Image, provenance_banner, write_image, write_json
 from skinoct.layers._inference import SegmentationResult
 from skinoct.layers._model import LayersModel
 from skinoct.layers._overlay import boundary_overlay, entropy_overlay, write_rgb_png
@@ -116,5 +116,6 @@ def write_segmentation(
     }
     if error is not None:
         record["metrics_error"] = error
+    record["provenance"] = provenance_banner(model.manifest)  # phantom-trained: plain words
     write_json(paths["metrics"], record)
     return paths

@@ -253,6 +253,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     out_dir = Path(out_dir)
     dataset = discover_dataset(data_dir)
     base = load_layers_model(init) if init is not None else None
+    overridden = config.overridden()  # before the initial model's architecture fills in
     if base is not None:
         config = replace(config, network=base.spec, model_spacing_um=base.spacing_um)
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
@@ -268,7 +269,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
         for r in dataset.records
     ]
     _check_labels_occur(dataset, sections)
-    config, recipe = _apply_recipe(config, dataset, sections, base, device)
+    config, recipe = _apply_recipe(config, dataset, sections, base, device, overridden)
     emit(
         "data",
         n_sections=len(sections),
@@ -288,7 +289,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     )  # fmt: skip
 
 
-def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig, dict]:
+def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[TrainConfig, dict]:
     """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
     divisor = (base.spec if base is not None else config.network or NetworkSpec()).divisor
     fp = dataset_fingerprint(
@@ -304,7 +305,6 @@ def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig,
         time_budget_s=config.time_budget_s,
         init_channels=None if base is None else base.spec.channels,
     )
-    overridden = config.overridden()
     config = config.with_recipe(recipe)
     check_config(
         not any(p % config.network.divisor for p in config.patch),

@@ -291,24 +291,16 @@ def measure_section(
     if entropy_threshold is None:
         entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
-    bounds = extract_boundaries(
-        mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um
-    )
-    dx = spacing[1]
+    b = extract_boundaries(mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um)
+    dx, bounds, dej = spacing[1], b, b.dej
     thickness = _thicknesses(bounds, normal=normal)
-    dej = bounds.dej
     papillae = find_papillae_profile(dej, dx, prominence_um=papilla_prominence_um)
     entropy_mean, segments, profile = None, [], None
     if entropy is not None:
-        ent = check_entropy(entropy, mask.shape)
-        profile = dej_entropy(ent, dej, spacing[0], band_um=entropy_band_um)
-        entropy_mean = _nanmean(profile)
-        segments = uncertain_segments(
-            excess_dej_entropy(profile, dej, (dx,)),
-            dx,
-            threshold=entropy_threshold,
-            min_length_um=min_segment_um,
-        )
+        entropy_mean, segments, profile = _section_entropy(
+            check_entropy(entropy, mask.shape), dej, spacing,
+            band_um=entropy_band_um, threshold=entropy_threshold, min_um=min_segment_um,
+        )  # fmt: skip
     return SectionMetrics(
         spacing_um=spacing,
         **{key: summarize(values) for key, values in thickness.items()},
@@ -326,6 +318,14 @@ def measure_section(
         dej_uncertain_segments=segments,
         dej_entropy_profile=profile,
     )
+
+
+def _section_entropy(entropy, dej, spacing, *, band_um, threshold, min_um):
+    """Mean DEJ entropy, uncertain DEJ segments and the entropy profile of a section."""
+    profile = dej_entropy(entropy, dej, spacing[0], band_um=band_um)
+    excess = excess_dej_entropy(profile, dej, (spacing[1],))
+    segments = uncertain_segments(excess, spacing[1], threshold=threshold, min_length_um=min_um)
+    return _nanmean(profile), segments, profile
 
 
 def flatten_metrics(metrics: dict[str, Any], *, sep: str = "_") -> dict[str, Any]:

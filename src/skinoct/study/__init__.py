@@ -5,7 +5,8 @@
 - :func:`run_study` — a manifest of volumes, in local processes or on a Dask
   cluster, resumable; ``scores.csv`` and ``profiles.csv``;
 - :func:`group_statistics` — mean ± SD, one-way ANOVA + Tukey HSD, Kruskal–Wallis +
-  Dunn, η², ε², Cohen's d;
+  Dunn, η², ε², Cohen's d with CIs, small-sample warnings; :func:`write_statistics`
+  writes them as ``stats.json`` + CSV (+ XLSX) tables;
 - :func:`write_report` — the self-contained ``report.html``;
 - :func:`run_demo` — a phantom cohort from rendering to report, checked against its
   ground truth.
@@ -26,6 +27,7 @@ from skinoct.study.run import (
 )
 from skinoct.study.stats import (
     GroupStatistics,
+    check_group_sizes,
     cohens_d,
     dunn_test,
     group_mean_profiles,
@@ -33,6 +35,7 @@ from skinoct.study.stats import (
     read_scores,
     significance_stars,
 )
+from skinoct.study.stats_tables import write_statistics
 
 __all__ = [
     "AnalysisOptions",
@@ -41,6 +44,7 @@ __all__ = [
     "ManifestError",
     "StudyResult",
     "analyze_volume",
+    "check_group_sizes",
     "cohens_d",
     "collect_results",
     "compare_with_truth",
@@ -55,4 +59,5 @@ __all__ = [
     "run_study",
     "significance_stars",
     "write_report",
+    "write_statistics",
 ]

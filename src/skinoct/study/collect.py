@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from skinoct._version import __version__
-from skinoct.io import atomic_path, write_json
+from skinoct.io import write_csv_table, write_json
 from skinoct.study.manifest import _META_COLUMNS, Manifest
 
 __all__ = ["StudyResult", "collect_results", "load_record", "record_path", "write_summary"]
@@ -131,8 +131,8 @@ def _columns(rows: list[dict], manifest: Manifest) -> list[str]:
 
 
 def _write_csv(path: Path, df) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+    # text cells a spreadsheet would execute (=, +, -, @ …) are quoted; raw values stay in JSON
+    write_csv_table(path, df, float_format="%.6g")
 
 
 def write_summary(out_dir, manifest, result, *, name, options, fingerprint, workers, scheduler):

@@ -29,6 +29,10 @@ MANIFEST_COLUMNS = ("subject", "group", "volume")
 #: µm), and the site and visit, carried into the tables.
 OPTIONAL_COLUMNS = ("dej", "site", "visit")
 _SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ +=@-]*$")
+#: Longest subject ID (UTF-8 bytes): it names ``subjects/<id>.json``, the folder
+#: ``subjects/<id>/`` and their temp files, which must stay under the 255-byte file-name
+#: limit of common file systems.
+MAX_SUBJECT_BYTES = 128
 _META_COLUMNS = ("site", "visit")
 
 
@@ -80,7 +84,8 @@ def read_manifest(path: str | Path) -> Manifest:
     Raises
     ------
     ManifestError
-        Unreadable file, missing or unknown columns, empty cells, subject IDs that are
+        Unreadable file, missing or unknown columns, empty cells, subject IDs longer
+        than :data:`MAX_SUBJECT_BYTES` or that are
         not usable as file names, duplicate subjects, volume or DEJ files that do not
         exist, DEJ values that are neither a file nor a depth in µm.
     """
@@ -121,6 +126,11 @@ def read_manifest(path: str | Path) -> Manifest:
         where = f"line {line}" + (f" ({subject})" if subject else "")
         if not subject:
             problems.append(f"line {line}: empty subject")
+        elif len(subject.encode()) > MAX_SUBJECT_BYTES:
+            problems.append(
+                f"line {line} ({subject[:40]}…): subject ID is {len(subject.encode())} bytes long, "
+                f"at most {MAX_SUBJECT_BYTES} (it names files)"
+            )
         elif not _SUBJECT_RE.match(subject) or subject in (".", ".."):
             problems.append(
                 f"{where}: subject ID must start with a letter or digit and hold only letters, "
@@ -136,8 +146,10 @@ def read_manifest(path: str | Path) -> Manifest:
         if not volume_text:
             problems.append(f"{where}: empty volume")
         else:
-            volume = (base / volume_text).resolve()
-            if not volume.exists():
+            volume = _usable_path(base, volume_text)
+            if volume is None:
+                problems.append(f"{where}: volume is not a usable path: {volume_text[:80]!r}")
+            elif not volume.exists():
                 problems.append(f"{where}: volume not found: {volume_text}")
         dej: float | Path | None = None
         dej_text = str(row.get("dej", "")).strip()
@@ -145,8 +157,8 @@ def read_manifest(path: str | Path) -> Manifest:
             try:
                 dej = float(dej_text)
             except ValueError:
-                dej = (base / dej_text).resolve()
-                if not dej.is_file():
+                dej = _usable_path(base, dej_text)
+                if dej is None or not dej.is_file():
                     problems.append(f"{where}: dej is neither a depth in µm nor a file: {dej_text}")
             else:
                 if not math.isfinite(dej) or dej < 0:
@@ -160,3 +172,12 @@ def read_manifest(path: str | Path) -> Manifest:
         raise ManifestError(problems, path=path)
     return Manifest(path=path, tasks=tuple(tasks), columns=tuple(df.columns))
 
+
+def _usable_path(base: Path, text: str) -> Path | None:
+    """``base / text`` resolved, or None for text no file system takes (NUL, too long)."""
+    try:
+        path = (base / text).resolve()
+        path.exists()  # raises for a name longer than the file system allows
+    except (OSError, ValueError):
+        return None
+    return path

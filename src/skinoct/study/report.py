@@ -406,7 +406,7 @@ def write_report(
     (with a "did you mean" for a group name close to another one) and the tables of
     an earlier run are removed.
     """
-    from skinoct.study.stats import check_group_sizes, group_statistics
+    from skinoct.study.stats import group_statistics
     from skinoct.study.stats_tables import STATS_TABLES, write_statistics
 
     study_dir = Path(study_dir)
@@ -431,9 +431,8 @@ def write_report(
         present = set(scores["group"].astype(str))
         stats = group_statistics(scores, alpha=alpha,
                                  order=order or [g for g in groups if g in present])  # fmt: skip
-    except InputError as exc:
-        hints = [p for p in check_group_sizes(scores["group"]) if "did you mean" in p]
-        stats_error = "; ".join([str(exc), *hints])
+    except InputError as exc:  # e.g. a group too small, with a "did you mean"
+        stats_error = str(exc)
     page, figures = render_report(
         scores=scores, profiles=profiles, records=records, manifest_subjects=manifest_subjects,
         stats=stats, stats_error=stats_error, title=title, notes=notes, study=study,

@@ -33,7 +33,9 @@ Crash safety: a subject's record is written atomically as soon as it is done, so
 interrupted run loses at most the subjects in flight. A re-run skips subjects whose
 record is ``ok`` with the same input hash (SHA-256 of the volume file, the DEJ input,
 the analysis options, the model weights, the function and the skinoct version) and
-retries failed ones. One failing volume never stops the others.
+retries failed ones, after removing the temp files (``.*.tmp*``) a killed run left.
+One failing volume never stops the others. Text cells of the CSV tables that a
+spreadsheet would execute are quoted (:func:`skinoct.io.safe_csv_cell`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Any
 
 from skinoct._version import __version__
 from skinoct.errors import InputError
-from skinoct.io import write_json
+from skinoct.io import remove_stale_temp_files, write_json
 from skinoct.study.collect import (
     StudyResult,
     collect_results,
@@ -229,6 +231,7 @@ def run_study(
     name = _function_name(fn)
     fingerprint = _fingerprint(fn, options)
     (out_dir / "subjects").mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)  # left by a killed run; nothing of ours is writing yet
 
     todo, skipped = _plan(manifest, out_dir, name=name, options=options, fingerprint=fingerprint)
     stream = execute(

@@ -209,7 +209,10 @@ def group_statistics(
     values = {g: df.loc[df["group"] == g, "score"].to_numpy(float) for g in order}
     small = [f"{g} (n={v.size})" for g, v in values.items() if v.size < 2]
     if small:
-        raise InputError(f"every group needs at least two scores: {', '.join(small)}")
+        groups_of_rows = df.loc[df["group"].isin(order), "group"]
+        hints = [p.split("; ", 1)[1] for p in check_group_sizes(groups_of_rows) if "; did" in p]
+        raise InputError(f"every group needs at least two scores: {', '.join(small)}"
+                         + "".join(f" ({h})" for h in hints))  # fmt: skip
 
     groups = {g: _describe(v) for g, v in values.items()}
 
