@@ -175,7 +175,6 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         "mc_dropout": 0,
         "ensemble": False,
         "decoding": "ordered",
-        "ensemble": False,
     }
     assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0
 
