@@ -29,7 +29,7 @@ def test_engines_are_one_tuple_shared_by_both_tasks():
     import skinoct.matrix
 
     assert skinoct.layers.ENGINES is skinoct.matrix.ENGINES is ENGINES
-    assert set(ENGINES) == {"auto", "torch", "onnx", "openvino"}
+    assert set(ENGINES) == {"auto", "torch", "onnx", "openvino", "openvino-int8"}
     with pytest.raises(InputError, match="engine must be one of"):
         resolve_engine("trt")
     assert resolve_engine("torch") == "torch"

@@ -319,8 +319,8 @@ def predict(
     engine: str = typer.Option(
         "auto",
         "--engine",
-        help="auto (the fastest installed for this CPU), torch, onnx (onnxruntime) or "
-        "openvino (bf16, optional).",
+        help="auto (the fastest installed for this CPU), torch, onnx (onnxruntime), "
+        "openvino (bf16, optional) or openvino-int8 (NNCF int8, optional).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Tiles per forward pass."),
     dej: str | None = typer.Option(None, "--dej", help=_DEJ_HELP + " Needed for volumes."),
@@ -344,13 +344,11 @@ def predict(
 
     from skinoct.io import write_text
     from skinoct.matrix import ENGINES, expected_grade, load_matrix_model, predict_tiles
-    from skinoct.models import resolve_engine
-
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     grader = load_matrix_model(model)
     _notice(grader)
-    engine = resolve_engine(engine, task="matrix", device=next(grader.network.parameters()).device)
+    engine = grader.engine_for(engine)  # 'auto' resolved: the engine that runs
     size = grader.preprocessing.input_size
     override = parse_spacing(spacing)
     stacks, tables = [], []

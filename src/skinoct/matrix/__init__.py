@@ -55,6 +55,7 @@ from skinoct.matrix._network import (
     set_phase,
 )
 from skinoct.matrix._profile import GradeProfile, grade_profile
+from skinoct.matrix._quantize import grading_engine, phantom_tiles, quantize_int8
 from skinoct.matrix._tiles import (
     extract_tiles,
     profile_tiles,
@@ -96,15 +97,18 @@ __all__ = [
     "extract_tiles",
     "fleiss_kappa",
     "grade_profile",
+    "grading_engine",
     "keras_layer_table",
     "load_matrix_model",
     "load_pretrained",
     "majority_grade",
     "normalize_batch",
+    "phantom_tiles",
     "plot_confusion",
     "predict_tiles",
     "preprocess_tiles",
     "profile_tiles",
+    "quantize_int8",
     "read_dej",
     "read_labels",
     "read_predictions",

@@ -13,12 +13,12 @@ from skinoct.errors import InputError, ModelError
 from skinoct.matrix._labels import GRADES
 from skinoct.models import (
     ENGINES,
+    INT8_ENGINE,
     Engine,
     ExportedEngines,
     export_location,
     model_digest,
     model_provenance,
-    resolve_engine,
     state_digest,
     trained_on_synthetic,
 )
@@ -173,6 +173,7 @@ class MatrixModel:
     path: Path | None = None
     manifest_sha256: str | None = None
     _engines: Any = field(default=None, repr=False)
+    _int8: Any = field(default=None, repr=False)
 
     @property
     def is_synthetic(self) -> bool:
@@ -194,6 +195,22 @@ class MatrixModel:
     def onnx_path(self) -> Path:
         """Where the verified ONNX export of this model is kept."""
         return self._exported().path
+
+    def int8(self):
+        """The :class:`~skinoct.models.Int8Export` of this model (NNCF int8, cached beside
+        the ONNX export, quantised on first use; :mod:`skinoct.matrix._quantize`)."""
+        if self._int8 is None:
+            from skinoct.matrix._quantize import int8_export
+
+            self._int8 = int8_export(self)
+        return self._int8
+
+    def engine_for(self, engine: str = "auto") -> str:
+        """The engine :func:`predict_tiles` runs for ``engine`` (``'auto'`` resolved; record
+        it in outputs' provenance)."""
+        from skinoct.matrix._quantize import grading_engine
+
+        return grading_engine(engine, self, device=next(self.network.parameters()).device)
 
     def _exported(self) -> ExportedEngines:
         if self._engines is None:
@@ -374,13 +391,15 @@ def predict_tiles(
         model's input size when needed.
     model : MatrixModel
         From :func:`load_matrix_model`.
-    engine : {'torch', 'onnx', 'openvino', 'auto'}
+    engine : {'auto', 'torch', 'onnx', 'openvino', 'openvino-int8'}
         Torch eager on the model's device, onnxruntime on the CPU (exported on
-        first use), or OpenVINO's CPU plugin on the same export, in bfloat16 where
+        first use), OpenVINO's CPU plugin on the same export, in bfloat16 where
         the CPU supports it (optional dependency, ``pip install 'skinoct[openvino]'``;
-        the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md). ``'auto'``: the
-        fastest installed for this CPU (:func:`skinoct.models.resolve_engine`; record
-        ``resolve_engine(engine, task='matrix')`` in outputs).
+        the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md), or OpenVINO on an
+        NNCF int8 quantisation of it (quantised and checked on first use, cached;
+        :mod:`skinoct.matrix._quantize`). ``'auto'``: the int8 model when one is cached
+        and passed its agreement check, else the fastest installed for this CPU
+        (:meth:`MatrixModel.engine_for`; record ``model.engine_for(engine)`` in outputs).
     batch_size : int
         Tiles per forward pass.
     threads : int, optional
@@ -408,7 +427,7 @@ def predict_tiles(
     import torch
 
     device = next(model.network.parameters()).device
-    engine = resolve_engine(engine, task="matrix", device=device)
+    engine = model.engine_for(engine)
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     array = _check_tiles(tiles)
@@ -424,6 +443,8 @@ def predict_tiles(
         runner = model.onnx_runner(threads=threads)
     elif engine == "openvino":
         runner = model.openvino_runner(threads=threads)
+    elif engine == INT8_ENGINE:
+        runner = model.int8().runner(threads=threads)
     with torch.inference_mode():
         for start in starts:
             chunk = array[start : start + step]

@@ -27,6 +27,7 @@ from skinoct.models._checkpoint import (
     remove_checkpoint,
     save_checkpoint,
 )
+from skinoct.models._int8 import INT8_ENGINE, Int8Export, agreement_check, nncf_available
 from skinoct.models._onnx import OnnxRunner, OpenVinoRunner, export_onnx
 from skinoct.models._provenance import (
     model_digest,
@@ -64,6 +65,7 @@ from skinoct.models._training import (
 __all__ = [
     "CHECKPOINT_NAME",
     "ENGINES",
+    "INT8_ENGINE",
     "MANIFEST_NAME",
     "WEIGHTS_NAME",
     "Artifact",
@@ -75,9 +77,11 @@ __all__ = [
     "EpochOutcome",
     "ExportedEngines",
     "FitState",
+    "Int8Export",
     "OnnxRunner",
     "OpenVinoRunner",
     "TrainEvent",
+    "agreement_check",
     "bundled_model_dir",
     "cache_dir",
     "check_choice",
@@ -92,6 +96,7 @@ __all__ = [
     "load_checkpoint",
     "model_digest",
     "model_provenance",
+    "nncf_available",
     "onnxruntime_available",
     "openvino_available",
     "read_manifest",

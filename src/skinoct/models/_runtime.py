@@ -22,9 +22,11 @@ __all__ = [
     "resolve_engine",
 ]
 
-Engine = Literal["auto", "torch", "onnx", "openvino"]
+Engine = Literal["auto", "torch", "onnx", "openvino", "openvino-int8"]
 #: Engines a model can run on; ``'auto'`` picks one of the others (:func:`resolve_engine`).
-ENGINES = ("auto", "torch", "onnx", "openvino")
+#: ``'openvino-int8'``: OpenVINO on an NNCF int8 quantisation of the export
+#: (:class:`~skinoct.models.Int8Export`; the grading model only).
+ENGINES = ("auto", "torch", "onnx", "openvino", "openvino-int8")
 
 
 def resolve_device(device=None):
@@ -104,6 +106,8 @@ def _cuda_available() -> bool:
 def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -> str:
     """The concrete engine for ``engine``; ``'auto'`` = the fastest one installed here.
 
+    ``'auto'`` never returns ``'openvino-int8'``: that one needs a model-specific agreement
+    check, so the grading model chooses it itself (:meth:`skinoct.matrix.MatrixModel.engine_for`).
     ``'auto'`` picks, in order: OpenVINO when importable (for grading, ``task='matrix'``,
     only on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured
     1.3–1.4× faster than onnxruntime, BENCHMARKS.md), then onnxruntime, then torch.

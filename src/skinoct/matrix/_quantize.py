@@ -1,0 +1,92 @@
+"""The int8 grading engine: calibration and check tiles from the phantom, engine choice.
+
+``engine='openvino-int8'`` runs an NNCF post-training int8 quantisation of the grading
+model's ONNX export (:class:`skinoct.models.Int8Export`). It is calibrated on seeded
+phantom en-face tiles (:func:`skinoct.phantom.render_enface`, q uniform in [1, 4]) and
+checked against float32 onnxruntime on other seeded phantom tiles: it is used only
+when it gives the same grade on ≥ 97 % of them and loses ≤ 0.5 points of accuracy
+against the phantom's true grade. Phantom tiles are not clinical data; the check says
+the quantisation preserves this model's behaviour, nothing about real skin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CALIBRATION_TILES", "CHECK_TILES", "grading_engine", "phantom_tiles", "quantize_int8",
+]
+
+#: Phantom tiles NNCF calibrates on (seed 11) and the agreement check grades (seed 7).
+CALIBRATION_TILES = 128
+CHECK_TILES = 192
+
+
+def phantom_tiles(n: int, *, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` phantom en-face tiles (uint8, (n, 3, size, size), q uniform in [1, 4]) and
+    their true grades."""
+    import torch
+    import torch.nn.functional as F
+
+    from skinoct.io import to_uint8
+    from skinoct.phantom import grade_of, render_enface
+
+    rng = np.random.default_rng(seed)
+    qualities = rng.uniform(1, 4, n)
+    stacks = [
+        to_uint8(render_enface(float(q), seed=int(rng.integers(2**31))).stack) for q in qualities
+    ]
+    x = torch.from_numpy(np.stack(stacks)).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy(), np.asarray(grade_of(qualities))
+
+
+def int8_export(model, *, n_calibration: int | None = None, n_check: int | None = None):
+    """The :class:`~skinoct.models.Int8Export` of a grading model (not yet quantised);
+    by default :data:`CALIBRATION_TILES` and :data:`CHECK_TILES` phantom tiles."""
+    from skinoct.matrix._model import preprocess_tiles
+    from skinoct.models import Int8Export
+
+    size = int(model.preprocessing.input_size)
+
+    def inputs(n: int, seed: int):
+        tiles, grades = phantom_tiles(n, seed=seed, size=size)
+        x = preprocess_tiles(tiles, model.preprocessing, normalize=False).numpy()
+        labels = np.searchsorted(np.asarray(model.classes), grades)
+        return x, labels
+
+    return Int8Export(
+        model._exported(),
+        calibration=lambda: inputs(n_calibration or CALIBRATION_TILES, 11)[0],
+        validation=lambda: inputs(n_check or CHECK_TILES, 7),
+    )
+
+
+def quantize_int8(model) -> dict[str, Any]:
+    """Quantise the grading model to int8 now (cached beside its ONNX export) and return
+    the agreement check (``agreement``, ``accuracy_f32``, ``accuracy_int8``, ``n``,
+    ``passed``). Takes a minute or two on 2 cores; ``engine='auto'`` then uses the int8
+    model when the check passed."""
+    return model.int8().check()
+
+
+def grading_engine(engine: str, model, *, device=None) -> str:
+    """The engine that grades for ``engine`` (``'auto'`` resolved).
+
+    ``'auto'`` on the CPU is ``'openvino-int8'`` when OpenVINO is installed and a verified
+    int8 model of this model is cached and passed its agreement check (never quantises:
+    run :func:`quantize_int8` or ``engine='openvino-int8'`` once); otherwise
+    :func:`skinoct.models.resolve_engine`'s choice.
+    """
+    from skinoct.models import INT8_ENGINE, openvino_available, resolve_engine
+
+    resolved = resolve_engine(engine, task="matrix", device=device)
+    if engine != "auto" or str(device or "cpu").startswith("cuda"):
+        return resolved
+    if openvino_available():
+        check = model.int8().cached_check()
+        if check is not None and check.get("passed"):
+            return INT8_ENGINE
+    return resolved
