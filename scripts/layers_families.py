@@ -179,9 +179,8 @@ def markdown(results: dict) -> str:
     lines += ["", f"Budget: {b['per_family_train']} training and {b['per_family_test']} test "
               f"sections per family, {b['epochs']} epochs × {b['patches_per_section']} patches "
               f"per section, batch {b['batch_size']}, lr {b['lr']}, start from "
-              f"{'`' + b['init'] + '`' if b['init'] else 'random weights'}; "
-              f"{b['wall_s'] / 60:.0f} min wall on a shared 2-core CPU. Command: "
-              f"`{b['command']}`."]  # fmt: skip
+              f"{'`' + b['init'] + '`' if b['init'] else 'random weights'}. Command of this "
+              f"table: `{b['command']}`."]  # fmt: skip
     return "\n".join(lines)
 
 

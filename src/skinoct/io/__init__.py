@@ -36,13 +36,7 @@ from skinoct.io._labels import (
     STRATUM_CORNEUM,
     validate_labels,
 )
-from skinoct.io._limits import (
-    ReadLimits,
-    check_regular_file,
-    get_limits,
-    read_limits,
-    set_limits,
-)
+from skinoct.io._limits import ReadLimits, check_regular_file, get_limits, read_limits, set_limits
 from skinoct.io._normalize import normalize_intensity
 from skinoct.io._orientation import OrientationVerdict, check_orientation, orientation_verdict
 from skinoct.io._provenance import provenance_banner
