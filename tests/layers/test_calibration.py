@@ -131,3 +131,18 @@ def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
         )
     with pytest.raises(ModelError, match="dej_entropy_threshold"):
         write_uncertainty_calibration(model_dir, {"quantile": 0.9})
+
+
+def test_volume_flag_uses_the_excess_entropy_and_the_default_threshold():
+    from skinoct.morphometry import uncertain_dej_area
+
+    entropy_map = np.full((40, 60), 0.3)  # a high but uniform baseline: nothing stands out
+    dej = np.full((40, 60), 100.0)
+    assert not uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1).any()
+    entropy_map[10:25, 20:40] += 0.25  # a 30 x 40 µm stretch 0.25 above the baseline
+    flagged = uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1)
+    assert flagged[10:25, 20:40].all() and flagged.sum() == 15 * 20
+    assert np.array_equal(
+        uncertain_dej_area(entropy_map, dej, (2.0, 2.0)),
+        uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=default_entropy_threshold()),
+    )

@@ -173,6 +173,7 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         "engine": "onnx",
         "tta": True,
         "mc_dropout": 0,
+        "ensemble": False,
         "decoding": "ordered",
     }
     assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0

@@ -36,7 +36,7 @@ from skinoct.io._labels import (
     STRATUM_CORNEUM,
     validate_labels,
 )
-from skinoct.io._limits import ReadLimits, get_limits, read_limits, set_limits
+from skinoct.io._limits import ReadLimits, check_regular_file, get_limits, read_limits, set_limits
 from skinoct.io._normalize import normalize_intensity
 from skinoct.io._orientation import OrientationVerdict, check_orientation, orientation_verdict
 from skinoct.io._provenance import provenance_banner
@@ -49,6 +49,7 @@ from skinoct.io._read import (
     read_volume,
     resolve_axes,
 )
+from skinoct.io._read_numpy import read_npy
 from skinoct.io._write import to_uint8, write_image
 from skinoct.io._zarr import (
     LazyArray,
@@ -76,6 +77,7 @@ __all__ = [
     "SpacingWarning",
     "atomic_path",
     "check_orientation",
+    "check_regular_file",
     "check_spacing",
     "get_limits",
     "is_zarr",
@@ -89,6 +91,7 @@ __all__ = [
     "read_image",
     "read_limits",
     "read_mask",
+    "read_npy",
     "read_ome_zarr",
     "read_ome_zarr_labels",
     "read_volume",

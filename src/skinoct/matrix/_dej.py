@@ -93,7 +93,7 @@ def _as_number(value) -> float | None:
 
 
 def _read_surface(path: Path) -> np.ndarray:
-    from skinoct.io._limits import check_regular_file
+    from skinoct.io import check_regular_file
 
     check_regular_file(path)  # a FIFO or device would block or never end
     suffix = path.suffix.lower()
@@ -107,7 +107,7 @@ def _read_surface(path: Path) -> np.ndarray:
                     raise InputError(f".npz needs an array 'dej_um', found {npz.files}", path=path)
                 data = npz[names[0]]
         elif suffix == ".npy":
-            from skinoct.io._read_numpy import read_npy
+            from skinoct.io import read_npy
 
             data = read_npy(path, mmap=False)  # header checked before any allocation
         elif suffix in (".tif", ".tiff"):

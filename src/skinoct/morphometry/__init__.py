@@ -20,6 +20,7 @@ from skinoct.morphometry._entropy import (
     dej_flag_score,
     excess_dej_entropy,
     uncertain_area,
+    uncertain_dej_area,
     uncertain_segments,
 )
 from skinoct.morphometry._metrics import (
@@ -85,6 +86,7 @@ __all__ = [
     "surface_area_ratio",
     "surfaces_on_grid",
     "uncertain_area",
+    "uncertain_dej_area",
     "uncertain_segments",
     "vertical_thickness",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "dej_flag_score",
     "excess_dej_entropy",
     "uncertain_area",
+    "uncertain_dej_area",
     "uncertain_segments",
 ]
 
@@ -227,3 +228,30 @@ def uncertain_area(
     keep = sizes >= min_length_um**2
     keep[0] = False
     return keep[lab]
+
+
+def uncertain_dej_area(
+    entropy_map: np.ndarray,
+    dej_um: np.ndarray,
+    lateral_spacing_um: Sequence[float],
+    *,
+    threshold: float | None = None,
+    min_length_um: float = 20.0,
+) -> np.ndarray:
+    """The flag of a volume's DEJ: :func:`uncertain_area` of :func:`excess_dej_entropy`.
+
+    ``entropy_map`` is the DEJ-band entropy per (y, x) (:func:`dej_entropy`, NaN where
+    the DEJ is absent); ``threshold`` defaults to :func:`default_entropy_threshold`
+    (pass ``skinoct.layers.dej_entropy_threshold(model)`` for the model used). What
+    :func:`~skinoct.morphometry.measure_volume` flags, for callers that build the DEJ
+    entropy map themselves (``study.analyze``).
+    """
+    if threshold is None:
+        threshold = default_entropy_threshold()
+    excess = excess_dej_entropy(entropy_map, dej_um, lateral_spacing_um)
+    return uncertain_area(
+        np.nan_to_num(excess, nan=-1.0),
+        lateral_spacing_um,
+        threshold=threshold,
+        min_length_um=min_length_um,
+    )

@@ -21,8 +21,7 @@ from skinoct.morphometry._entropy import (
     check_entropy,
     default_entropy_threshold,
     dej_entropy,
-    excess_dej_entropy,
-    uncertain_area,
+    uncertain_dej_area,
 )
 from skinoct.morphometry._metrics import (
     DEFAULT_ENTROPY_BAND_UM,
@@ -216,12 +215,8 @@ def _volume_metrics(
     if entropy_map is not None:
         entropy_mean = _nanmean(entropy_map)
         # thresholded: slope-corrected excess over the volume's median (issue 11.5)
-        excess = excess_dej_entropy(entropy_map, dej, lateral)
-        uncertain = uncertain_area(
-            np.nan_to_num(excess, nan=-1.0),
-            lateral,
-            threshold=entropy_threshold,
-            min_length_um=min_segment_um,
+        uncertain = uncertain_dej_area(
+            entropy_map, dej, lateral, threshold=entropy_threshold, min_length_um=min_segment_um
         )
         valid = np.isfinite(entropy_map)
         fraction = float(uncertain.sum() / valid.sum()) if valid.any() else float("nan")
