@@ -113,6 +113,8 @@ def run(args) -> dict:
     results = {"runs": {}, "models": {}}
     for name, (parts, limit, tests) in runs.items():
         key = name.replace(" ", "_")
+        if args.only and key != args.only:
+            continue
         data = combine_datasets(parts, work / "runs" / key / "data", limit=limit)
         model_dir = train(data, work / "runs" / key / "model", args, args.init)
         cache = work / "runs" / key / "scores.json"
@@ -128,11 +130,19 @@ def run(args) -> dict:
         print(name, {f: round(v["mean_dice"], 4) for f, v in results["runs"][name]["test"].items()},
               flush=True)  # fmt: skip
     for name, path in args.model:
+        if args.only and args.only != "models":
+            break
         model = load_layers_model(path)
-        results["models"][name] = {
-            "path": str(path), "weights_sha256": model.weights_sha256,
-            "test": {f: score(model, test_parts[f]) for f in families},
-        }  # fmt: skip
+        cache = work / "models" / f"{name}_{model.weights_sha256[:16]}.json"
+        if cache.is_file():
+            results["models"][name] = json.loads(cache.read_text(encoding="utf-8"))
+        else:
+            results["models"][name] = {
+                "path": str(path), "weights_sha256": model.weights_sha256,
+                "test": {f: score(model, test_parts[f]) for f in families},
+            }  # fmt: skip
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(results["models"][name], indent=1), encoding="utf-8")
         scores = results["models"][name]["test"]
         print(name, {f: round(v["mean_dice"], 4) for f, v in scores.items()}, flush=True)
     results["budget"] = {
@@ -169,9 +179,8 @@ def markdown(results: dict) -> str:
     lines += ["", f"Budget: {b['per_family_train']} training and {b['per_family_test']} test "
               f"sections per family, {b['epochs']} epochs × {b['patches_per_section']} patches "
               f"per section, batch {b['batch_size']}, lr {b['lr']}, start from "
-              f"{'`' + b['init'] + '`' if b['init'] else 'random weights'}; "
-              f"{b['wall_s'] / 60:.0f} min wall on a shared 2-core CPU. Command: "
-              f"`{b['command']}`."]  # fmt: skip
+              f"{'`' + b['init'] + '`' if b['init'] else 'random weights'}. Command of this "
+              f"table: `{b['command']}`."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -245,11 +254,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="NAME=DIR: also score this model on every family")  # fmt: skip
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "layers.md")
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--only", metavar="RUN", default=None,
+                        help="train and score one run only (e.g. without_standard, in-domain), "
+                        "or 'models' to score the --model models only; for parallel "
+                        "processes")  # fmt: skip
     parser.add_argument("--install", metavar="NAME", default=None,
                         help="copy model NAME (of --model) into the bundled folder with its "
                         "held-out scores")  # fmt: skip
     args = parser.parse_args(argv)
     results = run(args)
+    if args.only:
+        return 0
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     block = markdown(results)

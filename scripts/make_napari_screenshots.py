@@ -55,9 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from skinoct.napari._sample_data import phantom_section, phantom_volume
-    from skinoct.napari._training import FineTuneWidget, SaveTrainingPairWidget
-    from skinoct.napari._widgets import AnalyzeWidget, CorrectWidget, SegmentWidget
+    from skinoct.napari import (
+        AnalyzeWidget,
+        CorrectWidget,
+        FineTuneWidget,
+        SaveTrainingPairWidget,
+        SegmentWidget,
+        phantom_section,
+        phantom_volume,
+    )
 
     scratch = Path(tempfile.mkdtemp(prefix="skinoct_shots_"))
     viewer = napari.Viewer(title="skinoct", show=True)

@@ -7,10 +7,14 @@ randomised far beyond real LC-OCT, the SynthSeg idea), trains with the MONAI
 intensity augmentation of skinoct.layers._augment, and writes model.safetensors,
 model.json and cv_report.json into OUT (default: the package's bundled-model folder).
 
-    # CPU, 2 shared cores, as used for the shipped model (warm start from the previous
-    # phantom-only model, no cross-validation; ~35 min on a loaded 2-core machine):
-    python scripts/train_layers_bundled.py --device cpu --folds 0 --epochs 5 \
-        --per-family 48 --init src/skinoct/models/bundled/layers --out out/bundled_new
+    # CPU, 2 shared cores, as run for docs/layers.md (warm start from the previous
+    # phantom-only model, no cross-validation, 36 steps of 16 patches; 847 s wall with
+    # the process getting ~0.25 of a core; far too short, see docs/layers.md):
+    python scripts/train_layers_bundled.py --device cpu --folds 0 --epochs 1 \
+        --per-family 48 --sections 4 --patches-per-section 3 --batch-size 16 --lr 1e-3 \
+        --init src/skinoct/models/bundled/layers --work out/bundled_work --out out/bundled_new
+    # Install it only once scripts/layers_families.py shows it beats the shipped model on
+    # the held-out families (--model new=out/bundled_new --install new).
     # GPU, with 5-fold CV and more data:
     python scripts/train_layers_bundled.py --device cuda --jobs 16 --workers 12 \
         --per-family 120 --epochs 16

@@ -34,6 +34,14 @@ ALLOWED: dict[str, set[str]] = {
         "io", "models", "datasets", "morphometry", "layers", "matrix", "phantom", "study", "cli"
     },
 }
+#: Private modules that other code may name: the napari plugin's contributions are
+#: addressed by module path (napari.yaml, npe2), so scripts that drive the plugin use them.
+PLUGIN_MODULES = ("skinoct.napari.",)
+#: Known breaches waiting for their owner (file, imported module); keep this list empty.
+KNOWN = {
+    # phantom-dr: family_section_params / sample_subject are not re-exported yet
+    ("scripts/make_phantom_gallery.py", "skinoct.phantom._datasets"),
+}
 #: Top-level modules of the package (not subpackages).
 TOP_MODULES = {"__init__", "__main__", "errors", "_version"}
 
@@ -81,7 +89,10 @@ def _violations(path: Path, package: str | None) -> list[str]:
         if target == "napari" and package != "napari":
             problems.append(f"{where} (nothing imports napari)")
         private = [p for p in parts[2:] if p.startswith("_") and not p.startswith("__")]
-        if private and target != package and target not in TOP_MODULES:
+        exempt = name.startswith(PLUGIN_MODULES) or (
+            str(path.relative_to(ROOT)), ".".join(parts[:3])
+        ) in KNOWN
+        if private and target != package and target not in TOP_MODULES and not exempt:
             problems.append(f"{where} (private module of another package)")
     return problems
 

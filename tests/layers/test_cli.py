@@ -5,7 +5,7 @@ import pytest
 from _layers_synthetic import synthetic_section
 
 from skinoct.io import read_image, write_image
-from skinoct.layers import load_layers_model
+from skinoct.layers import load_layers_model, ordering_violations
 
 OUTPUTS = ("_mask.tif", "_entropy.tif", "_overlay.png", "_entropy.png", ".metrics.json")
 
@@ -169,7 +169,14 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
     mask = read_image(out / f"{stem}_mask.tif")
     assert mask.spacing_um == pytest.approx((2.0, 0.5))
     record = json.loads((out / f"{stem}.metrics.json").read_text())
-    assert record["options"] == {"engine": "onnx", "tta": True, "mc_dropout": 0}
+    assert record["options"] == {
+        "engine": "onnx",
+        "tta": True,
+        "mc_dropout": 0,
+        "ensemble": False,
+        "decoding": "ordered",
+    }
+    assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0
 
 
 @pytest.mark.parametrize(
@@ -178,6 +185,7 @@ def test_segment_onnx_engine_and_spacing_override(run_cli, sections, tiny_model_
         # checked by the library: the message names the argument
         (["--engine", "onnx", "--mc-dropout", "2"], "mc_dropout needs engine='torch'"),
         (["--engine", "cuda"], "engine must be one of"),
+        (["--decoding", "greedy"], "decoding must be one of"),
         (["--model", "/no/such/model"], "model directory not found"),
     ],
 )

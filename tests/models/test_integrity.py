@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from hypothesis import strategies as st
 
 from skinoct.errors import ModelError
 from skinoct.layers import load_layers_model
@@ -49,6 +50,7 @@ LAYERS_EDITS = [
     ("dropout 5", _set("architecture", "args", "dropout", value=5.0), "dropout"),
     ("weights outside", _set("weights_file", value="../elsewhere.safetensors"), "weights_file"),
     ("weights absolute", _set("weights_file", value="/etc/passwd"), "weights_file"),
+    ("weights NUL", _set("weights_file", value="model\x00.safetensors"), "weights_file"),
     ("args as a string", _set("architecture", "args", value="channels=8"), "architecture.args"),
     ("out_channels four", _set("architecture", "args", "out_channels", value="four"),
      "out_channels"),
@@ -203,3 +205,52 @@ def test_onnx_file_without_a_matching_sidecar_is_reexported(matrix_model_dir, tm
     with pytest.warns(UserWarning, match="does not match"):
         again.onnx_runner()
     assert path.read_bytes()[-1:] != b"\0"
+
+
+def _paths(obj, prefix=()):
+    """Every key path of a nested manifest."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield (*prefix, k)
+            yield from _paths(v, (*prefix, k))
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("task", ["layers", "matrix"])
+def test_any_edit_of_any_field_is_accepted_or_a_model_error(task, tmp_path):
+    """Property (hypothesis): replacing any manifest field by any JSON value never raises
+    anything but ModelError from the schema check."""
+    from hypothesis import HealthCheck, given, settings
+
+    from skinoct.models import bundled_model_dir, read_manifest, validate_manifest
+
+    folder = tmp_path / task
+    folder.mkdir()
+    original, _ = read_manifest(bundled_model_dir(task) / "model.json")
+    paths = sorted(_paths(original))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(paths), _JSON)
+    def check(path, value):
+        manifest = json.loads(json.dumps(original))
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        try:
+            validate_manifest(manifest, path=folder / "model.json")
+        except ModelError as exc:
+            assert exc.path == folder / "model.json"
+
+    check()

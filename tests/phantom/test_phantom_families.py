@@ -114,9 +114,11 @@ def test_artefact_family_draws_artefacts_on_air_only():
     np.testing.assert_array_equal(sec.labels, plain.labels)
     air = sec.labels == AIR
     assert sec.image[air].max() > 3 * plain.image[air].max()  # hairs, bubbles, window
-    # Shadows only darken the tissue.
+    # Shadows only darken the tissue (up to the 3 % speckle of 1000 looks, whose
+    # realisation differs once the artefacts have drawn their positions).
     tissue = ~air
-    assert np.mean(sec.image[tissue] <= plain.image[tissue] * 1.0001) > 0.99
+    ratio = sec.image[tissue] / plain.image[tissue]
+    assert np.mean(ratio <= 1.15) > 0.99 and ratio.mean() < 0.97
 
 
 def test_psf_blurs_more_laterally_when_anisotropic():
@@ -175,8 +177,8 @@ def test_mixed_dataset_is_byte_reproducible_and_records_the_family(tmp_path):
 
 
 def test_cli_sections_family(run_cli, tmp_path):
-    code, out, _ = run_cli("phantom", "sections", "--n", "2", "--out", tmp_path, "--width",
-                           "200", "--depth", "160", "--family", "smooth-blurred-coarse")  # fmt: skip
+    args = ["--width", "200", "--depth", "160", "--family", "smooth-blurred-coarse"]
+    code, out, _ = run_cli("phantom", "sections", "--n", "2", "--out", tmp_path, *args)
     assert code == 0, out
     with open(tmp_path / "index.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -101,6 +101,7 @@ def test_analysis_numbers_are_pinned(tmp_path):
     want = json.loads(GOLDEN.read_text(encoding="utf-8"))
     _compare(got, want, "analysis")
     # The pinned case is not vacuous: a full profile, a DEJ, papillae.
-    assert all(n == 3 for n in want["profile"]["n_tiles"])
+    # (the first 3 µm straddle the DEJ and are not graded: issue 15 point 7)
+    assert want["profile"]["n_tiles"] == [0] * 3 + [3] * 67
     assert want["morphometry"]["dermal_papillae"]["count"] > 0
     assert 1.0 <= want["score"] <= 4.0

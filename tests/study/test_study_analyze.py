@@ -8,6 +8,7 @@ answers. ``test_study_real_models.py`` runs the real bundled models.
 from __future__ import annotations
 
 import json
+import math
 import types
 
 import _study_fakes as fakes
@@ -144,12 +145,14 @@ def test_analyze_recovers_analytic_geometry_and_profile(stand_ins, volume_file, 
     assert r["dej"]["uncertain_area_fraction"] == pytest.approx(1 / 3, abs=0.02)
     assert any(f.startswith("uncertain DEJ: 33%") for f in r["flags"])
     assert r["dej"]["sections_segmented"] == len(section_rows(48, step))
-    # every tile sampled parallel to the local DEJ is uniform -> grade 4 at every depth
+    # every tile sampled parallel to the local DEJ is uniform -> grade 4 at every depth;
+    # the tiles of 0-2 µm would straddle the DEJ (their z-1 slice lies < 2 µm below it)
     p = r["profile"]
     assert p["depth_um"] == [float(d) for d in range(70)]
-    assert p["n_tiles"] == [3] * 70
-    assert p["score"] == [4.0] * 70
-    assert r["score"] == 4.0
+    assert p["n_tiles"] == [0] * 3 + [3] * 67
+    assert all(math.isnan(v) for v in p["score"][:3]) and p["score"][3:] == [4.0] * 67
+    assert r["score"] == 4.0 and r["profile_start_um"] == 3.0
+    assert not any("without tiles" in f for f in r["flags"])
     assert r["dej"]["source"] == "segmentation"
     assert r["metrics"]["epidermis_thickness_um_mean"] == pytest.approx(
         m["epidermis_thickness_um"]["mean"]
@@ -163,7 +166,8 @@ def test_depth_crop_after_a_pilot_pass(stand_ins, volume_file, tmp_path):
     assert full["dej"]["segmented_depth_um"] == 140.0  # the whole volume
     # deepest DEJ 54.5 µm (read back at the pixel edge) + 20 µm -> 76 rows
     assert crop["dej"]["segmented_depth_um"] == 76.0
-    assert crop["metrics"] == full["metrics"] and crop["profile"] == full["profile"]
+    assert crop["metrics"] == full["metrics"]
+    assert json.dumps(crop["profile"]) == json.dumps(full["profile"])  # NaN-safe
 
 
 def test_a_wrong_dej_gives_non_uniform_tiles(stand_ins, volume_file, tmp_path):
@@ -227,7 +231,7 @@ def test_cli_analyze(stand_ins, volume_file, tmp_path, run_cli):
         "analyze", volume_file, "--out", tmp_path / "o", "--section-step", "4", "--tile-size", "40"
     )
     assert code == 0, err
-    assert "mean dermal quality score 4.00 over 70 depths" in out
+    assert "mean dermal quality score 4.00 over 67 depths (from 3 µm below the DEJ)" in out
     assert "flag: uncertain DEJ" in err
     assert (
         json.loads((tmp_path / "o" / "analysis.json").read_text())["options"]["section_step"] == 4
@@ -248,3 +252,17 @@ def test_cli_analyze(stand_ins, volume_file, tmp_path, run_cli):
         "52.5",
     )
     assert code == 0 and json.loads(out)["dej"]["source"] == "given"
+
+
+@pytest.mark.parametrize(("margin", "start"), [(-1.0, 0.0), (0.0, 1.0), (2.0, 3.0), (4.5, 6.0)])
+def test_profile_starts_where_tiles_no_longer_straddle_the_dej(
+    stand_ins, volume_file, margin, start
+):
+    """A depth is graded when its shallowest slice (depth − 1 µm) is ≥ margin below the DEJ."""
+    r = analyze_mod.analyze_volume(volume_file, dej_margin_um=margin, **SMALL)
+    p = r["profile"]
+    first = int(start)
+    assert r["profile_start_um"] == start
+    assert p["n_tiles"] == [0] * first + [3] * (70 - first)
+    assert p["score"][first:] == [4.0] * (70 - first)
+    assert r["options"]["dej_margin_um"] == margin

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from skinoct._version import __version__
 from skinoct.cli._common import console, parse_spacing, run_batch
@@ -33,7 +34,7 @@ def info() -> None:
     rows["torch device"] = device
     rows["torch threads"] = str(torch.get_num_threads())
     for key, value in rows.items():
-        console.print(f"{key:>14}  {value}", highlight=False)
+        console.print(f"{key:>14}  {value}", highlight=False, markup=False)
 
 
 def inspect(
@@ -77,9 +78,9 @@ def inspect(
         if as_json:
             typer.echo(json.dumps(record))
             return
-        console.print(f"[bold]{path}[/bold]", highlight=False)
+        console.print(f"[bold]{escape(str(path))}[/bold]", highlight=False)
         for key, value in record.items():
             if key != "file":
-                console.print(f"  {key:<22} {value}", highlight=False)
+                console.print(f"  {key:<22} {value}", highlight=False, markup=False)
 
     return run_batch(files, one, description="inspecting")

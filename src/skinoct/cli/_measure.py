@@ -7,11 +7,15 @@ import warnings
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from skinoct.cli._common import console, parse_spacing, run_batch
 from skinoct.errors import InputError
 
 _IMAGE_SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".png", ".npy", ".npz")
+# An entropy map is data: 'layers segment' writes <stem>_entropy.tif (the values) beside
+# <stem>_entropy.png (a colour picture of them), so data formats are preferred.
+_ENTROPY_PREFERENCE = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".npy", ".npz", ".png")
 
 
 def measure(
@@ -50,6 +54,14 @@ def measure(
     figures: bool = typer.Option(
         False, "--figures", help="With --out: also write thickness profile / map figures."
     ),
+    entropy_threshold: float | None = typer.Option(
+        None,
+        "--entropy-threshold",
+        help="DEJ entropy (0-1) above which a DEJ stretch is uncertain (default: the bundled "
+        "model's calibrated threshold; 'layers segment' records its model's in metrics.json).",
+        min=0.0,
+        max=1.0,
+    ),
 ) -> int:
     """Layer thicknesses, DEJ undulation, dermal papillae and DEJ uncertainty of masks."""
     from skinoct.io import read_mask
@@ -70,7 +82,8 @@ def measure(
             raise InputError("is an en-face image; expected a vertical section (z, x) or a "
                              "volume (z, y, x) mask", path=path)  # fmt: skip
         ent = _read_entropy(entropy, path, len(masks)) if entropy is not None else None
-        options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing}
+        options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing,
+                   "entropy_threshold": entropy_threshold}  # fmt: skip
         try:
             if mask.axes == "zyx":
                 metrics = measure_volume(mask.data, mask.spacing_um, entropy=ent, **options)
@@ -113,6 +126,11 @@ def _name(path: Path) -> str:
     return path.stem if path.suffix else name
 
 
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in _IMAGE_SUFFIXES if name.endswith(s)), path.suffix.lower())
+
+
 def _read_entropy(entropy: Path, mask_path: Path, n_masks: int):
     from skinoct.io import SpacingWarning, read_image
 
@@ -121,11 +139,15 @@ def _read_entropy(entropy: Path, mask_path: Path, n_masks: int):
         # same name in another folder, or the 'skinoct layers segment' pair
         # <stem>_mask.tif / <stem>_entropy.tif
         wanted = {name, name.removesuffix("_mask") + "_entropy"}
-        matches = [
-            p
-            for p in sorted(entropy.iterdir())
-            if _name(p) in wanted and p.resolve() != mask_path.resolve()
-        ]
+        matches = sorted(
+            (
+                p
+                for p in entropy.iterdir()
+                if _name(p) in wanted and p.resolve() != mask_path.resolve()
+                and _suffix(p) in _ENTROPY_PREFERENCE
+            ),
+            key=lambda p: (_ENTROPY_PREFERENCE.index(_suffix(p)), p.name),
+        )  # fmt: skip
         if not matches:
             raise InputError(
                 f"no entropy map named {' or '.join(sorted(wanted))} in {entropy}",
@@ -143,7 +165,7 @@ def _read_entropy(entropy: Path, mask_path: Path, n_masks: int):
 
 
 def _print_summary(path: Path, record: dict) -> None:
-    console.print(f"[bold]{path}[/bold]", highlight=False)
+    console.print(f"[bold]{escape(str(path))}[/bold]", highlight=False)
     for key, value in record.items():
         if isinstance(value, dict) and "mean" in value:
             text = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
@@ -151,7 +173,7 @@ def _print_summary(path: Path, record: dict) -> None:
             text = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
         else:
             text = _fmt(value)
-        console.print(f"  {key:<32} {text}", highlight=False)
+        console.print(f"  {key:<32} {text}", highlight=False, markup=False)
 
 
 def _fmt(value) -> str:

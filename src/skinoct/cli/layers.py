@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import (
     console,
     err_console,
@@ -55,7 +56,7 @@ def _dice_table(title: str, rows: list[tuple[str, dict]], summary: dict | None):
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
-        err_console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(text))}", highlight=False)
 
 
 @app.command("train")
@@ -231,7 +232,7 @@ class _TrainReporter:
 
     def _log(self, text: str) -> None:
         if not self.quiet:
-            err_console.print(text, highlight=False)
+            err_console.print(text, highlight=False, markup=False)
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -309,11 +310,18 @@ def segment(
     ),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads."),
+    decoding: str = typer.Option(
+        "ordered",
+        "--decoding",
+        help="ordered: most probable labelling ordered air > SC > epidermis > dermis per "
+        "column, no islands (default); argmax: raw per-pixel argmax, diagnostics only.",
+    ),
     ensemble: bool = typer.Option(
         False,
         "--ensemble",
         help="Average the cross-validation fold models of --model (MODEL/folds/fold_*).",
     ),
+    axes: str | None = axes_option(2),
 ) -> int:
     """Segment sections into air, stratum corneum, epidermis and dermis, with uncertainty.
 
@@ -321,7 +329,8 @@ def segment(
     <stem>_entropy.png and <stem>.metrics.json.
     """
     prefer_passive_openmp()
-    from skinoct.io import provenance_banner, read_image
+    from skinoct.cli._axes import read_section_checked
+    from skinoct.io import provenance_banner
     from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
 
     # engine and MC-dropout are checked by segment_section (its error names the argument)
@@ -343,10 +352,11 @@ def segment(
     else:
         model = load_layers_model(model_dir)
     _notice(model)
-    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble}
+    options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble,
+               "decoding": decoding}  # fmt: skip
 
     def one(path: Path) -> None:
-        image = read_image(path, spacing_um=override, axes="zx")
+        image = read_section_checked(path, spacing_um=override, axes=axes)
         result = segment_section(
             image.data,
             model,
@@ -356,6 +366,7 @@ def segment(
             engine=engine,
             device=device,
             threads=threads,
+            decoding=decoding,
         )
         write_segmentation(out, image_stem(path), image, result, model=model, options=options)
 
@@ -391,6 +402,7 @@ def export(
         f"wrote {onnx} (max |logit difference| vs torch {diff:.1e})",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     return 0
 
@@ -418,7 +430,8 @@ def evaluate(
             raise
         raise InputError(str(exc)) from None
     rows = [("all sections", {k: v["mean"] for k, v in report["summary"].items()})]
-    console.print(_dice_table(f"Dice on {data_dir} ({report['n_sections']} sections)", rows, None))
+    title = f"Dice on {escape(str(data_dir))} ({report['n_sections']} sections)"
+    console.print(_dice_table(title, rows, None))
     if out is not None:
         write_json(out, report)
     return 0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from skinoct.cli._common import console, err_console, parse_spacing, progress, run_batch
 from skinoct.errors import InputError
@@ -26,7 +27,7 @@ def _say(line: str) -> None:
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
-        err_console.print(f"[yellow]note:[/yellow] {text}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(str(text))}", highlight=False)
 
 
 @app.command("tiles")
@@ -78,6 +79,7 @@ def tiles(
     console.print(
         f"{len(index)} tiles, {depths.min():g}–{depths.max():g} µm below the DEJ → {csv.parent}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0
@@ -157,6 +159,7 @@ def train(
         f"{m.macro_precision:.3f}, macro recall {m.macro_recall:.3f}, "
         f"quadratic κ {m.quadratic_kappa:.3f} ({m.n} images, {config.split} split)",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0
@@ -170,7 +173,9 @@ def _metrics_table(metrics, title: str):
         table.add_column(name, justify="right")
     for grade, row in metrics.per_class.items():
         table.add_row(
-            grade, *(_fmt(row[k]) for k in ("precision", "recall", "f1")), str(row["support"])
+            escape(str(grade)),
+            *(_fmt(row[k]) for k in ("precision", "recall", "f1")),
+            str(row["support"]),
         )
     table.add_row(
         "macro",
@@ -224,7 +229,7 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(_json_ready(record), allow_nan=False))
         return 0
-    console.print(_metrics_table(metrics, f"{predictions.name}: {metrics.n} tiles"))
+    console.print(_metrics_table(metrics, f"{escape(predictions.name)}: {metrics.n} tiles"))
     console.print(
         f"accuracy {metrics.accuracy:.3f}   quadratic-weighted κ {_fmt(metrics.quadratic_kappa)}"
         f"   mean |error| {metrics.mean_absolute_error:.3f} grade",
@@ -238,9 +243,9 @@ def evaluate(
             f"{percent[i, j]:5.1f}%" if np.isfinite(percent[i, j]) else "     –"
             for j in range(len(metrics.classes))
         )
-        console.print(f"  {grade}: {cells}", highlight=False)
+        console.print(f"  {grade}: {cells}", highlight=False, markup=False)
     for note in metrics.undefined:
-        err_console.print(f"note: undefined {note}", highlight=False)
+        err_console.print(f"note: undefined {note}", highlight=False, markup=False)
     return 0
 
 
@@ -401,6 +406,7 @@ def predict(
         "mean expected grade "
         f"{table['expected_grade'].mean():.2f}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return code
@@ -435,6 +441,7 @@ def export(
         f"'{grader.preprocessing.normalization}'; output 'logits'); "
         f"max |Δp| vs torch {diff.max():.2e}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return 0

@@ -74,7 +74,7 @@ def sections(
         noise=noise, disruption_fraction=disruption_fraction, width_um=width, depth_um=depth,
         spacing_um=_spacing(spacing, 2), family=family, progress=progress,
     )  # fmt: skip
-    console.print(f"wrote {n} sections to {out} ({index.name})", highlight=False)
+    console.print(f"wrote {n} sections to {out} ({index.name})", highlight=False, markup=False)
     return 0
 
 
@@ -106,7 +106,9 @@ def enface(
         out, n, seed=seed, raters=raters, tiles_per_volume=per_volume, params=params,
         q_distribution=q_distribution, progress=progress,
     )  # fmt: skip
-    console.print(f"wrote {n} tiles to {out} (tiles.csv, labels.csv)", highlight=False)
+    console.print(
+        f"wrote {n} tiles to {out} (tiles.csv, labels.csv)", highlight=False, markup=False
+    )
     return 0
 
 
@@ -132,7 +134,7 @@ def volume(
         out, n, seed=seed, params=_volume_params(size, spacing, site, noise),
         write_masks=masks, progress=progress,
     )  # fmt: skip
-    console.print(f"wrote {n} volumes to {out} ({manifest.name})", highlight=False)
+    console.print(f"wrote {n} volumes to {out} ({manifest.name})", highlight=False, markup=False)
     return 0
 
 
@@ -162,6 +164,8 @@ def cohort(
         write_masks=masks,
     )  # fmt: skip
     console.print(
-        f"wrote {per_group * len(names)} subjects to {out} ({manifest.name})", highlight=False
+        f"wrote {per_group * len(names)} subjects to {out} ({manifest.name})",
+        highlight=False,
+        markup=False,
     )
     return 0

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from skinoct.cli._axes import axes_option
 from skinoct.cli._common import console, err_console, prefer_passive_openmp
 
 study_app = typer.Typer(
@@ -89,7 +91,7 @@ def stats(
         return 0
     _print_stats(result)
     if out is not None:
-        err_console.print(f"wrote {out}", highlight=False)
+        err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -100,16 +102,14 @@ def _jsonable(obj):
 
 
 def _print_stats(result) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Groups", show_edge=False)
     for col in ("group", "n", "mean", "SD", "median"):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, g in result.groups.items():
-        table.add_row(
-            escape(name), str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}", f"{g['median']:.3f}"
-        )
+        table.add_row(escape(str(name)), str(g["n"]), f"{g['mean']:.3f}", f"{g['sd']:.3f}",
+                      f"{g['median']:.3f}")  # fmt: skip
     console.print(table)
     a, k = result.anova, result.kruskal
     console.print(
@@ -253,6 +253,7 @@ def run(
         f"{n} subject(s): {len(result.computed)} analysed, {len(result.skipped)} reused, "
         f"{result.n_failed} failed; tables in {out}",
         highlight=False,
+        markup=False,
     )
     for f in result.failures:
         err_console.print(f"  failed: {f['subject']}: {f['error']}", highlight=False, markup=False)
@@ -260,7 +261,7 @@ def run(
         from skinoct.study.report import write_report
 
         path = write_report(out, alpha=alpha)
-        err_console.print(f"report: {path}", highlight=False)
+        err_console.print(f"report: {path}", highlight=False, markup=False)
     if banner := provenance_banner(out):
         err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
     if result.n_failed == 0:
@@ -327,20 +328,23 @@ def analyze(
         None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
+    axes: str | None = axes_option(3),
 ) -> int:
     """Analyse one volume: layers, 3-D morphometry, dermal quality profile (seed 002 §2.3)."""
     prefer_passive_openmp()
+    from skinoct.cli._axes import read_volume_checked
     from skinoct.cli._common import parse_spacing
     from skinoct.io import provenance_banner
     from skinoct.study.analyze import analyze_volume
 
+    # Read (and orientation-check unless --axes is given) before any model loads.
+    image = read_volume_checked(volume, spacing_um=parse_spacing(spacing, ndim=3), axes=axes)
     result = analyze_volume(
-        volume,
+        image,
         out_dir=out,
         dej=_parse_dej(dej),
         layers_model=layers_model,
         matrix_model=matrix_model,
-        spacing_um=parse_spacing(spacing, ndim=3),
         section_step=section_step,
         depth_stop_um=depth_stop,
         tile_size_um=tile_size,
@@ -352,17 +356,18 @@ def analyze(
     m = result["metrics"]
     console.print(
         f"mean dermal quality score {result['score']:.2f} over "
-        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths; epidermis "
+        f"{sum(1 for n in result['profile']['n_tiles'] if n)} depths "
+        f"(from {result['profile_start_um']:g} µm below the DEJ); epidermis "
         f"{m['epidermis_thickness_um_mean']:.1f} µm, "
         f"SC {m['stratum_corneum_thickness_um_mean']:.1f} µm, "
         f"DEJ undulation {m['dej_undulation_index']:.3f}",
         highlight=False,
     )
     for flag in result["flags"]:
-        err_console.print(f"flag: {flag}", style="yellow", highlight=False)
+        err_console.print(f"flag: {flag}", style="yellow", highlight=False, markup=False)
     if banner := provenance_banner(result):
         err_console.print(f"note: {banner}", style="yellow", highlight=False, markup=False)
-    err_console.print(f"wrote {out}", highlight=False)
+    err_console.print(f"wrote {out}", highlight=False, markup=False)
     return 0
 
 
@@ -421,6 +426,6 @@ def demo(
             f"Spearman ρ = {c['spearman_rho']:.2f} (n = {c['n']})",
             highlight=False,
         )
-    console.print(f"report: {result.report}", highlight=False)
+    console.print(f"report: {result.report}", highlight=False, markup=False)
     stage("done (phantom data: this demonstrates the software, not clinical performance)")
     return 0 if result.n_failed == 0 else 1

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from skinoct.errors import InputError
-from skinoct.io._image import DEFAULT_SPACING_UM, Image, check_spacing
+from skinoct.io._image import AXES, DEFAULT_SPACING_UM, Image, check_spacing
 from skinoct.io._labels import validate_labels
+from skinoct.io._limits import check_declared_size, check_regular_file, check_spacing_range
+from skinoct.io._read_numpy import read_npy, read_npz
+from skinoct.io._read_tiff import read_tiff
 from skinoct.io._zarr import is_zarr as _is_zarr
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "read_volume",
+    "resolve_axes",
 ]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -27,19 +31,6 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 NUMPY_SUFFIXES = (".npy", ".npz")
 #: File suffixes :func:`read_image` understands (plus folders of en-face slices).
 IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + NUMPY_SUFFIXES
-
-# Description that skinoct writes into OME-TIFF to keep vertical ('zx') and en-face
-# ('yx') 2-D images apart: OME itself names the two axes of a plane Y and X.
-_AXES_TAG = re.compile(r"skinoct:axes=(zx|yx|zyx)")
-
-_UNIT_TO_UM = {
-    "nm": 1e-3, "nanometer": 1e-3,
-    "µm": 1.0, "um": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
-    "\\u00b5m": 1.0,
-    "mm": 1e3, "millimeter": 1e3,
-    "cm": 1e4, "centimeter": 1e4,
-    "m": 1e6, "meter": 1e6,
-}  # fmt: skip
 
 _warned_default_spacing: set[str] = set()
 
@@ -60,6 +51,7 @@ def read_image(
     spacing_um=None,
     axes: str | None = None,
     mmap: bool = False,
+    check_orientation: bool = False,
 ) -> Image:
     """Read a 2-D image or a 3-D volume with its spacing in µm.
 
@@ -71,13 +63,18 @@ def read_image(
         :class:`~skinoct.io.LazyArray`), or a folder of en-face slices (read as a
         volume, natural sort order).
     spacing_um : float or sequence of float, optional
-        Overrides the spacing found in the file. One value means isotropic.
-    axes : {'zx', 'yx', 'zyx'}, optional
-        How to interpret the axes. A 3-D array is always ``'zyx'``; a 2-D array
-        defaults to what skinoct wrote into the file, else ``'zx'`` (a vertical
-        section).
+        Overrides the spacing found in the file, in the order of the returned axes
+        (depth first). One value means isotropic.
+    axes : str, optional
+        How to interpret the axes: ``'zx'``, ``'yx'`` or ``'zyx'``, or the order in
+        which the file stores them (``'xz'``, ``'xyz'``, ``'yzx'``, …), which is then
+        transposed to depth first. A 3-D array defaults to ``'zyx'``; a 2-D array to
+        what skinoct wrote into the file, else ``'zx'`` (a vertical section).
     mmap : bool
         Memory-map uncompressed TIFF and ``.npy`` data instead of loading it.
+    check_orientation : bool
+        Refuse a section or volume whose air/gel does not lie above the tissue or
+        whose axes look swapped (:func:`skinoct.io.check_orientation`).
 
     Returns
     -------
@@ -88,28 +85,55 @@ def read_image(
     Raises
     ------
     InputError
-        Missing or unreadable file, empty data, wrong number of dimensions, NaN or
-        infinite values, or an invalid spacing.
+        For every problem with the file, naming it: missing, not a regular file,
+        unreadable or truncated, declaring more data than the reader limits allow
+        (:func:`skinoct.io.set_limits`), empty data, wrong number of dimensions, NaN
+        or infinite values, an unknown unit, a spacing outside the plausible range,
+        or (with ``check_orientation``) an implausible orientation.
     """
     path = Path(path)
-    if path.is_dir() and _is_zarr(path):  # OME-Zarr: read lazily, chunk by chunk
-        from skinoct.io._zarr import read_ome_zarr
+    try:
+        if path.is_dir() and _is_zarr(path):  # OME-Zarr: read lazily, chunk by chunk
+            image = _read_zarr(path, spacing_um=spacing_um, axes=axes)
+        else:
+            data, meta_spacing, meta_axes = _read_raw(path, mmap=mmap)
+            image = _to_image(path, data, meta_spacing, meta_axes, spacing_um=spacing_um,
+                              axes=axes)  # fmt: skip
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("not enough memory to read this file", path=path) from None
+    except Exception as exc:  # any other failure of a parser is a bad file, in one line
+        raise InputError(f"cannot read: {_one_line(exc)}", path=path) from exc
+    if check_orientation and image.axes in ("zx", "zyx"):
+        from skinoct.io._orientation import check_orientation as check
 
-        return read_ome_zarr(path, spacing_um=spacing_um, axes=axes)
-    data, meta_spacing, meta_axes = _read_raw(path, mmap=mmap)
-    return _to_image(path, data, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
+        check(image)
+    return image
 
 
-def read_volume(path: str | Path, *, spacing_um=None, mmap: bool = False) -> Image:
+def read_volume(
+    path: str | Path,
+    *,
+    spacing_um=None,
+    mmap: bool = False,
+    axes: str = "zyx",
+    check_orientation: bool = False,
+) -> Image:
     """Read a 3-D volume (z × y × x); see :func:`read_image`.
+
+    ``axes`` may give the order the file stores them in (e.g. ``'xyz'``).
 
     Raises
     ------
     InputError
         Also when the file holds a 2-D image.
     """
-    image = read_image(path, spacing_um=spacing_um, axes="zyx", mmap=mmap)
-    return image
+    if sorted(axes) != sorted("zyx"):
+        raise InputError(f"a volume's axes are a permutation of 'zyx', got {axes!r}", path=path)
+    return read_image(
+        path, spacing_um=spacing_um, axes=axes, mmap=mmap, check_orientation=check_orientation
+    )
 
 
 def read_mask(path: str | Path, *, spacing_um=None, axes: str | None = None) -> Image:
@@ -121,12 +145,57 @@ def read_mask(path: str | Path, *, spacing_um=None, axes: str | None = None) -> 
         As :func:`read_image`, and for values outside 0–3.
     """
     path = Path(path)
-    data, meta_spacing, meta_axes = _read_raw(path, mmap=False)
-    labels = validate_labels(data, path=path)
-    return _to_image(path, labels, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
+    try:
+        data, meta_spacing, meta_axes = _read_raw(path, mmap=False)
+        labels = validate_labels(data, path=path)
+        return _to_image(path, labels, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("not enough memory to read this file", path=path) from None
+    except Exception as exc:
+        raise InputError(f"cannot read: {_one_line(exc)}", path=path) from exc
+
+
+def resolve_axes(axes: str | None, ndim: int, *, path=None) -> tuple[str | None, tuple[int, ...]]:
+    """Return ``(canonical axes, transpose order)`` for axes given in file order.
+
+    ``'xz'`` → ``('zx', (1, 0))``; ``'xyz'`` → ``('zyx', (2, 1, 0))``; canonical axes
+    come back with the identity order.
+
+    Raises
+    ------
+    InputError
+        If ``axes`` is not a permutation of ``'zx'``, ``'yx'`` or ``'zyx'``.
+    """
+    if axes is None:
+        return None, tuple(range(ndim))
+    text = str(axes).strip().lower()
+    for canonical in AXES:
+        if sorted(text) == sorted(canonical) and len(set(text)) == len(text):
+            return canonical, tuple(text.index(a) for a in canonical)
+    raise InputError(
+        f"axes must be 'zx', 'yx' or 'zyx', or the file's order such as 'xz' or 'xyz'; "
+        f"got {str(axes)[:20]!r}",
+        path=path,
+    )
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _read_zarr(path: Path, *, spacing_um, axes) -> Image:
+    from skinoct.io._zarr import read_ome_zarr
+
+    if axes is not None and axes not in AXES:
+        raise InputError(
+            f"axes {axes!r}: an OME-Zarr image names its axes in its metadata; give "
+            "'zx', 'yx' or 'zyx'",
+            path=path,
+        )
+    image = read_ome_zarr(path, spacing_um=spacing_um, axes=axes)
+    check_spacing_range(image.spacing_um, path=path, source=image.spacing_source)
+    return image
 
 
 def _to_image(path, data, meta_spacing, meta_axes, *, spacing_um, axes) -> Image:
@@ -141,6 +210,7 @@ def _to_image(path, data, meta_spacing, meta_axes, *, spacing_um, axes) -> Image
         raise InputError(f"unsupported pixel type {data.dtype}", path=path)
     if data.dtype.kind == "f" and not _all_finite(data):
         raise InputError("image holds NaN or infinite values", path=path)
+    axes, order = resolve_axes(axes, data.ndim, path=path)
     if axes is None:
         axes = "zyx" if data.ndim == 3 else (meta_axes if meta_axes in ("zx", "yx") else "zx")
     if len(axes) != data.ndim:
@@ -148,6 +218,10 @@ def _to_image(path, data, meta_spacing, meta_axes, *, spacing_um, axes) -> Image
         raise InputError(
             f"expected {want}, got {data.ndim}-D data of shape {data.shape}", path=path
         )
+    if order != tuple(range(data.ndim)):  # the file stores the axes in another order
+        data = data.transpose(order)
+        if meta_spacing is not None and len(meta_spacing) == data.ndim:
+            meta_spacing = tuple(meta_spacing[i] for i in order)
     if spacing_um is not None:
         spacing, source = check_spacing(spacing_um, data.ndim, path=path), "override"
     elif meta_spacing is not None and len(meta_spacing) == data.ndim:
@@ -161,8 +235,9 @@ def _to_image(path, data, meta_spacing, meta_axes, *, spacing_um, axes) -> Image
                 f"{path}: no spacing in the file's metadata and none given; using the LC-OCT "
                 f"default {DEFAULT_SPACING_UM} µm per pixel on every axis",
                 SpacingWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
+    check_spacing_range(spacing, path=path, source=source)
     return Image(data=data, spacing_um=spacing, axes=axes, path=path, spacing_source=source)
 
 
@@ -174,22 +249,22 @@ def _all_finite(data: np.ndarray) -> bool:
 
 def _read_raw(path: Path, *, mmap: bool):
     """Return ``(data, spacing or None, axes hint or None)``."""
-    if not path.exists():
-        raise InputError("file not found", path=path)
-    if path.is_dir():
-        return _read_folder(path)
     suffix = path.suffix.lower()
+    if check_regular_file(path, folder_ok=suffix not in IMAGE_SUFFIXES):
+        return _read_folder(path)
     try:
         if suffix in TIFF_SUFFIXES:
-            return _read_tiff(path, mmap=mmap)
+            return read_tiff(path, mmap=mmap)
         if suffix in PIL_SUFFIXES:
             return _read_pil(path), None, None
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None), None, None
+            return read_npy(path, mmap=mmap), None, None
         if suffix == ".npz":
-            return _read_npz(path)
+            return read_npz(path)
     except InputError:
         raise
+    except MemoryError:
+        raise InputError("not enough memory to read this file", path=path) from None
     except Exception as exc:  # any parser failure is a bad file, reported in one line
         kind = suffix.lstrip(".").upper() or "file"
         raise InputError(f"cannot read {kind}: {_one_line(exc)}", path=path) from exc
@@ -200,134 +275,18 @@ def _read_raw(path: Path, *, mmap: bool):
     )
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
-
-
-def _read_tiff(path: Path, *, mmap: bool):
-    import logging
-
-    import tifffile
-
-    # tifffile logs each damaged tag before raising; the raised error is reported instead.
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        return _read_tiff_quiet(path, mmap=mmap, tifffile=tifffile)
-    finally:
-        logger.setLevel(level)
-
-
-def _read_tiff_quiet(path: Path, *, mmap: bool, tifffile):
-    with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise InputError("TIFF holds no image data", path=path)
-        series = tif.series[0]
-        if mmap:
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or non-contiguous: load normally
-                data = series.asarray()
-        else:
-            data = series.asarray()
-        series_axes = series.axes
-        spacing, axes_hint = None, None
-        if tif.is_ome:
-            spacing, axes_hint = _ome_spacing(tif.ome_metadata, series_axes)
-        elif tif.is_imagej:
-            spacing = _imagej_spacing(tif, series_axes)
-        else:
-            spacing = _tag_spacing(tif.pages.first, series_axes)
-    data = _squeeze_to_axes(np.asarray(data) if not mmap else data, series_axes, path)
-    if data.ndim == 3 and data.shape[-1] in (3, 4) and "S" in series_axes:
-        data = _to_gray(data, path)
-    return data, spacing, axes_hint
-
-
-def _squeeze_to_axes(data, series_axes: str, path: Path):
-    # Drop singleton axes (T, C, Q with length 1) but keep spatial ones.
-    keep = [i for i, n in enumerate(data.shape) if n > 1 or series_axes[i] in "ZYX"]
-    if len(keep) != data.ndim:
-        data = data.reshape([data.shape[i] for i in keep])
-    return data
-
-
-def _ome_spacing(ome_xml: str, series_axes: str):
-    import tifffile
-
-    meta = tifffile.xml2dict(ome_xml).get("OME", {})
-    image = meta.get("Image", {})
-    if isinstance(image, list):
-        image = image[0]
-    pixels = image.get("Pixels", {})
-    description = str(image.get("Description", "") or "")
-    match = _AXES_TAG.search(description)
-    axes_hint = match.group(1) if match else None
-
-    def size(axis: str):
-        value = pixels.get(f"PhysicalSize{axis}")
-        if value is None:
-            return None
-        unit = str(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
-        return float(value) * _UNIT_TO_UM.get(unit, 1.0)
-
-    sy, sx, sz = size("Y"), size("X"), size("Z")
-    spatial = [a for a in series_axes if a in "ZYX"]
-    if spatial == ["Z", "Y", "X"] and None not in (sz, sy, sx):
-        return (sz, sy, sx), axes_hint
-    if spatial[-2:] == ["Y", "X"] and None not in (sy, sx) and "Z" not in spatial:
-        return (sy, sx), axes_hint
-    if None not in (sy, sx) and sz is not None:
-        return (sz, sy, sx), axes_hint
-    return None, axes_hint
-
-
-def _imagej_spacing(tif, series_axes: str):
-    ij = tif.imagej_metadata or {}
-    unit = str(ij.get("unit", "")).replace("\\u00B5", "µ").lower()
-    factor = _UNIT_TO_UM.get(unit)
-    if factor is None:
-        return None
-    sy, sx = _resolution_spacing(tif.pages.first)
-    if sy is None:
-        return None
-    if "Z" in series_axes:
-        sz = ij.get("spacing")
-        if sz is None:
-            return None
-        return (float(sz) * factor, sy * factor, sx * factor)
-    return (sy * factor, sx * factor)
-
-
-def _resolution_spacing(page):
-    try:
-        xres = page.tags["XResolution"].value
-        yres = page.tags["YResolution"].value
-    except KeyError:
-        return None, None
-    sx = xres[1] / xres[0] if xres[0] else None
-    sy = yres[1] / yres[0] if yres[0] else None
-    return (sy, sx) if sx and sy else (None, None)
-
-
-def _tag_spacing(page, series_axes: str):
-    # Plain TIFF: trust resolution tags only in centimetres; inch values are usually
-    # a screen DPI that says nothing about the sample.
-    unit = page.tags.get("ResolutionUnit")
-    if unit is None or int(unit.value) != 3 or "Z" in series_axes:
-        return None
-    sy, sx = _resolution_spacing(page)
-    if sy is None:
-        return None
-    return (sy * 1e4, sx * 1e4)
 
 
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image as PILImage
 
     with PILImage.open(path) as img:
+        bands = len(img.getbands()) if img.mode not in ("1", "P") else 1
+        depth = 4 if img.mode in ("I", "F", "I;32") else 2 if img.mode.startswith("I;16") else 1
+        check_declared_size((img.height, img.width, bands), depth, path=path, what="image")
         img.load()
         if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
             data = np.asarray(img.convert("RGB"))
@@ -347,26 +306,12 @@ def _to_gray(data: np.ndarray, path: Path) -> np.ndarray:
     return gray.round().astype(data.dtype) if data.dtype.kind in "ui" else gray
 
 
-def _read_npz(path: Path):
-    with np.load(path, allow_pickle=False) as npz:
-        names = list(npz.files)
-        if "data" in names:
-            data = npz["data"]
-        elif len(names) == 1:
-            data = npz[names[0]]
-        else:
-            raise InputError(f".npz needs an array named 'data', found {names}", path=path)
-        spacing = tuple(npz["spacing_um"].tolist()) if "spacing_um" in names else None
-        axes = str(npz["axes"]) if "axes" in names else None
-    return data, spacing, axes
-
-
 def _read_folder(path: Path):
     files = sorted(
         (
             p
             for p in path.iterdir()
-            if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES + PIL_SUFFIXES
+            if p.suffix.lower() in TIFF_SUFFIXES + PIL_SUFFIXES and p.is_file()
         ),
         key=natural_sort_key,
     )
@@ -379,6 +324,9 @@ def _read_folder(path: Path):
             raise InputError(f"slice is {data.ndim}-D, expected 2-D", path=file)
         if slices and data.shape != slices[0].shape:
             raise InputError(f"slice shape {data.shape} differs from {slices[0].shape}", path=file)
+        if not slices:  # the stack's size, before reading the other slices
+            check_declared_size((len(files), *data.shape), data.dtype.itemsize, path=path,
+                                what="folder of slices")  # fmt: skip
         slices.append(data)
     volume = np.stack(slices, axis=0)
     # A stack of en-face files records no z step, so the volume's spacing comes from

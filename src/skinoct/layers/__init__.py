@@ -19,7 +19,15 @@ Examples
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
 from skinoct.layers._boundary_metrics import boundary_errors
-from skinoct.layers._compare import compare_on_folds
+from skinoct.layers._calibration import (
+    DEFAULT_CALIBRATION_QUANTILE,
+    UNCERTAINTY_KEY,
+    calibrate_uncertainty,
+    dej_entropy_threshold,
+    section_flag_scores,
+    write_uncertainty_calibration,
+)
+from skinoct.layers._compare import compare_on_folds, summarize_sections
 from skinoct.layers._decode import (
     decode_ordered,
     label_components,
@@ -61,11 +69,13 @@ from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
 __all__ = [
     "DECODINGS",
+    "DEFAULT_CALIBRATION_QUANTILE",
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
     "SAMPLING_MODES",
     "SYNTHETIC_NOTICE",
+    "UNCERTAINTY_KEY",
     "BandSampler",
     "DatasetFingerprint",
     "EnsembleLayersModel",
@@ -81,9 +91,11 @@ __all__ = [
     "band_crop",
     "boundary_errors",
     "boundary_overlay",
+    "calibrate_uncertainty",
     "compare_on_folds",
     "dataset_fingerprint",
     "decode_ordered",
+    "dej_entropy_threshold",
     "dice_per_layer",
     "discover_dataset",
     "entropy_overlay",
@@ -101,12 +113,15 @@ __all__ = [
     "plan_recipe",
     "predict_logits",
     "save_layers_model",
+    "section_flag_scores",
     "segment_section",
     "segment_sections",
     "segment_volume",
     "summarize_dice",
+    "summarize_sections",
     "tissue_band",
     "train_layers",
     "write_rgb_png",
     "write_segmentation",
+    "write_uncertainty_calibration",
 ]

@@ -145,7 +145,9 @@ def _decode(probabilities, label_values, connected, argmax, max_rounds):
     # in an ordered column the first row of label >= k is the count of rows with label < k
     bounds = np.stack([(argmax < k).sum(axis=0, dtype=np.int32) for k in range(1, _N)])
     changed = np.flatnonzero(bad)
-    if changed.size:
+    if changed.size == nx:  # no column to skip: spare the fancy-indexed copy
+        bounds = _decode_columns(_log_probabilities(p, values))
+    elif changed.size:
         bounds[:, changed] = _decode_columns(_log_probabilities(p[:, :, changed], values))
     if connected:
         bounds, fixed = _remove_fragments(p, values, bounds, max_rounds=max_rounds)

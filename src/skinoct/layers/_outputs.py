@@ -37,6 +37,13 @@ def write_segmentation(
 ) -> dict[str, Path]:
     """Write the mask, entropy map, both overlays and the morphometry of one section.
 
+    Everything comes from one decoded result: the mask is ``result.labels`` (ordered
+    decoding by default), the boundaries drawn and measured are extracted from that
+    mask, and the metrics are :func:`skinoct.morphometry.measure_section` of the mask
+    and the raw entropy map with the model's calibrated DEJ-entropy threshold, so
+    ``skinoct layers measure <stem>_mask.tif --entropy <stem>_entropy.tif`` gives the
+    same numbers (with ``--entropy-threshold`` for a model other than the bundled one).
+
     ``<stem>_mask.tif`` (labels, uint8, the image's spacing), ``<stem>_entropy.tif``
     (float32, 0–1), ``<stem>_overlay.png`` (boundaries: blue surface, red SC
     junction, green DEJ), ``<stem>_entropy.png`` (violet low -> yellow high) and
@@ -51,6 +58,7 @@ def write_segmentation(
     dict of str to Path
         Keys of :data:`OUTPUT_SUFFIXES`.
     """
+    from skinoct.layers._calibration import UNCERTAINTY_KEY, dej_entropy_threshold
     from skinoct.morphometry import extract_boundaries, measure_section
 
     out_dir = Path(out_dir)
@@ -58,11 +66,15 @@ def write_segmentation(
     spacing = tuple(image.spacing_um)
     metrics: dict[str, Any] | None = None
     error = None
+    threshold = dej_entropy_threshold(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            # One source of truth: the metrics, boundaries and overlay come from the saved
+            # (decoded) mask and entropy map alone, exactly what `skinoct layers measure`
+            # reads back; no sub-pixel refinement from probabilities that are not saved.
             section_metrics = measure_section(
-                result.labels, spacing, entropy=result.entropy, probabilities=result.probabilities
+                result.labels, spacing, entropy=result.entropy, entropy_threshold=threshold
             )
         metrics = section_metrics.to_dict()
         boundaries = section_metrics.boundaries
@@ -93,6 +105,11 @@ def write_segmentation(
             "trained_on_synthetic_data": model.is_synthetic,
         },
         "options": options or {},
+        "decoding": result.decoding,
+        "uncertainty": {
+            "dej_entropy_threshold": threshold,
+            "calibrated": UNCERTAINTY_KEY in model.manifest,
+        },
         "label_fraction": {LABEL_NAMES[v]: float(counts[v] / counts.sum()) for v in LABEL_NAMES},
         "entropy_mean": float(result.entropy.mean()),
         "metrics": metrics,

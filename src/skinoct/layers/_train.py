@@ -21,23 +21,28 @@ fingerprint by :mod:`skinoct.layers._recipe` and written to the manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from skinoct.errors import InputError
-from skinoct.io import LABEL_NAMES, write_json
+from skinoct.io import write_json
 from skinoct.layers._compare import compare_on_folds
 from skinoct.layers._data import LayerDataset, discover_dataset, prepare_section
 from skinoct.layers._evaluate import score_sections
 from skinoct.layers._fit import FitResult, PatchSampler, fit_network
+from skinoct.layers._folds import (
+    check_labels_occur,
+    cv_report,
+    dataset_summary,
+    existing_final,
+    grouped_folds,
+    prepare_out_dir,
+    run_fingerprint,
+    splits,
+)
 from skinoct.layers._metrics import summarize_dice
 from skinoct.layers._model import (
     DEFAULT_NORMALIZATION,
@@ -56,8 +61,6 @@ __all__ = ["TrainConfig", "TrainEvent", "TrainResult", "grouped_folds", "train_l
 
 CV_REPORT_NAME = "cv_report.json"
 FOLDS_DIR = "folds"
-#: Config fields that do not change what a run computes (not in its fingerprint).
-_RUN_ONLY = ("device", "num_workers", "time_budget_s")
 
 
 @dataclass(frozen=True)
@@ -72,31 +75,6 @@ class TrainResult:
     model: LayersModel | None = field(repr=False)
     cv_report: dict[str, Any] = field(repr=False)
     stopped_by_time: bool = False
-
-
-def grouped_folds(subjects: Sequence[str], n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, validation)`` index arrays of k folds that never split a subject.
-
-    Uses :class:`sklearn.model_selection.GroupKFold` (deterministic, balanced fold
-    sizes).
-
-    Raises
-    ------
-    InputError
-        With fewer distinct subjects than folds.
-    """
-    from sklearn.model_selection import GroupKFold
-
-    subjects = np.asarray(subjects)
-    n_groups = len(np.unique(subjects))
-    if n_groups < n_folds:
-        raise InputError(
-            f"{n_folds}-fold cross-validation needs at least {n_folds} subjects, "
-            f"the dataset has {n_groups}"
-        )
-    splitter = GroupKFold(n_splits=n_folds)
-    index = np.arange(len(subjects))
-    return [(tr, va) for tr, va in splitter.split(index, groups=subjects)]
 
 
 def train_layers(
@@ -164,13 +142,13 @@ def train_layers(
     run = _setup(data_dir, out_dir, config or TrainConfig(), init, restart, callback, sampler)
     fold_results: list[dict[str, Any]] = []
     holdout = run.config.folds == 1
-    for k, (tr, va) in enumerate(_splits(run.dataset.subjects, run.config.folds)):
+    for k, (tr, va) in enumerate(splits(run.dataset.subjects, run.config.folds)):
         result = _run_fold(run, k, tr, va, keep_partial=holdout)
         if result is None:  # the time budget ran out
-            report = _cv_report(run, fold_results)
+            report = cv_report(run, fold_results)
             return TrainResult(run.out_dir, None, report, stopped_by_time=True)
         fold_results.append(result)
-    report = _cv_report(run, fold_results)
+    report = cv_report(run, fold_results)
     if compare_with is not None and fold_results:
         report["comparison"] = compare_on_folds(compare_with, run.dataset, fold_results)
         run.emit("compared", **report["comparison"])
@@ -253,6 +231,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     out_dir = Path(out_dir)
     dataset = discover_dataset(data_dir)
     base = load_layers_model(init) if init is not None else None
+    overridden = config.overridden()  # before the initial model's architecture fills in
     if base is not None:
         config = replace(config, network=base.spec, model_spacing_um=base.spacing_um)
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
@@ -267,8 +246,8 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
         )
         for r in dataset.records
     ]
-    _check_labels_occur(dataset, sections)
-    config, recipe = _apply_recipe(config, dataset, sections, base, device)
+    check_labels_occur(dataset, sections)
+    config, recipe = _apply_recipe(config, dataset, sections, base, device, overridden)
     emit(
         "data",
         n_sections=len(sections),
@@ -279,16 +258,16 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     emit("recipe", recipe=recipe)
     if sampler is None:
         sampler = BandSampler(dataset.label_values, mode=config.sampling)
-    fingerprint = _fingerprint(dataset, config, base)
+    fingerprint = run_fingerprint(dataset, config, base)
     folds_dir = out_dir / FOLDS_DIR
-    _prepare_out_dir(out_dir, folds_dir, fingerprint, restart=restart)
+    prepare_out_dir(out_dir, folds_dir, fingerprint, restart=restart)
     return _Run(
         out_dir, folds_dir, config, dataset, sections, normalization, base, device,
         _workers(config, device), fingerprint, emit, budget, sampler, recipe,
     )  # fmt: skip
 
 
-def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig, dict]:
+def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[TrainConfig, dict]:
     """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
     divisor = (base.spec if base is not None else config.network or NetworkSpec()).divisor
     fp = dataset_fingerprint(
@@ -304,7 +283,6 @@ def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig,
         time_budget_s=config.time_budget_s,
         init_channels=None if base is None else base.spec.channels,
     )
-    overridden = config.overridden()
     config = config.with_recipe(recipe)
     check_config(
         not any(p % config.network.divisor for p in config.patch),
@@ -320,17 +298,6 @@ def _apply_recipe(config, dataset, sections, base, device) -> tuple[TrainConfig,
         "overridden": overridden,
         "reasons": {k: v for k, v in recipe.reasons.items() if k not in overridden},
     }
-
-
-def _splits(subjects, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """CV splits; ``folds=1``: the first of five subject-grouped folds (80/20 hold-out)."""
-    if folds == 0:
-        return []
-    if folds == 1:
-        n = min(5, len(set(subjects)))
-        check_config(n >= 2, "a hold-out split (folds=1) needs at least 2 subjects")
-        return grouped_folds(subjects, n)[:1]
-    return grouped_folds(subjects, folds)
 
 
 def _run_fold(run: _Run, k: int, tr, va, *, keep_partial: bool) -> dict[str, Any] | None:
@@ -390,7 +357,7 @@ def _final_model(run: _Run, report, *, provenance, notice) -> tuple[LayersModel 
     """Retrain on all sections for the CV's epoch count (or reuse a finished one)."""
     config = run.config
     final_epochs = report["final_epochs"]
-    existing = _existing_final(run.out_dir, run.fingerprint)
+    existing = existing_final(run.out_dir, run.fingerprint)
     if existing is not None:
         run.emit("final_skipped", epochs=final_epochs)
         return existing, False
@@ -457,19 +424,9 @@ def _training_record(run: _Run, provenance, **extra) -> dict[str, Any]:
         "init": None if run.base is None else {
             "path": str(run.base.path), "sha256": run.base.weights_sha256
         },
-        "dataset": _dataset_summary(run.dataset),
+        "dataset": dataset_summary(run.dataset),
         **(provenance or {}),
     }  # fmt: skip
-
-
-def _dataset_summary(dataset: LayerDataset) -> dict[str, Any]:
-    return {
-        "path": str(dataset.root),
-        "n_sections": len(dataset),
-        "n_subjects": len(set(dataset.subjects)),
-        "grouped_by_subject": dataset.grouped,
-        "label_values": list(dataset.label_values),
-    }
 
 
 def _workers(config: TrainConfig, device) -> int:
@@ -478,88 +435,3 @@ def _workers(config: TrainConfig, device) -> int:
     if device.type == "cuda":
         return max(0, min(8, (os.cpu_count() or 1) - 1))
     return 0
-
-
-def _check_labels_occur(dataset: LayerDataset, sections) -> None:
-    seen = np.zeros(len(dataset.label_values), bool)
-    for s in sections:
-        seen[np.unique(s.target)] = True
-    absent = [dataset.label_values[i] for i in np.flatnonzero(~seen)]
-    if absent:
-        names = ", ".join(f"{v}={LABEL_NAMES[v]}" for v in absent)
-        raise InputError(
-            f"label(s) {names} never occur in any mask; declare the labels that are "
-            'annotated in dataset.json, e.g. {"labels": [0, 2, 3]}',
-            path=dataset.root,
-        )
-
-
-def _fingerprint(dataset: LayerDataset, config: TrainConfig, base) -> str:
-    cfg = config.to_dict()
-    for key in _RUN_ONLY:
-        cfg.pop(key, None)
-    payload = {
-        "config": cfg,
-        "sections": [[r.id, r.subject] for r in dataset.records],
-        "labels": list(dataset.label_values),
-        "init": None if base is None else base.weights_sha256,
-    }
-    text = json.dumps(payload, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _prepare_out_dir(out_dir: Path, folds_dir: Path, fingerprint: str, *, restart: bool) -> None:
-    run_file = folds_dir / "run.json"
-    if restart and folds_dir.exists():
-        shutil.rmtree(folds_dir)
-    if run_file.is_file():
-        previous = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint")
-        if previous != fingerprint:
-            raise InputError(
-                "holds folds of a different training run (other data or options); "
-                "use another --out or --restart to discard them",
-                path=out_dir,
-            )
-        return
-    folds_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_file, {"fingerprint": fingerprint})
-
-
-def _existing_final(out_dir: Path, fingerprint: str) -> LayersModel | None:
-    from skinoct.errors import ModelError
-
-    if not (out_dir / "model.json").is_file():
-        return None
-    try:
-        model = load_layers_model(out_dir)
-    except ModelError:
-        return None
-    training = model.manifest.get("training", {})
-    if training.get("fingerprint") != fingerprint or training.get("stopped_by_time"):
-        return None  # another run's model, or one the time budget cut short
-    return model
-
-
-def _cv_report(run: _Run, fold_results) -> dict[str, Any]:
-    dataset, config, fingerprint = run.dataset, run.config, run.fingerprint
-    tissue = [LABEL_NAMES[v] for v in dataset.tissue_values]
-    if fold_results:
-        per_fold = [{n: r["dice"].get(n) for n in tissue} for r in fold_results]
-        summary = summarize_dice(per_fold)
-        best = [int(r["best_epoch"]) for r in fold_results]
-        final_epochs = max(1, round(float(np.median(best))))
-    else:
-        summary, final_epochs = {}, config.epochs
-    return {
-        "fingerprint": fingerprint,
-        "folds": [
-            {k: v for k, v in r.items() if k not in ("sections", "history")} for r in fold_results
-        ],
-        "layers": tissue,
-        "summary": summary,
-        "final_epochs": final_epochs,
-        "config": config.to_dict(),
-        "recipe": run.recipe,
-        "dataset": _dataset_summary(dataset),
-        "per_section": [s for r in fold_results for s in r.get("sections", [])],
-    }

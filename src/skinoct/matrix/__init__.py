@@ -28,6 +28,7 @@ from skinoct.datasets import (
     write_tile_png,
 )
 from skinoct.matrix._dej import read_dej
+from skinoct.matrix._enface import enface_tiles
 from skinoct.matrix._evaluate import (
     GradingMetrics,
     evaluate_predictions,
@@ -55,7 +56,6 @@ from skinoct.matrix._network import (
 )
 from skinoct.matrix._profile import GradeProfile, grade_profile
 from skinoct.matrix._tiles import (
-    enface_tiles,
     extract_tiles,
     profile_tiles,
     tile_positions,

@@ -93,6 +93,9 @@ def _as_number(value) -> float | None:
 
 
 def _read_surface(path: Path) -> np.ndarray:
+    from skinoct.io import check_regular_file
+
+    check_regular_file(path)  # a FIFO or device would block or never end
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":
@@ -104,7 +107,9 @@ def _read_surface(path: Path) -> np.ndarray:
                     raise InputError(f".npz needs an array 'dej_um', found {npz.files}", path=path)
                 data = npz[names[0]]
         elif suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+            from skinoct.io import read_npy
+
+            data = read_npy(path, mmap=False)  # header checked before any allocation
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -113,8 +118,8 @@ def _read_surface(path: Path) -> np.ndarray:
             from skinoct.io import read_image
 
             data = read_image(path, axes="yx").data
+        return np.asarray(data, dtype=np.float64)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"cannot read DEJ surface: {str(exc).splitlines()[0]}", path=path) from exc
-    return np.asarray(data, dtype=np.float64)

@@ -4,6 +4,16 @@ For every layer ``d`` µm below the *local* DEJ, ``n_tiles`` tiles (:func:`profi
 are graded (:func:`predict_tiles`); each tile's score is its expected grade Σ p·g, the
 profile is the mean score per depth, and the volume's score is the mean of the profile
 over the depths that hold tiles.
+
+**Tiles that straddle the DEJ are not graded.** A tile at depth ``d`` samples the slices
+``d − 1``, ``d`` and ``d + 1`` µm below the DEJ surface it follows; that surface is an
+estimate, uncertain by about ±2 µm (1-µm segmentation grid, interpolation between
+segmented sections, σ = 2 µm lateral smoothing), so the tiles of the first layers hold
+epidermis in places and scored high (issue 15: the first 0–2 µm of the phantom
+profiles). Depths whose shallowest slice lies less than ``dej_margin_um`` (default
+2 µm) below the DEJ are therefore left out: the profile starts at 3 µm, the earlier
+depths stay in it with no tiles (score NaN) and do not enter the volume's score.
+``dej_margin_um=-1`` grades every depth (the former behaviour).
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import math
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +51,8 @@ class GradeProfile:
     dropped : int
         Tiles left out because they reach outside the volume or where the DEJ is
         unknown.
+    straddling : ndarray of bool
+        Depths not graded because their tiles would straddle the DEJ.
     """
 
     depth_um: np.ndarray
@@ -50,6 +62,13 @@ class GradeProfile:
     probabilities: dict[str, np.ndarray] = field(repr=False)
     volume_score: float
     dropped: int
+    straddling: np.ndarray = field(default_factory=lambda: np.zeros(0, bool), repr=False)
+
+    @property
+    def start_um(self) -> float:
+        """The first depth that is graded (NaN when none is)."""
+        graded = self.depth_um[~self.straddling] if self.straddling.size else self.depth_um
+        return float(graded[0]) if graded.size else math.nan
 
     def to_dict(self) -> dict[str, list]:
         """``depth_um``, ``score``, ``sd``, ``n_tiles``, ``p_grade_<g>`` as plain lists."""
@@ -72,6 +91,8 @@ def grade_profile(
     n_tiles: int = 3,
     tile_size_um: float = 400.0,
     engine: str = "torch",
+    dej_margin_um: float = 2.0,
+    channel_offset_um: float = 1.0,
     stage: Callable[[str], AbstractContextManager] | None = None,
 ) -> GradeProfile:
     """Grade DEJ-relative tiles layer by layer: the dermal-quality profile of a volume.
@@ -93,6 +114,11 @@ def grade_profile(
         Tile side (400 µm).
     engine : str
         Inference engine (as :func:`predict_tiles`).
+    dej_margin_um : float
+        Depths whose shallowest slice (``depth − channel_offset_um``) lies less than
+        this below the DEJ straddle it and are not graded (see the module docstring).
+    channel_offset_um : float
+        Depth step between a tile's channels (1 µm).
     stage : callable, optional
         ``stage(name)`` returns a context manager wrapped around the ``'tiles'`` and
         the ``'grading'`` step (e.g. a timer).
@@ -112,16 +138,32 @@ def grade_profile(
     if not (depth_stop_um > 0 and depth_step_um > 0):
         raise InputError("depth_stop_um and depth_step_um must be positive")
     stage = stage or (lambda name: nullcontext())
+    if not math.isfinite(dej_margin_um):
+        raise InputError(f"dej_margin_um must be a finite depth in µm, got {dej_margin_um!r}")
     depths = np.arange(0.0, float(depth_stop_um) - 1e-9, float(depth_step_um))
+    straddling = depths - float(channel_offset_um) < float(dej_margin_um) - 1e-9
+    if straddling.all():
+        raise InputError(
+            f"no depth below {depth_stop_um:g} µm is {dej_margin_um:g} µm clear of the DEJ"
+        )
     with stage("tiles"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tiles, index = profile_tiles(
-            volume, dej_um, depths_um=depths, n_tiles=int(n_tiles), tile_size_um=tile_size_um
+            volume,
+            dej_um,
+            depths_um=depths,
+            n_tiles=int(n_tiles),
+            tile_size_um=tile_size_um,
+            channel_offset_um=channel_offset_um,
         )
     for w in caught:  # tiles left out are counted in ``dropped`` instead
         if "left out" not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     dropped = int(index.attrs.get("dropped", 0))
+    # The straddling tiles are cut with the others (the uint8 intensity range is that of
+    # all the profile's tiles, as before the rule) and left out here.
+    keep = ~np.isin(index["depth_um"].to_numpy(float), depths[straddling])
+    tiles, index = tiles[keep], index[keep]
     classes = list(model.classes)
     with stage("grading"):
         if len(tiles):
@@ -132,7 +174,8 @@ def grade_profile(
             scores = np.zeros(0)
         del tiles
         tile_depth = index["depth_um"].to_numpy(float)
-        return _aggregate(depths, tile_depth, scores, probs, classes, dropped)
+        profile = _aggregate(depths, tile_depth, scores, probs, classes, dropped)
+    return replace(profile, straddling=straddling)
 
 
 def _aggregate(depths, tile_depth, scores, probs, classes, dropped: int) -> GradeProfile:

@@ -21,7 +21,6 @@ from skinoct.io import Image
 
 __all__ = [
     "LAYOUTS",
-    "enface_tiles",
     "extract_tiles",
     "profile_tiles",
     "tile_positions",
@@ -197,6 +196,66 @@ def _to_output(tiles: np.ndarray, dtype: str, intensity_range):
     return (scaled * 255 + 0.5).astype(np.uint8), (lo, hi)
 
 
+def _check_options(volume, layout, dtype, z_sampling, tile_size_um, out_size, n_tiles) -> None:
+    """The checks of :func:`extract_tiles`' arguments (InputError naming the argument)."""
+    if not isinstance(volume, Image) or volume.axes != "zyx":
+        got = getattr(volume, "axes", type(volume).__name__)
+        raise InputError(f"extract_tiles needs a 'zyx' volume Image, got {got!r}")
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if dtype not in ("uint8", "float32"):
+        raise InputError(f"dtype must be 'uint8' or 'float32', got {dtype!r}")
+    if z_sampling not in ("auto", "linear", "nearest"):
+        raise InputError(f"z_sampling must be 'auto', 'linear' or 'nearest', got {z_sampling!r}")
+    if not tile_size_um > 0 or not math.isfinite(tile_size_um):
+        raise InputError(f"tile_size_um must be positive, got {tile_size_um}")
+    if not 8 <= int(out_size) <= 2048:
+        raise InputError(f"out_size must be 8–2048 px, got {out_size}")
+    if n_tiles is not None and int(n_tiles) < 1:
+        raise InputError(f"n_tiles must be at least 1, got {n_tiles}")
+    if volume.shape[0] < 2:
+        raise InputError("the volume needs at least two slices", path=volume.path)
+
+
+def _cut_tiles(sampler, depths, plans, offsets, tile_px, origin, spacing, names, out_size):
+    """Sample the planes of every depth and cut its tiles; drop tiles with NaN samples."""
+    y_lo, x_lo = origin
+    dy, dx = spacing
+    volume_id, subject = names
+    batches, rows, dropped = [], [], 0
+    for k, (depth, plan) in enumerate(zip(depths, plans, strict=True)):
+        planes = np.stack([sampler(depth + off) for off in offsets])  # (3, Yb, Xb)
+        cut = []
+        for r, c, y0, x0 in plan:
+            tile = planes[:, y0 - y_lo : y0 - y_lo + tile_px[0], x0 - x_lo : x0 - x_lo + tile_px[1]]
+            if not np.isfinite(tile).all():
+                dropped += 1
+                continue
+            cut.append(tile)
+            rows.append(
+                {
+                    "tile_id": f"{volume_id}_d{depth:05.1f}_r{r}_c{c}",
+                    "volume_id": volume_id,
+                    "subject": subject,
+                    "depth_um": float(depth),
+                    "row": r,
+                    "col": c,
+                    "y_um": y0 * dy,
+                    "x_um": x0 * dx,
+                    "height_px": tile_px[0],
+                    "width_px": tile_px[1],
+                    "n_tiles": len(plan),
+                }
+            )
+        if cut:
+            batches.append(_resize(np.stack(cut), int(out_size)))
+        # Forget the planes no later depth needs (neighbouring depths share planes).
+        later = {round(float(d + off), 6) for d in depths[k + 1 :] for off in offsets}
+        for key in [key for key in sampler.cache if key not in later]:
+            del sampler.cache[key]
+    return batches, rows, dropped
+
+
 def extract_tiles(
     volume: Image,
     dej_um,
@@ -294,24 +353,8 @@ def extract_tiles(
     """
     import pandas as pd
 
-    if not isinstance(volume, Image) or volume.axes != "zyx":
-        got = getattr(volume, "axes", type(volume).__name__)
-        raise InputError(f"extract_tiles needs a 'zyx' volume Image, got {got!r}")
+    _check_options(volume, layout, dtype, z_sampling, tile_size_um, out_size, n_tiles)
     path = volume.path
-    if layout not in LAYOUTS:
-        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if dtype not in ("uint8", "float32"):
-        raise InputError(f"dtype must be 'uint8' or 'float32', got {dtype!r}")
-    if z_sampling not in ("auto", "linear", "nearest"):
-        raise InputError(f"z_sampling must be 'auto', 'linear' or 'nearest', got {z_sampling!r}")
-    if not tile_size_um > 0 or not math.isfinite(tile_size_um):
-        raise InputError(f"tile_size_um must be positive, got {tile_size_um}")
-    if not 8 <= int(out_size) <= 2048:
-        raise InputError(f"out_size must be 8–2048 px, got {out_size}")
-    if n_tiles is not None and int(n_tiles) < 1:
-        raise InputError(f"n_tiles must be at least 1, got {n_tiles}")
-    if volume.shape[0] < 2:
-        raise InputError("the volume needs at least two slices", path=path)
     dz, dy, dx = volume.spacing_um
     ny, nx = volume.shape[1:]
     tile_px = (round(tile_size_um / dy), round(tile_size_um / dx))
@@ -338,37 +381,10 @@ def extract_tiles(
     box = (y_lo, y_hi, x_lo, x_hi)
     sampler = _PlaneSampler(volume.data, dz, dej[y_lo:y_hi, x_lo:x_hi], box, mode=z_sampling)
 
-    batches, rows, dropped = [], [], 0
-    for k, (depth, plan) in enumerate(zip(depths, plans, strict=True)):
-        planes = np.stack([sampler(depth + off) for off in offsets])  # (3, Yb, Xb)
-        cut = []
-        for r, c, y0, x0 in plan:
-            tile = planes[:, y0 - y_lo : y0 - y_lo + tile_px[0], x0 - x_lo : x0 - x_lo + tile_px[1]]
-            if not np.isfinite(tile).all():
-                dropped += 1
-                continue
-            cut.append(tile)
-            rows.append(
-                {
-                    "tile_id": f"{volume_id}_d{depth:05.1f}_r{r}_c{c}",
-                    "volume_id": volume_id,
-                    "subject": subject,
-                    "depth_um": float(depth),
-                    "row": r,
-                    "col": c,
-                    "y_um": y0 * dy,
-                    "x_um": x0 * dx,
-                    "height_px": tile_px[0],
-                    "width_px": tile_px[1],
-                    "n_tiles": len(plan),
-                }
-            )
-        if cut:
-            batches.append(_resize(np.stack(cut), int(out_size)))
-        # Forget the planes no later depth needs (neighbouring depths share planes).
-        later = {round(float(d + off), 6) for d in depths[k + 1 :] for off in offsets}
-        for key in [key for key in sampler.cache if key not in later]:
-            del sampler.cache[key]
+    names = (volume_id, subject)
+    batches, rows, dropped = _cut_tiles(
+        sampler, depths, plans, offsets, tile_px, (y_lo, x_lo), (dy, dx), names, int(out_size)
+    )
     if dropped:
         warnings.warn(
             f"{path or volume_id}: {dropped} tile(s) left out: they reach outside the volume "
@@ -410,82 +426,6 @@ def profile_tiles(
     return extract_tiles(
         volume, dej_um, depths_um=depths_um, layout="row", n_tiles=n_tiles, **options
     )
-
-
-def enface_tiles(
-    image: Image,
-    *,
-    tile_size_um: float = 400.0,
-    layout: Layout = "grid",
-    n_tiles: int | None = None,
-    out_size: int = 224,
-    image_id: str | None = None,
-    dtype: Literal["uint8", "float32"] = "uint8",
-):
-    """Tiles from an en-face image: a ``'yx'`` image, or a 3-slice stack (z−1, z, z+1).
-
-    A single en-face slice has no neighbours in z: its grey levels are copied to
-    all three channels (with a warning), which the model never saw in training.
-
-    Returns
-    -------
-    tiles, index
-        As :func:`extract_tiles` (``depth_um`` is NaN).
-    """
-    import pandas as pd
-
-    if not isinstance(image, Image):
-        raise InputError(f"enface_tiles needs an Image, got {type(image).__name__}")
-    if image.axes == "yx":
-        warnings.warn(
-            f"{image.path or 'image'}: a single en-face slice; its grey levels fill all "
-            "three channels (the model expects slices at z−1, z, z+1 µm)",
-            stacklevel=2,
-        )
-        planes = np.repeat(np.asarray(image.data, dtype=np.float32)[None], 3, axis=0)
-        dy, dx = image.spacing_um
-    elif image.axes == "zyx" and image.shape[0] == 3:
-        planes = np.asarray(image.data, dtype=np.float32)
-        dy, dx = image.spacing_um[1:]
-    else:
-        raise InputError(
-            f"en-face tiles need a 2-D en-face image or a 3-slice stack, got shape {image.shape} "
-            f"({image.axes}); give a DEJ depth to tile a volume",
-            path=image.path,
-        )
-    if layout not in LAYOUTS:
-        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    tile_px = (round(tile_size_um / dy), round(tile_size_um / dx))
-    ny, nx = planes.shape[1:]
-    if tile_px[0] > ny or tile_px[1] > nx:
-        raise InputError(
-            f"the image ({ny * dy:g} × {nx * dx:g} µm) is smaller than a {tile_size_um:g} µm tile",
-            path=image.path,
-        )
-    image_id = image_id or (_stem(image.path) if image.path is not None else "image")
-    plan = _layout_grid((ny, nx), tile_px, layout, 0, n_tiles)
-    cut, rows = [], []
-    for r, c, y0, x0 in plan:
-        cut.append(planes[:, y0 : y0 + tile_px[0], x0 : x0 + tile_px[1]])
-        rows.append(
-            {
-                "tile_id": f"{image_id}_r{r}_c{c}",
-                "volume_id": image_id,
-                "subject": image_id,
-                "depth_um": np.nan,
-                "row": r,
-                "col": c,
-                "y_um": y0 * dy,
-                "x_um": x0 * dx,
-                "height_px": tile_px[0],
-                "width_px": tile_px[1],
-                "n_tiles": len(plan),
-            }
-        )
-    tiles, used_range = _to_output(_resize(np.stack(cut), int(out_size)), dtype, None)
-    index = pd.DataFrame(rows, columns=_INDEX_COLUMNS)
-    index.attrs.update(dropped=0, intensity_range=used_range, spacing_um=image.spacing_um)
-    return tiles, index
 
 
 def _stem(path) -> str:

@@ -159,9 +159,8 @@ def _show(value) -> str:
 def _common(c: _Checker, m: dict, model_dir: Path) -> None:
     c.get(m, "task", "", str)
     weights = c.get(m, "weights_file", "", str)
-    inside = model_dir.resolve()
-    target = (model_dir / weights).resolve()
-    if not weights or Path(weights).is_absolute() or target.parent != inside:
+    plain = bool(weights) and "\x00" not in weights and not Path(weights).is_absolute()
+    if not plain or (model_dir / weights).resolve().parent != model_dir.resolve():
         c.fail("weights_file", f"must name a file inside the model folder, got {_show(weights)}")
     sha = c.get(m, "weights_sha256", "", str)
     if not _SHA256.fullmatch(sha):

@@ -14,7 +14,15 @@ from skinoct.morphometry._boundaries import (
     default_smoothing_um,
     extract_boundaries,
 )
-from skinoct.morphometry._entropy import dej_entropy, uncertain_area, uncertain_segments
+from skinoct.morphometry._entropy import (
+    default_entropy_threshold,
+    dej_entropy,
+    dej_flag_score,
+    excess_dej_entropy,
+    uncertain_area,
+    uncertain_dej_area,
+    uncertain_segments,
+)
 from skinoct.morphometry._metrics import (
     THICKNESS_KEYS,
     SectionMetrics,
@@ -53,8 +61,11 @@ __all__ = [
     "VolumeMetrics",
     "contour_length_ratio",
     "crop_depth",
+    "default_entropy_threshold",
     "default_smoothing_um",
     "dej_entropy",
+    "dej_flag_score",
+    "excess_dej_entropy",
     "extract_boundaries",
     "fill_nearest",
     "find_papillae_profile",
@@ -75,6 +86,7 @@ __all__ = [
     "surface_area_ratio",
     "surfaces_on_grid",
     "uncertain_area",
+    "uncertain_dej_area",
     "uncertain_segments",
     "vertical_thickness",
 ]

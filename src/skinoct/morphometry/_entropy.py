@@ -8,11 +8,20 @@ length are reported as uncertain DEJ segments (areas in 3-D).
 
 The entropy is expected normalised to [0, 1] (Shannon entropy of the class
 probabilities divided by ln 4 for the four skinoct classes).
+
+The threshold is calibrated per model (``skinoct.layers.calibrate_uncertainty``): the
+quantile of :func:`dej_flag_score` over clean sections, stored under the manifest's
+``uncertainty`` key. :func:`default_entropy_threshold` returns the bundled layer
+model's calibrated value (:data:`FALLBACK_ENTROPY_THRESHOLD` if it was never calibrated).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -20,7 +29,110 @@ from scipy import ndimage
 from skinoct.errors import InputError
 from skinoct.morphometry._undulation import _runs
 
-__all__ = ["check_entropy", "dej_entropy", "uncertain_area", "uncertain_segments"]
+__all__ = [
+    "FALLBACK_ENTROPY_THRESHOLD",
+    "check_entropy",
+    "default_entropy_threshold",
+    "dej_entropy",
+    "dej_flag_score",
+    "excess_dej_entropy",
+    "uncertain_area",
+    "uncertain_dej_area",
+    "uncertain_segments",
+]
+
+#: Used only when the bundled layer model's manifest holds no calibration: the 0.9
+#: quantile calibration of the phantom-trained bundled model of round 1 (weights
+#: ``5fe4aab7…``, 40 clean phantoms; docs/layers.md). Run scripts/calibrate_layers.py
+#: on a new bundled model so that its own value is stored in its manifest.
+FALLBACK_ENTROPY_THRESHOLD = 0.15
+_BUNDLED_LAYERS_MANIFEST = (
+    Path(__file__).resolve().parents[1] / "models" / "bundled" / "layers" / "model.json"
+)
+
+
+def default_entropy_threshold() -> float:
+    """The DEJ-entropy threshold of the bundled layer model (its manifest's calibration).
+
+    ``uncertainty.dej_entropy_threshold`` of ``skinoct/models/bundled/layers/model.json``
+    (written by ``scripts/calibrate_layers.py``); :data:`FALLBACK_ENTROPY_THRESHOLD`
+    when that key is missing. Read once per process, without importing torch.
+    """
+    return _bundled_threshold(str(_BUNDLED_LAYERS_MANIFEST))
+
+
+@functools.lru_cache(maxsize=4)
+def _bundled_threshold(path: str) -> float:
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = float(manifest["uncertainty"]["dej_entropy_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return FALLBACK_ENTROPY_THRESHOLD
+    return value if math.isfinite(value) and 0 <= value <= 1 else FALLBACK_ENTROPY_THRESHOLD
+
+
+def excess_dej_entropy(profile: np.ndarray, dej_um: np.ndarray, lateral_spacing_um) -> np.ndarray:
+    """The DEJ entropy that flags are thresholded on: slope-corrected, above the section's median.
+
+    Two corrections of the band mean of :func:`dej_entropy`, measured on phantoms where
+    the raw value does not separate disrupted from clean DEJ (docs/layers.md):
+
+    * a vertical band crosses a boundary of slope ``s`` over ``sqrt(1 + s²)`` times its
+      normal width, so steep papilla flanks look uncertain; dividing by that factor
+      gives the entropy per unit length along the normal;
+    * the model's baseline entropy differs between sections (noise, depth); the
+      section's (or volume's) median is subtracted, so a flag means "more uncertain
+      here than elsewhere along this DEJ".
+
+    Parameters
+    ----------
+    profile : ndarray, (x,) or (y, x)
+        :func:`dej_entropy` output.
+    dej_um : ndarray, same shape
+        DEJ depth (µm), NaN where absent.
+    lateral_spacing_um : sequence of float
+        ``(dx,)`` or ``(dy, dx)``.
+
+    Returns
+    -------
+    ndarray of float
+        Same shape; NaN where ``profile`` is NaN.
+    """
+    profile = np.asarray(profile, dtype=float)
+    dej = np.asarray(dej_um, dtype=float)
+    spacing = tuple(float(s) for s in np.atleast_1d(lateral_spacing_um))
+    filled = np.apply_along_axis(_interpolate_gaps_1d, -1, dej)
+    squared = np.zeros(dej.shape)
+    for axis, step in zip(range(dej.ndim), spacing[-dej.ndim :], strict=True):
+        if dej.shape[axis] > 1:
+            squared += np.gradient(filled, step, axis=axis) ** 2
+    corrected = profile / np.sqrt(1.0 + np.nan_to_num(squared, nan=0.0))
+    finite = corrected[np.isfinite(corrected)]
+    return corrected - (np.median(finite) if finite.size else 0.0)
+
+
+def dej_flag_score(profile: np.ndarray, dx_um: float, *, min_length_um: float) -> float:
+    """The highest threshold at which :func:`uncertain_segments` would flag this profile.
+
+    Max over every window of ``ceil(min_length_um / dx_um)`` consecutive columns of the
+    window's minimum entropy (NaN columns break windows): a section gets an uncertain
+    segment at threshold ``t`` exactly when its score is above ``t``. Calibration takes
+    a quantile of this score over clean sections, so the per-section false-flag rate on
+    such sections is one minus the quantile. NaN when no window is defined.
+
+    Examples
+    --------
+    >>> dej_flag_score(np.array([0.1, 0.6, 0.7, 0.2]), 10.0, min_length_um=20.0)
+    0.6
+    """
+    values = np.asarray(profile, dtype=float)
+    n = max(1, math.ceil(float(min_length_um) / float(dx_um) - 1e-9))
+    if values.ndim != 1 or values.size < n:
+        return float("nan")
+    values = np.where(np.isfinite(values), values, -np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(values, n)
+    best = float(windows.min(axis=1).max())
+    return best if math.isfinite(best) else float("nan")
 
 
 def check_entropy(entropy, shape: tuple[int, ...]) -> np.ndarray:
@@ -116,3 +228,30 @@ def uncertain_area(
     keep = sizes >= min_length_um**2
     keep[0] = False
     return keep[lab]
+
+
+def uncertain_dej_area(
+    entropy_map: np.ndarray,
+    dej_um: np.ndarray,
+    lateral_spacing_um: Sequence[float],
+    *,
+    threshold: float | None = None,
+    min_length_um: float = 20.0,
+) -> np.ndarray:
+    """The flag of a volume's DEJ: :func:`uncertain_area` of :func:`excess_dej_entropy`.
+
+    ``entropy_map`` is the DEJ-band entropy per (y, x) (:func:`dej_entropy`, NaN where
+    the DEJ is absent); ``threshold`` defaults to :func:`default_entropy_threshold`
+    (pass ``skinoct.layers.dej_entropy_threshold(model)`` for the model used). What
+    :func:`~skinoct.morphometry.measure_volume` flags, for callers that build the DEJ
+    entropy map themselves (``study.analyze``).
+    """
+    if threshold is None:
+        threshold = default_entropy_threshold()
+    excess = excess_dej_entropy(entropy_map, dej_um, lateral_spacing_um)
+    return uncertain_area(
+        np.nan_to_num(excess, nan=-1.0),
+        lateral_spacing_um,
+        threshold=threshold,
+        min_length_um=min_length_um,
+    )

@@ -19,8 +19,11 @@ from skinoct.morphometry._boundaries import (
     extract_boundaries,
 )
 from skinoct.morphometry._entropy import (
+    FALLBACK_ENTROPY_THRESHOLD,
     check_entropy,
+    default_entropy_threshold,
     dej_entropy,
+    excess_dej_entropy,
     uncertain_segments,
 )
 from skinoct.morphometry._thickness import normal_thickness, summarize, vertical_thickness
@@ -47,7 +50,8 @@ THICKNESS_KEYS = {
     "epidermis_thickness_um": ("surface", "dej"),
 }
 
-DEFAULT_ENTROPY_THRESHOLD = 0.5
+#: Fallback only; the default is the bundled model's calibration (issue 11.5).
+DEFAULT_ENTROPY_THRESHOLD = FALLBACK_ENTROPY_THRESHOLD
 DEFAULT_MIN_SEGMENT_UM = 20.0
 DEFAULT_ENTROPY_BAND_UM = 5.0
 _ENTROPY_KEYS = ("dej_entropy_mean", "dej_uncertain_segments", "dej_uncertain_area_fraction")
@@ -218,7 +222,7 @@ def measure_section(
     normal: bool = False,
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
+    entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
     entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
 ) -> SectionMetrics:
@@ -243,8 +247,13 @@ def measure_section(
     smoothing_um : float, optional
         σ of the lateral boundary smoothing, µm (default 2 µm at ≤1 µm pixels; see
         :func:`~skinoct.morphometry.default_smoothing_um`).
-    entropy_threshold : float
-        Normalised entropy above which the DEJ is uncertain.
+    entropy_threshold : float, optional
+        Threshold on the *excess* DEJ entropy
+        (:func:`~skinoct.morphometry.excess_dej_entropy`: slope-corrected band mean
+        minus its median along the section) above which the DEJ is uncertain. Default: the bundled
+        layer model's calibrated threshold
+        (:func:`~skinoct.morphometry.default_entropy_threshold`); pass the model's own
+        (``skinoct.layers.dej_entropy_threshold(model)``) for another model.
     min_segment_um : float
         Minimum length of an uncertain DEJ segment, µm.
     entropy_band_um : float
@@ -279,22 +288,19 @@ def measure_section(
     if mask.ndim != 2:
         raise InputError(f"measure_section needs a 2-D (z, x) mask, got shape {mask.shape}")
     spacing = check_spacing(spacing_um, 2)
+    if entropy_threshold is None:
+        entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
-    bounds = extract_boundaries(
-        mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um
-    )
-    dx = spacing[1]
+    b = extract_boundaries(mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um)
+    dx, bounds, dej = spacing[1], b, b.dej
     thickness = _thicknesses(bounds, normal=normal)
-    dej = bounds.dej
     papillae = find_papillae_profile(dej, dx, prominence_um=papilla_prominence_um)
     entropy_mean, segments, profile = None, [], None
     if entropy is not None:
-        ent = check_entropy(entropy, mask.shape)
-        profile = dej_entropy(ent, dej, spacing[0], band_um=entropy_band_um)
-        entropy_mean = _nanmean(profile)
-        segments = uncertain_segments(
-            profile, dx, threshold=entropy_threshold, min_length_um=min_segment_um
-        )
+        entropy_mean, segments, profile = _section_entropy(
+            check_entropy(entropy, mask.shape), dej, spacing,
+            band_um=entropy_band_um, threshold=entropy_threshold, min_um=min_segment_um,
+        )  # fmt: skip
     return SectionMetrics(
         spacing_um=spacing,
         **{key: summarize(values) for key, values in thickness.items()},
@@ -312,6 +318,14 @@ def measure_section(
         dej_uncertain_segments=segments,
         dej_entropy_profile=profile,
     )
+
+
+def _section_entropy(entropy, dej, spacing, *, band_um, threshold, min_um):
+    """Mean DEJ entropy, uncertain DEJ segments and the entropy profile of a section."""
+    profile = dej_entropy(entropy, dej, spacing[0], band_um=band_um)
+    excess = excess_dej_entropy(profile, dej, (spacing[1],))
+    segments = uncertain_segments(excess, spacing[1], threshold=threshold, min_length_um=min_um)
+    return _nanmean(profile), segments, profile
 
 
 def flatten_metrics(metrics: dict[str, Any], *, sep: str = "_") -> dict[str, Any]:

@@ -105,21 +105,35 @@ def smooth_boundary(
     asym = np.sqrt(sum((moments[u] / m0) ** 2 for u in unit))
     linear_weight = np.clip((asym - _ASYM_QUADRATIC) / (_ASYM_LINEAR - _ASYM_QUADRATIC), 0, 1)
     coef = np.empty(rhs.shape[0])
-    for start in range(0, rhs.shape[0], _CHUNK):
-        stop = min(start + _CHUNK, rhs.shape[0])
-        gram = np.empty((stop - start, n, n))
+    # Where the whole window holds valid samples (most of a surface), the weighted
+    # moments are those of the full kernel and the window is symmetric (pure quadratic
+    # fit): the fit is one fixed linear combination of the data moments (the
+    # equivalent kernel), so only the other positions need a solve of their own.
+    size = tuple(len(k[0]) for k in kernels)
+    full = ndimage.minimum_filter(valid, size=size, mode="constant", cval=False)[idx]
+    if full.any():
+        gram = np.empty((n, n))
         for i, pi in enumerate(powers):
             for j, pj in enumerate(powers):
-                gram[:, i, j] = moments[tuple(a + b for a, b in zip(pi, pj, strict=True))][
-                    start:stop
-                ]
+                exps = tuple(a + b for a, b in zip(pi, pj, strict=True))
+                gram[i, j] = np.prod([kernels[ax][k].sum() for ax, k in enumerate(exps)])
+        diag = np.arange(1, n)
+        gram[diag, diag] += _RIDGE * gram[0, 0]
+        coef[full] = rhs[full] @ np.linalg.solve(gram, np.eye(n)[0])
+    rest = np.flatnonzero(~full)
+    for start in range(0, rest.size, _CHUNK):
+        sel = rest[start : start + _CHUNK]
+        gram = np.empty((sel.size, n, n))
+        for i, pi in enumerate(powers):
+            for j, pj in enumerate(powers):
+                gram[:, i, j] = moments[tuple(a + b for a, b in zip(pi, pj, strict=True))][sel]
         diag = np.arange(1, n)
         gram[:, diag, diag] += _RIDGE * gram[:, :1, 0]
-        quadratic = np.linalg.solve(gram, rhs[start:stop, :, None])[:, 0, 0]
+        quadratic = np.linalg.solve(gram, rhs[sel, :, None])[:, 0, 0]
         sub = gram[:, :n_linear, :n_linear]
-        linear = np.linalg.solve(sub, rhs[start:stop, :n_linear, None])[:, 0, 0]
-        w = linear_weight[start:stop]
-        coef[start:stop] = (1 - w) * quadratic + w * linear
+        linear = np.linalg.solve(sub, rhs[sel, :n_linear, None])[:, 0, 0]
+        w = linear_weight[sel]
+        coef[sel] = (1 - w) * quadratic + w * linear
     out = np.full(values.shape, np.nan)
     # 1e-9 µm rounding drops the solver's float noise (a flat boundary stays exactly flat)
     out[idx] = np.round(coef, 9)

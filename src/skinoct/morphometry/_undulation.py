@@ -369,13 +369,11 @@ def find_papillae_surface(
     for flat in candidates:
         iy, ix = np.unravel_index(flat, depth.shape)
         apex = height[iy, ix]
-        level = apex - 0.5 * prom[flat]
-        lab, _ = ndimage.label(height >= level)
-        region = lab == lab[iy, ix]
+        region, box = _region_above(height, (iy, ix), apex - 0.5 * prom[flat])
         positions.append((iy * dy, ix * dx))
         heights.append(float(prom[flat]))
         widths.append(2.0 * np.sqrt(float(np.count_nonzero(region)) * dy * dx / np.pi))
-        truncated.append(bool((region & edge).any()))
+        truncated.append(bool((region & edge[box]).any()))
     return Papillae(
         np.asarray(positions).reshape(-1, 2),
         np.asarray(heights),
@@ -383,6 +381,33 @@ def find_papillae_surface(
         area,
         np.asarray(truncated, bool),
     )
+
+
+def _region_above(height: np.ndarray, apex: tuple[int, int], level: float, start: int = 32):
+    """The connected region ``height >= level`` holding ``apex``, in a window around it.
+
+    Labels a window that doubles until the region does not touch its border (except
+    where the border is the image's): the same region as labelling the whole image,
+    at the cost of the papilla's neighbourhood. Returns the region and its window.
+    """
+    ny, nx = height.shape
+    iy, ix = apex
+    half = start
+    while True:
+        y0, y1 = max(0, iy - half), min(ny, iy + half + 1)
+        x0, x1 = max(0, ix - half), min(nx, ix + half + 1)
+        box = (slice(y0, y1), slice(x0, x1))
+        lab, _ = ndimage.label(height[box] >= level)
+        region = lab == lab[iy - y0, ix - x0]
+        touches = (
+            (y0 > 0 and region[0].any())
+            or (y1 < ny and region[-1].any())
+            or (x0 > 0 and region[:, 0].any())
+            or (x1 < nx and region[:, -1].any())
+        )
+        if not touches:
+            return region, box
+        half *= 2
 
 
 def _leaf_prominences(

@@ -17,10 +17,14 @@ from skinoct.morphometry._boundaries import (
     default_smoothing_um,
     extract_boundaries,
 )
-from skinoct.morphometry._entropy import check_entropy, dej_entropy, uncertain_area
+from skinoct.morphometry._entropy import (
+    check_entropy,
+    default_entropy_threshold,
+    dej_entropy,
+    uncertain_dej_area,
+)
 from skinoct.morphometry._metrics import (
     DEFAULT_ENTROPY_BAND_UM,
-    DEFAULT_ENTROPY_THRESHOLD,
     DEFAULT_MIN_SEGMENT_UM,
     VolumeMetrics,
     _check_options,
@@ -49,7 +53,7 @@ def measure_volume(
     normal: bool = False,
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
+    entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
     entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
 ) -> VolumeMetrics:
@@ -82,6 +86,8 @@ def measure_volume(
     if labels.ndim != 3:
         raise InputError(f"measure_volume needs a 3-D (z, y, x) mask, got shape {labels.shape}")
     spacing = check_spacing(spacing_um, 3)
+    if entropy_threshold is None:  # the bundled layer model's calibrated threshold
+        entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     bounds = extract_boundaries(
         labels, spacing, probabilities=probabilities, smoothing_um=smoothing_um
@@ -110,7 +116,7 @@ def measure_surfaces(
     normal: bool = False,
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
-    entropy_threshold: float = DEFAULT_ENTROPY_THRESHOLD,
+    entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
 ) -> VolumeMetrics:
     """The metrics of :func:`measure_volume` from the three boundary surfaces of a volume.
@@ -161,6 +167,8 @@ def measure_surfaces(
             + ", ".join(str(v.shape) for v in raw.values())
         )
     spacing = check_spacing(spacing_um, 3)
+    if entropy_threshold is None:  # the bundled layer model's calibrated threshold
+        entropy_threshold = default_entropy_threshold()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, 0.0)
     if smoothing_um is None:
         smoothing_um = default_smoothing_um(spacing)
@@ -206,8 +214,9 @@ def _volume_metrics(
     entropy_mean = fraction = uncertain = None
     if entropy_map is not None:
         entropy_mean = _nanmean(entropy_map)
-        uncertain = uncertain_area(
-            entropy_map, lateral, threshold=entropy_threshold, min_length_um=min_segment_um
+        # thresholded: slope-corrected excess over the volume's median (issue 11.5)
+        uncertain = uncertain_dej_area(
+            entropy_map, dej, lateral, threshold=entropy_threshold, min_length_um=min_segment_um
         )
         valid = np.isfinite(entropy_map)
         fraction = float(uncertain.sum() / valid.sum()) if valid.any() else float("nan")

@@ -1,7 +1,7 @@
 """Correcting an edited label mask: anatomical layer order per column, no islands.
 
 :func:`reorder_mask` re-imposes air → stratum corneum → epidermis → dermis from the
-top of every column and removes islands. With ``skinoct.layers._decode`` (the ordered
+top of every column and removes islands. With ``skinoct.layers.decode_ordered`` (the ordered
 decoder) available it decodes the edited mask as near-certain probabilities
 (0.97 for the painted label), so each column becomes the ordered labelling that
 changes the fewest pixels and every label one 4-connected piece; otherwise a local

@@ -31,11 +31,11 @@ def phantom_section() -> list:
 
 
 def phantom_volume() -> list:
-    """A small phantom volume (160 × 100 × 300 µm) with its true labels."""
+    """A small phantom volume (240 × 100 × 300 µm) with its true labels."""
     from skinoct.phantom import VolumeParams, render_volume
 
     volume = render_volume(
-        VolumeParams(size_um=(160, 100, 300), spacing_um=(1.0, 2.0, 2.0)), seed=SEED
+        VolumeParams(size_um=(240, 100, 300), spacing_um=(1.0, 2.0, 2.0)), seed=SEED
     )
     meta = {"skinoct_phantom": "volume", "seed": SEED, "mean_q": float(volume.mean_q)}
     return [

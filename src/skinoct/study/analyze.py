@@ -94,6 +94,10 @@ class AnalysisOptions:
         Sections per segmentation batch.
     n_overlays : int
         Sections saved as overlay images.
+    dej_margin_um : float
+        Depths whose tiles reach less than this below the DEJ (their shallowest slice,
+        1 µm above the depth) straddle it and are not graded: the profile starts at
+        3 µm by default (see :func:`skinoct.matrix.grade_profile`; −1 grades all).
     """
 
     section_step: int = 1
@@ -110,6 +114,7 @@ class AnalysisOptions:
     engine: str = "torch"
     batch_size: int = 4
     n_overlays: int = 3
+    dej_margin_um: float = 2.0
 
     def __post_init__(self) -> None:
         if int(self.section_step) < 1:
@@ -239,32 +244,12 @@ def analyze_volume(
         n_tiles=opts.n_tiles,
         tile_size_um=opts.tile_size_um,
         engine=opts.engine,
+        dej_margin_um=opts.dej_margin_um,
         stage=stages,
     )
     release_pages(image.data)
     trim_heap()
-    analysis = {
-        "input": {
-            "path": None if image.path is None else str(image.path),
-            "sha256": input_sha,
-            "shape": list(image.shape),
-            "spacing_um": list(image.spacing_um),
-            "spacing_source": image.spacing_source,
-            "dtype": str(image.data.dtype),
-        },
-        "options": opts.to_dict(),
-        "score": profile.volume_score,
-        "profile": profile.to_dict(),
-        "metrics": morph["table"],
-        "morphometry": morph["metrics"],
-        "dej": {**morph["dej_summary"], "source": "segmentation" if given_dej is None else "given"},
-        "flags": _flags(morph, profile.to_dict(), profile.dropped, opts),
-        "versions": {
-            **_versions(),
-            "layers_model": model_info(layers, "layers"),
-            "matrix_model": model_info(matrix, "matrix"),
-        },
-    }
+    analysis = _record(image, input_sha, opts, morph, profile, (layers, matrix), given_dej)
     analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
     images: dict[str, str] = {}
     if out_dir is not None:
@@ -284,6 +269,34 @@ def analyze_volume(
 analyze_volume.fingerprint = model_fingerprint  # type: ignore[attr-defined]
 
 
+def _record(image, input_sha, opts, morph, profile, models, given_dej) -> dict[str, Any]:
+    """The content of ``analysis.json`` (no timings: a re-run writes the same file)."""
+    layers, matrix = models
+    return {
+        "input": {
+            "path": None if image.path is None else str(image.path),
+            "sha256": input_sha,
+            "shape": list(image.shape),
+            "spacing_um": list(image.spacing_um),
+            "spacing_source": image.spacing_source,
+            "dtype": str(image.data.dtype),
+        },
+        "options": opts.to_dict(),
+        "score": profile.volume_score,
+        "profile": profile.to_dict(),
+        "profile_start_um": profile.start_um,
+        "metrics": morph["table"],
+        "morphometry": morph["metrics"],
+        "dej": {**morph["dej_summary"], "source": "segmentation" if given_dej is None else "given"},
+        "flags": _flags(morph, profile, opts),
+        "versions": {
+            **_versions(),
+            "layers_model": model_info(layers, "layers"),
+            "matrix_model": model_info(matrix, "matrix"),
+        },
+    }
+
+
 def _read(volume, spacing_um):
     """The volume (memory-mapped when it is a file) and the SHA-256 of its input."""
     from skinoct.io import Image, read_volume
@@ -296,7 +309,7 @@ def _read(volume, spacing_um):
         if spacing_um is not None:
             image = image.with_data(image.data, spacing_um=spacing_um)
     else:
-        image = read_volume(volume, mmap=True, spacing_um=spacing_um)
+        image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
     if image.path is not None and Path(image.path).is_file():
         return image, sha256_file(image.path)
     if image.path is not None and Path(image.path).is_dir():  # OME-Zarr: hash its files
@@ -387,7 +400,7 @@ def _morphometry(image, seg, opts: AnalysisOptions) -> dict[str, Any]:
     }
 
 
-def _flags(morph, profile, dropped: int, opts: AnalysisOptions) -> list[str]:
+def _flags(morph, profile, opts: AnalysisOptions) -> list[str]:
     s = morph["dej_summary"]
     flags = []
     if (
@@ -404,11 +417,10 @@ def _flags(morph, profile, dropped: int, opts: AnalysisOptions) -> list[str]:
         flags.append(
             f"{100 * s['outlier_fraction']:.0f}% of DEJ positions were outliers (replaced)"
         )
-    missing = sum(1 for n in profile["n_tiles"] if n == 0)
+    graded = profile.n_tiles[~profile.straddling]  # straddling depths are left out on purpose
+    missing = int((graded == 0).sum())
     if missing:
-        flags.append(
-            f"{missing} of {len(profile['n_tiles'])} depths without tiles (volume too shallow?)"
-        )
-    elif dropped:
-        flags.append(f"{dropped} tile(s) left out (outside the volume)")
+        flags.append(f"{missing} of {graded.size} depths without tiles (volume too shallow?)")
+    elif profile.dropped:
+        flags.append(f"{profile.dropped} tile(s) left out (outside the volume)")
     return flags

@@ -146,8 +146,10 @@ def read_manifest(path: str | Path) -> Manifest:
         if not volume_text:
             problems.append(f"{where}: empty volume")
         else:
-            volume = (base / volume_text).resolve()
-            if not volume.exists():
+            volume = _usable_path(base, volume_text)
+            if volume is None:
+                problems.append(f"{where}: volume is not a usable path: {volume_text[:80]!r}")
+            elif not volume.exists():
                 problems.append(f"{where}: volume not found: {volume_text}")
         dej: float | Path | None = None
         dej_text = str(row.get("dej", "")).strip()
@@ -155,8 +157,8 @@ def read_manifest(path: str | Path) -> Manifest:
             try:
                 dej = float(dej_text)
             except ValueError:
-                dej = (base / dej_text).resolve()
-                if not dej.is_file():
+                dej = _usable_path(base, dej_text)
+                if dej is None or not dej.is_file():
                     problems.append(f"{where}: dej is neither a depth in µm nor a file: {dej_text}")
             else:
                 if not math.isfinite(dej) or dej < 0:
@@ -170,3 +172,12 @@ def read_manifest(path: str | Path) -> Manifest:
         raise ManifestError(problems, path=path)
     return Manifest(path=path, tasks=tuple(tasks), columns=tuple(df.columns))
 
+
+def _usable_path(base: Path, text: str) -> Path | None:
+    """``base / text`` resolved, or None for text no file system takes (NUL, too long)."""
+    try:
+        path = (base / text).resolve()
+        path.exists()  # raises for a name longer than the file system allows
+    except (OSError, ValueError):
+        return None
+    return path

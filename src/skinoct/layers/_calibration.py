@@ -1,0 +1,259 @@
+"""Calibration of the DEJ-uncertainty flag against a model's own entropy on clean sections.
+
+Seed 000 proposes the segmentation entropy as an indicator of a disrupted DEJ. A fixed
+threshold does not transfer between models (the bundled model's DEJ entropy rarely
+reaches 0.5, so a 0.5 threshold flags nothing). Here the threshold is set from the
+model's own behaviour: each clean section gets the highest threshold at which it
+would be flagged (:func:`skinoct.morphometry.dej_flag_score`: the largest minimum,
+over any ``min_segment_um`` stretch, of the excess DEJ entropy of
+:func:`skinoct.morphometry.excess_dej_entropy`), and the
+threshold is the ``quantile`` of these scores, so that a fraction ``1 − quantile`` of
+clean sections gets a false flag. The conformal-prediction view of the same idea:
+Angelopoulos & Bates, "A gentle introduction to conformal prediction", 2021.
+
+The result is stored in the model manifest under the top-level key ``uncertainty``;
+every writer (``skinoct layers segment``, :func:`skinoct.morphometry.measure_section`
+through :func:`dej_entropy_threshold`) uses it by default.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skinoct.errors import InputError, ModelError
+from skinoct.layers._inference import segment_section
+from skinoct.layers._model import LayersModel, load_layers_model
+
+__all__ = [
+    "DEFAULT_CALIBRATION_QUANTILE",
+    "UNCERTAINTY_KEY",
+    "calibrate_uncertainty",
+    "dej_entropy_threshold",
+    "section_flag_scores",
+    "write_uncertainty_calibration",
+]
+
+#: Manifest key of the calibration (top level, outside the weights' hash).
+UNCERTAINTY_KEY = "uncertainty"
+#: 0.9: about one clean section in ten gets a (false) uncertain-DEJ flag (the issue's bound).
+DEFAULT_CALIBRATION_QUANTILE = 0.9
+_STATISTIC = (
+    "per clean section: max over x of the minimum, over min_segment_um of consecutive "
+    "columns, of the excess DEJ entropy (mean normalised entropy within ±entropy_band_um "
+    "of the decoded DEJ, divided by sqrt(1 + slope²), minus its median along the section)"
+)
+
+
+def dej_entropy_threshold(model: LayersModel | None) -> float:
+    """The DEJ-entropy threshold a model's manifest holds (calibrated), else the default.
+
+    ``None`` or a model without calibration gives
+    :func:`skinoct.morphometry.default_entropy_threshold` (the bundled model's).
+    """
+    from skinoct.morphometry import default_entropy_threshold
+
+    block = (model.manifest if model is not None else {}).get(UNCERTAINTY_KEY) or {}
+    try:
+        value = float(block["dej_entropy_threshold"])
+    except (KeyError, TypeError, ValueError):
+        return default_entropy_threshold()
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise ModelError(f"manifest uncertainty threshold {value!r} is not in [0, 1]")
+    return value
+
+
+def section_flag_scores(
+    model: LayersModel,
+    sections: Iterable,
+    *,
+    spacing_um=None,
+    band_um: float = 5.0,
+    min_segment_um: float = 20.0,
+    engine: str = "torch",
+    tta: bool = False,
+    device: str | None = "auto",
+) -> list[float]:
+    """:func:`skinoct.morphometry.dej_flag_score` of each section (NaN: no DEJ found).
+
+    Sections are segmented exactly as ``skinoct layers segment`` does (ordered
+    decoding, raw entropy); see :func:`calibrate_uncertainty` for ``sections``.
+    """
+    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
+
+    scores = []
+    for image, spacing in _iter_sections(sections, spacing_um):
+        result = segment_section(
+            image, model, spacing_um=spacing, engine=engine, tta=tta, device=device
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                metrics = measure_section(
+                    result.labels,
+                    spacing,
+                    entropy=result.entropy,
+                    entropy_band_um=band_um,
+                    min_segment_um=min_segment_um,
+                )
+        except InputError:  # no skin found: nothing to flag
+            scores.append(float("nan"))
+            continue
+        flagged = excess_dej_entropy(
+            metrics.dej_entropy_profile, metrics.boundaries.dej, (spacing[1],)
+        )
+        scores.append(dej_flag_score(flagged, spacing[1], min_length_um=min_segment_um))
+    return scores
+
+
+def calibrate_uncertainty(
+    model: LayersModel | str | Path,
+    sections: Iterable,
+    *,
+    spacing_um=None,
+    quantile: float = DEFAULT_CALIBRATION_QUANTILE,
+    band_um: float = 5.0,
+    min_segment_um: float = 20.0,
+    engine: str = "torch",
+    tta: bool = False,
+    device: str | None = "auto",
+    computed_on: str = "",
+) -> dict[str, Any]:
+    """Calibrate the DEJ-uncertainty threshold of a model on clean (non-disrupted) sections.
+
+    Parameters
+    ----------
+    model : LayersModel or str or Path
+        The model (or its directory).
+    sections : iterable
+        Clean vertical sections: :class:`skinoct.io.Image` objects (their own spacing),
+        ``(array, spacing_um)`` pairs, or 2-D arrays (then ``spacing_um`` is needed).
+        Use sections like those the model will see (its validation sections, or
+        phantoms for the bundled model); ≥ 20 make the quantile meaningful.
+    spacing_um : (float, float), optional
+        ``(dz, dx)`` of plain-array sections.
+    quantile : float
+        Quantile of the clean sections' flag scores taken as the threshold, in (0, 1):
+        about ``1 − quantile`` of such sections get a false flag.
+    band_um, min_segment_um : float
+        As :func:`skinoct.morphometry.measure_section` (``entropy_band_um``,
+        ``min_segment_um``); flagging must use the same values.
+    engine, tta, device
+        As :func:`segment_section`.
+    computed_on : str
+        A plain description of the sections (stored in the manifest).
+
+    Returns
+    -------
+    dict
+        ``dej_entropy_threshold``, ``quantile``, ``n_sections`` (sections with a DEJ),
+        ``computed_on``, ``statistic``, ``entropy_band_um``, ``min_segment_um``,
+        ``engine``, ``tta``, ``score_quantiles`` (5/50/95 %), ``date``. Store it with
+        :func:`write_uncertainty_calibration`.
+
+    Raises
+    ------
+    InputError
+        For a quantile outside (0, 1), no sections, or no section with a DEJ.
+
+    Examples
+    --------
+    >>> cal = calibrate_uncertainty(model, [(image, (1.0, 1.0))] * 20)  # doctest: +SKIP
+    >>> write_uncertainty_calibration(model_dir, cal)  # doctest: +SKIP
+    """
+    if not (isinstance(quantile, (int, float)) and 0 < quantile < 1):
+        raise InputError(f"quantile must be in (0, 1), got {quantile!r}")
+    if not isinstance(model, LayersModel):
+        model = load_layers_model(model)
+    scores = np.array(
+        section_flag_scores(
+            model,
+            sections,
+            spacing_um=spacing_um,
+            band_um=band_um,
+            min_segment_um=min_segment_um,
+            engine=engine,
+            tta=tta,
+            device=device,
+        ),
+        dtype=float,
+    )
+    if scores.size == 0:
+        raise InputError("calibration needs at least one section")
+    valid = scores[np.isfinite(scores)]
+    if valid.size == 0:
+        raise InputError("no calibration section has a DEJ the model can find")
+    threshold = float(np.clip(np.quantile(valid, quantile), 0.0, 1.0))
+    return {
+        "dej_entropy_threshold": round(threshold, 6),
+        "quantile": float(quantile),
+        "n_sections": int(valid.size),
+        "computed_on": str(computed_on),
+        "statistic": _STATISTIC,
+        "entropy_band_um": float(band_um),
+        "min_segment_um": float(min_segment_um),
+        "engine": engine,
+        "tta": bool(tta),
+        "score_quantiles": {
+            str(q): round(float(np.quantile(valid, q)), 6) for q in (0.05, 0.5, 0.95)
+        },
+        "weights_sha256": model.weights_sha256,
+        "date": _dt.date.today().isoformat(),
+    }
+
+
+def write_uncertainty_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path:
+    """Store ``calibration`` under the top-level ``uncertainty`` key of ``model.json``.
+
+    Only that key changes; the weights and their SHA-256 are untouched, so the model
+    loads as before. Written atomically; the model is loaded back as a check.
+
+    Raises
+    ------
+    ModelError
+        Not a model directory, a calibration for other weights, or a model that no
+        longer loads after the write (the old manifest is restored).
+    """
+    from skinoct.io import write_json
+
+    model_dir = Path(model_dir)
+    path = model_dir / "model.json" if model_dir.is_dir() else model_dir
+    try:
+        original = path.read_text(encoding="utf-8")
+        manifest = json.loads(original)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read the model manifest: {exc}", path=path) from None
+    sha = calibration.get("weights_sha256")
+    if sha is not None and sha != manifest.get("weights_sha256"):
+        raise ModelError("the calibration was computed for other weights", path=path)
+    if not 0 <= float(calibration.get("dej_entropy_threshold", -1)) <= 1:
+        raise ModelError("calibration lacks a dej_entropy_threshold in [0, 1]", path=path)
+    manifest[UNCERTAINTY_KEY] = dict(calibration)
+    write_json(path, manifest)
+    try:
+        load_layers_model(path.parent)
+    except ModelError:
+        path.write_text(original, encoding="utf-8")
+        raise
+    return path
+
+
+def _iter_sections(sections: Iterable, spacing_um):
+    from skinoct.io import Image, check_spacing
+
+    for item in sections:
+        if isinstance(item, Image):
+            yield np.asarray(item.data), check_spacing(item.spacing_um, 2)
+        elif isinstance(item, tuple) and len(item) == 2:
+            yield np.asarray(item[0]), check_spacing(item[1], 2)
+        else:
+            if spacing_um is None:
+                raise InputError("plain-array sections need spacing_um=(dz, dx)")
+            yield np.asarray(item), check_spacing(spacing_um, 2)

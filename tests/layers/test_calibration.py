@@ -1,0 +1,148 @@
+"""DEJ-uncertainty calibration: the quantile rule, storage in the manifest, use by default."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from skinoct.errors import InputError, ModelError
+from skinoct.layers import (
+    UNCERTAINTY_KEY,
+    calibrate_uncertainty,
+    dej_entropy_threshold,
+    load_layers_model,
+    section_flag_scores,
+    write_uncertainty_calibration,
+)
+from skinoct.morphometry import (
+    default_entropy_threshold,
+    dej_flag_score,
+    excess_dej_entropy,
+    measure_section,
+    uncertain_segments,
+)
+from skinoct.phantom import SectionParams, render_section
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flag_score_is_the_highest_threshold_that_flags(seed):
+    rng = np.random.default_rng(seed)
+    profile = rng.uniform(0, 1, 60)
+    profile[rng.integers(0, 60, 5)] = np.nan
+    score = dej_flag_score(profile, 2.0, min_length_um=10.0)
+    assert uncertain_segments(profile, 2.0, threshold=score - 1e-9, min_length_um=10.0)
+    assert not uncertain_segments(profile, 2.0, threshold=score, min_length_um=10.0)
+
+
+def test_excess_entropy_removes_the_median_and_the_slope_effect():
+    dej = np.r_[np.full(20, 50.0), 50.0 + 3.0 * np.arange(1, 11), np.full(20, 80.0)]
+    # vertical-band entropy of a boundary of constant normal width: ∝ sqrt(1 + slope²)
+    slope = np.abs(np.gradient(dej))
+    profile = 0.1 * np.sqrt(1 + slope**2)
+    excess = excess_dej_entropy(profile, dej, (1.0,))
+    # the ramp's inner columns (slope 3, central differences) are back at the baseline
+    np.testing.assert_allclose(excess[22:29], 0.0, atol=1e-12)
+    assert np.nanmedian(excess) == pytest.approx(0.0)
+
+
+def _sections(n, seed0=100):
+    params = SectionParams(width_um=240, depth_um=200)
+    rendered = [render_section(params, seed=seed0 + i) for i in range(n)]
+    return [(s.image, s.spacing_um) for s in rendered]
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_layers_model()
+
+
+def test_calibration_threshold_is_the_stated_quantile(bundled):
+    sections = _sections(6)
+    scores = np.array(section_flag_scores(bundled, sections))
+    cal = calibrate_uncertainty(bundled, sections, quantile=0.8, computed_on="6 phantoms")
+    valid = scores[np.isfinite(scores)]
+    assert cal["n_sections"] == valid.size
+    expected = np.clip(np.quantile(valid, 0.8), 0, 1)
+    assert cal["dej_entropy_threshold"] == pytest.approx(expected, abs=1e-6)
+    assert cal["quantile"] == 0.8 and cal["computed_on"] == "6 phantoms"
+    assert cal["weights_sha256"] == bundled.weights_sha256
+    # by construction at most 1 - quantile of the calibration sections are flagged
+    assert np.mean(valid > cal["dej_entropy_threshold"]) <= 0.2 + 1e-9
+
+
+def test_calibration_is_stored_loaded_and_used(tiny_model_dir, tmp_path):
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    model = load_layers_model(model_dir)
+    assert UNCERTAINTY_KEY not in model.manifest
+    assert dej_entropy_threshold(model) == default_entropy_threshold()
+    cal = {"dej_entropy_threshold": 0.123, "quantile": 0.9, "weights_sha256": model.weights_sha256}
+    write_uncertainty_calibration(model_dir, cal)
+    manifest = json.loads((model_dir / "model.json").read_text())
+    assert manifest[UNCERTAINTY_KEY]["dej_entropy_threshold"] == 0.123
+    reloaded = load_layers_model(model_dir)  # the weights' SHA-256 still verifies
+    assert dej_entropy_threshold(reloaded) == 0.123
+    assert reloaded.weights_sha256 == model.weights_sha256
+
+
+def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, tmp_path):
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    model = load_layers_model(model_dir)
+    write_uncertainty_calibration(
+        model_dir, {"dej_entropy_threshold": 0.0, "weights_sha256": model.weights_sha256}
+    )
+    image, spacing = _sections(1)[0]
+    from skinoct.io import write_image
+
+    src = write_image(tmp_path / "s.ome.tif", image, spacing_um=spacing, axes="zx")
+    out = tmp_path / "out"
+    code, _, err = run_cli("layers", "segment", src, "--out", out, "--model", model_dir)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "s.metrics.json").read_text())
+    assert record["uncertainty"] == {"dej_entropy_threshold": 0.0, "calibrated": True}
+    if record["metrics"] is not None:
+        mask = load_mask(tmp_path / "out" / "s_mask.tif")
+        ent = load_mask(tmp_path / "out" / "s_entropy.tif", entropy=True)
+        expected = measure_section(mask, spacing, entropy=ent, entropy_threshold=0.0)
+        assert record["metrics"]["dej_uncertain_segments"] == (
+            expected.to_dict()["dej_uncertain_segments"]
+        )
+
+
+def load_mask(path, *, entropy=False):
+    from skinoct.io import read_image, read_mask
+
+    return read_image(path).data if entropy else read_mask(path).data
+
+
+def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
+    with pytest.raises(InputError, match="quantile"):
+        calibrate_uncertainty(tiny_model, _sections(1), quantile=1.0)
+    with pytest.raises(InputError, match="no calibration section has a DEJ"):
+        calibrate_uncertainty(tiny_model, [np.zeros((32, 32))], spacing_um=(1.0, 1.0))
+    with pytest.raises(InputError, match="at least one section"):
+        calibrate_uncertainty(tiny_model, [])
+    with pytest.raises(InputError, match="spacing_um"):
+        calibrate_uncertainty(tiny_model, [np.zeros((32, 32))])
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    with pytest.raises(ModelError, match="other weights"):
+        write_uncertainty_calibration(
+            model_dir, {"dej_entropy_threshold": 0.2, "weights_sha256": "0" * 64}
+        )
+    with pytest.raises(ModelError, match="dej_entropy_threshold"):
+        write_uncertainty_calibration(model_dir, {"quantile": 0.9})
+
+
+def test_volume_flag_uses_the_excess_entropy_and_the_default_threshold():
+    from skinoct.morphometry import uncertain_dej_area
+
+    entropy_map = np.full((40, 60), 0.3)  # a high but uniform baseline: nothing stands out
+    dej = np.full((40, 60), 100.0)
+    assert not uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1).any()
+    entropy_map[10:25, 20:40] += 0.25  # a 30 x 40 µm stretch 0.25 above the baseline
+    flagged = uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1)
+    assert flagged[10:25, 20:40].all() and flagged.sum() == 15 * 20
+    assert np.array_equal(
+        uncertain_dej_area(entropy_map, dej, (2.0, 2.0)),
+        uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=default_entropy_threshold()),
+    )
