@@ -96,5 +96,13 @@ def test_bundled_model_is_the_default_and_says_it_is_synthetic():
     assert "synthetic" in model.manifest["notice"] and "--init" in model.manifest["notice"]
     size = sum(p.stat().st_size for p in model.path.iterdir() if p.is_file())
     assert size < 10 * 2**20
-    cv = model.manifest["scores"]["cv"]
-    assert set(cv) >= {"stratum_corneum", "epidermis", "dermis", "mean_dice"}
+    # scored on held-out phantom sections of every appearance family (layers_families.py)
+    held_out = model.manifest["scores"]["held_out"]
+    assert set(held_out) >= {"stratum_corneum", "epidermis", "dermis", "mean_dice", "dej_error_um"}
+    assert set(model.manifest["scores"]["held_out_by_family"]) == {
+        "standard",
+        "dark-sc-low-contrast",
+        "smooth-blurred-coarse",
+        "artefact-heavy",
+    }
+    assert model.manifest["uncertainty"]["weights_sha256"] == model.weights_sha256

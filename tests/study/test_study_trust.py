@@ -182,7 +182,7 @@ def synthetic_stand_ins(monkeypatch):
     model = types.SimpleNamespace(classes=(1, 2, 3, 4), manifest=SYNTHETIC, path=None)
     monkeypatch.setattr(skinoct.layers, "segment_sections", fakes.fake_segment_sections)
     monkeypatch.setattr(skinoct.matrix, "predict_tiles", fakes.uniformity_grader)
-    monkeypatch.setattr(analyze_mod, "_load_models", lambda a, b: (model, model))
+    monkeypatch.setattr(analyze_mod, "load_models", lambda a, b: (model, model))
 
 
 def test_cli_analyze_says_phantom_trained_in_plain_words(synthetic_stand_ins, run_cli, tmp_path):

@@ -12,7 +12,6 @@ JavaScript.
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.metadata as md
 import json
 import math
@@ -481,13 +480,11 @@ def input_files(study: dict, records: list[dict], manifest_subjects) -> list[dic
 
 
 def _hash_now(path: Path) -> dict[str, Any]:
+    from skinoct.models import sha256_file  # the project's one file-hash helper
+
     if not path.is_file():
         return {"sha256": None, "hashed": "file not found now"}
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "hashed": "when the report was written"}
+    return {"sha256": sha256_file(path), "hashed": "when the report was written"}
 
 
 def _manifest_subjects(study: dict, study_dir: Path) -> list[tuple[str, str]]:

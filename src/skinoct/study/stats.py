@@ -174,9 +174,6 @@ def group_statistics(
     >>> round(s.groups["y"]["mean"], 3), s.tukey[0]["reject"]
     (2.967, True)
     """
-    import scipy.stats
-    from statsmodels.stats.multicomp import pairwise_tukeyhsd
-
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if dunn_adjust not in _ADJUST:
@@ -185,6 +182,35 @@ def group_statistics(
     missing = df["score"].isna()
     excluded = df.loc[missing, "subject"].tolist()
     df = df.loc[~missing]
+    order = _group_order(df, order)
+    values = {g: df.loc[df["group"] == g, "score"].to_numpy(float) for g in order}
+    small = [f"{g} (n={v.size})" for g, v in values.items() if v.size < 2]
+    if small:
+        groups_of_rows = df.loc[df["group"].isin(order), "group"]
+        hints = [p.split("; ", 1)[1] for p in check_group_sizes(groups_of_rows) if "; did" in p]
+        raise InputError(f"every group needs at least two scores: {', '.join(small)}"
+                         + "".join(f" ({h})" for h in hints))  # fmt: skip
+    groups = {g: _describe(v) for g, v in values.items()}
+    effect = [
+        {"group1": g1, "group2": g2, **cohens_d(values[g1], values[g2], confidence=1 - alpha)}
+        for g1, g2 in _pairs(order)
+    ]
+    return GroupStatistics(
+        groups=groups,
+        anova=_anova(values),
+        tukey=_tukey(values, order, alpha),
+        kruskal=_kruskal(values),
+        dunn=dunn_test(values, alpha=alpha, adjust=dunn_adjust),
+        cohen_d=effect,
+        alpha=float(alpha),
+        dunn_adjust=dunn_adjust,
+        excluded=excluded,
+        warnings=_small_sample_warnings(groups),
+    )
+
+
+def _group_order(df, order: list[str] | None) -> list[str]:
+    """The groups to compare, in output order; at least two, matching the data."""
     present = list(dict.fromkeys(df["group"]))
     if order is None:
         order = present
@@ -193,42 +219,39 @@ def group_statistics(
         unknown = sorted(set(present) - set(order))
         absent = [g for g in order if g not in present]
         if unknown or absent:
+            parts = (
+                f"not in order: {', '.join(unknown)}" if unknown else "",
+                f"no scores: {', '.join(absent)}" if absent else "",
+            )
             raise InputError(
-                "group order does not match the data: "
-                + "; ".join(
-                    s
-                    for s in (
-                        f"not in order: {', '.join(unknown)}" if unknown else "",
-                        f"no scores: {', '.join(absent)}" if absent else "",
-                    )
-                    if s
-                )
+                "group order does not match the data: " + "; ".join(p for p in parts if p)
             )
     if len(order) < 2:
         raise InputError(f"need at least two groups to compare, found {len(order)}: {order}")
-    values = {g: df.loc[df["group"] == g, "score"].to_numpy(float) for g in order}
-    small = [f"{g} (n={v.size})" for g, v in values.items() if v.size < 2]
-    if small:
-        groups_of_rows = df.loc[df["group"].isin(order), "group"]
-        hints = [p.split("; ", 1)[1] for p in check_group_sizes(groups_of_rows) if "; did" in p]
-        raise InputError(f"every group needs at least two scores: {', '.join(small)}"
-                         + "".join(f" ({h})" for h in hints))  # fmt: skip
+    return order
 
-    groups = {g: _describe(v) for g, v in values.items()}
 
-    # One-way ANOVA; eta squared = SS_between / SS_total (pingouin's np2, which is η²
-    # in a one-way design).
-    all_values = np.concatenate(list(values.values()))
+def _anova(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One-way ANOVA; eta squared = SS_between / SS_total (pingouin's np2, which is η²
+    in a one-way design)."""
+    import scipy.stats
+
+    n_total = sum(v.size for v in values.values())
     f_stat, f_p = scipy.stats.f_oneway(*values.values())
-    anova = {
+    return {
         "F": _f(f_stat),
         "p": _f(f_p),
-        "df_between": len(order) - 1,
-        "df_within": int(all_values.size - len(order)),
+        "df_between": len(values) - 1,
+        "df_within": int(n_total - len(values)),
         "eta_squared": _eta_squared(values),
     }
 
-    # Tukey HSD (statsmodels), reported in our group order.
+
+def _tukey(values: dict[str, np.ndarray], order: list[str], alpha: float) -> list[dict]:
+    """Tukey HSD (statsmodels), reported in our group order."""
+    from statsmodels.stats.multicomp import pairwise_tukeyhsd
+
+    all_values = np.concatenate(list(values.values()))
     labels = np.concatenate([[g] * v.size for g, v in values.items()])
     tk = pairwise_tukeyhsd(all_values, labels, alpha=alpha)
     names = [str(g) for g in tk.groupsunique]
@@ -254,37 +277,24 @@ def group_statistics(
                 "lower": lo, "upper": hi, "reject": rej, "stars": significance_stars(p),
             }
         )  # fmt: skip
+    return tukey
 
-    # Kruskal–Wallis with epsilon squared (H / (n - 1), Tomczak & Tomczak 2014).
-    n_total = all_values.size
+
+def _kruskal(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Kruskal–Wallis with epsilon squared (H / (n - 1), Tomczak & Tomczak 2014)."""
+    import scipy.stats
+
+    all_values = np.concatenate(list(values.values()))
     if np.ptp(all_values) > 0:
         h_stat, h_p = scipy.stats.kruskal(*values.values())
     else:  # every score identical: no evidence of a difference
         h_stat, h_p = 0.0, 1.0
-    kruskal = {
+    return {
         "H": _f(h_stat),
         "p": _f(h_p),
-        "df": len(order) - 1,
-        "epsilon_squared": _f(h_stat / (n_total - 1)),
+        "df": len(values) - 1,
+        "epsilon_squared": _f(h_stat / (all_values.size - 1)),
     }
-
-    dunn = dunn_test(values, alpha=alpha, adjust=dunn_adjust)
-    effect = [
-        {"group1": g1, "group2": g2, **cohens_d(values[g1], values[g2], confidence=1 - alpha)}
-        for g1, g2 in _pairs(order)
-    ]
-    return GroupStatistics(
-        groups=groups,
-        anova=anova,
-        tukey=tukey,
-        kruskal=kruskal,
-        dunn=dunn,
-        cohen_d=effect,
-        alpha=float(alpha),
-        dunn_adjust=dunn_adjust,
-        excluded=excluded,
-        warnings=_small_sample_warnings(groups),
-    )
 
 
 def _eta_squared(values: dict[str, np.ndarray]) -> float:

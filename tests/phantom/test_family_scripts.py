@@ -1,0 +1,47 @@
+"""Helpers of scripts/layers_families.py and scripts/layers_phantom_data.py."""
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import layers_families
+        import layers_phantom_data
+
+        yield layers_families, layers_phantom_data
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def test_dej_error_is_the_mean_absolute_depth_difference(scripts):
+    families, _ = scripts
+    pred = np.zeros((50, 4), np.uint8)
+    pred[30:, :] = 3  # dermis from row 30: estimated DEJ (30 - 0.5) * 2 µm = 59 µm
+    truth = np.array([59.0, 60.0, 55.0, np.nan])  # errors 0, 1, 4; the NaN column is out of view
+    assert families.dej_error_um(pred, truth, 2.0) == pytest.approx(5.0 / 3.0)
+    assert np.isnan(families.dej_error_um(pred, np.full(4, np.nan), 2.0))
+
+
+def test_family_datasets_combine_with_prefixed_ids_and_subjects(scripts, tmp_path):
+    _, data = scripts
+    parts = data.write_family_datasets(tmp_path / "fam", ["standard", "artefact-heavy"],
+                                       n_per_family=3, sections_per_subject=2, seed=1)  # fmt: skip
+    out = data.combine_datasets(parts, tmp_path / "all", limit=2)
+    with open(out / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == ["standard_sec00001", "standard_sec00002",
+                                       "artefact-heavy_sec00001", "artefact-heavy_sec00002"]
+    assert {r["family"] for r in rows} == {"standard", "artefact-heavy"}
+    assert rows[0]["subject"] == "standard_subj0001"
+    assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(
+        f"{r['id']}.ome.tif" for r in rows
+    )
