@@ -50,6 +50,12 @@ def main(argv=None) -> int:
         "onnxruntime static INT8, with their agreement with float32.",
     )
     parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="Also time the openvino-int8 engine (NNCF, quantised into the cache on first "
+        "use) beside float32, and print its agreement check.",
+    )
+    parser.add_argument(
         "--agree",
         type=int,
         default=0,
@@ -59,7 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--engines",
         nargs="+",
-        choices=("torch", "onnxruntime", "openvino"),
+        choices=("torch", "onnxruntime", "openvino"),  # 'openvino' includes int8
         help="Time only these engines (default: all), e.g. to keep torch's threads from "
         "competing with the others in the alternation.",
     )
@@ -87,7 +93,6 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_matrix_onnx(model, Path(tmp) / "m.onnx")
         runner = OnnxRunner(onnx_path, threads=args.threads)
-        model._onnx[args.threads] = runner
         net = model.network.eval()
         x_cl = x.contiguous(memory_format=torch.channels_last)
         xn = x.numpy()
@@ -120,12 +125,26 @@ def main(argv=None) -> int:
             from skinoct.models import OpenVinoRunner
 
             openvino = OpenVinoRunner(onnx_path, threads=args.threads)
-            model._onnx[("openvino", args.threads)] = openvino
             cases["OpenVINO (bfloat16 hint), network (+ normalisation)"] = lambda: openvino(xn)
             cases["OpenVINO (bfloat16 hint), predict_tiles"] = lambda: predict_tiles(
                 tiles, model, engine="openvino", batch_size=args.batch, threads=args.threads
             )
             variants["OpenVINO bfloat16"] = lambda: openvino(xn)
+        if args.int8 and openvino_available():
+            from skinoct.matrix import quantize_int8
+            from skinoct.phantom import grading_tiles
+
+            check = quantize_int8(model, grading_tiles)  # NNCF int8, cached after the first
+            print(f"openvino-int8 agreement check (phantom tiles): {check}")
+            ov_int8 = OpenVinoRunner(model.int8().path, threads=args.threads, precision="f32")
+
+            def int8_e2e():  # predict_tiles' exported-engine path with the int8 runner
+                xx = preprocess_tiles(tiles, model.preprocessing, normalize=False)
+                torch.softmax(torch.from_numpy(ov_int8(xx.numpy())), dim=1).numpy()
+
+            cases["OpenVINO int8 (NNCF), network (+ normalisation)"] = lambda: ov_int8(xn)
+            cases["OpenVINO int8 (NNCF), predict_tiles path"] = int8_e2e
+            variants["OpenVINO int8 (NNCF)"] = lambda: ov_int8(xn)
         if args.variants:
             int8_path = quantize_int8(onnx_path, Path(tmp) / "m_int8.onnx", model, size=size)
             int8 = OnnxRunner(int8_path, threads=args.threads)

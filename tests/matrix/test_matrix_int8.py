@@ -33,13 +33,14 @@ def _stripes(n, *, seed, size):
 def model(tmp_path, make_calibrated_net, monkeypatch):
     import skinoct.matrix._quantize as quantize_module
 
-    monkeypatch.setattr(quantize_module, "phantom_tiles", _stripes)
     monkeypatch.setattr(quantize_module, "CALIBRATION_TILES", 16)
     monkeypatch.setattr(quantize_module, "CHECK_TILES", 48)
     path = tmp_path / "model"
     net = make_calibrated_net(size=SIZE)
     save_matrix_model(path, net, preprocessing=Preprocessing(input_size=SIZE))
-    return load_matrix_model(path)
+    model = load_matrix_model(path)
+    model._int8 = quantize_module.int8_export(model, _stripes)
+    return model
 
 
 needs_nncf = pytest.mark.skipif(
@@ -89,6 +90,9 @@ def test_a_tampered_int8_cache_is_not_used(model):
     weights[-64:] = bytes(64)
     export.weights.write_bytes(bytes(weights))
     fresh = load_matrix_model(model.path)
+    fresh._int8 = __import__("skinoct.matrix._quantize", fromlist=["x"]).int8_export(
+        fresh, _stripes
+    )
     assert fresh.int8().cached_check() is None  # hash no longer matches the sidecar
     with pytest.warns(UserWarning, match="quantising again"):
         assert fresh.int8().check()["n"] == check["n"]
@@ -143,10 +147,10 @@ def test_agreement_check_rule():
 
 
 def test_phantom_tiles_are_seeded_uint8_with_grades():
-    from skinoct.matrix import phantom_tiles
+    from skinoct.phantom import grading_tiles
 
-    tiles, grades = phantom_tiles(2, seed=5, size=32)
-    again, _ = phantom_tiles(2, seed=5, size=32)
+    tiles, grades = grading_tiles(2, seed=5, size=32)
+    again, _ = grading_tiles(2, seed=5, size=32)
     assert tiles.shape == (2, 3, 32, 32) and tiles.dtype == np.uint8
     np.testing.assert_array_equal(tiles, again)
     assert set(grades) <= {1, 2, 3, 4}

@@ -55,7 +55,7 @@ from skinoct.matrix._network import (
     set_phase,
 )
 from skinoct.matrix._profile import GradeProfile, grade_profile
-from skinoct.matrix._quantize import grading_engine, phantom_tiles, quantize_int8
+from skinoct.matrix._quantize import grading_engine, quantize_int8
 from skinoct.matrix._tiles import (
     extract_tiles,
     profile_tiles,
@@ -103,7 +103,6 @@ __all__ = [
     "load_pretrained",
     "majority_grade",
     "normalize_batch",
-    "phantom_tiles",
     "plot_confusion",
     "predict_tiles",
     "preprocess_tiles",

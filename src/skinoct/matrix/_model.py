@@ -198,7 +198,7 @@ class MatrixModel:
 
     def int8(self):
         """The :class:`~skinoct.models.Int8Export` of this model (NNCF int8, cached beside
-        the ONNX export, quantised on first use; :mod:`skinoct.matrix._quantize`)."""
+        the ONNX export; made by :func:`~skinoct.matrix.quantize_int8`)."""
         if self._int8 is None:
             from skinoct.matrix._quantize import int8_export
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from skinoct.errors import ModelError
+
 __all__ = [
-    "CALIBRATION_TILES", "CHECK_TILES", "grading_engine", "phantom_tiles", "quantize_int8",
+    "CALIBRATION_TILES", "CHECK_TILES", "grading_engine", "int8_export", "quantize_int8",
 ]
 
 #: Phantom tiles NNCF calibrates on (seed 11) and the agreement check grades (seed 7).
@@ -24,36 +26,26 @@ CALIBRATION_TILES = 128
 CHECK_TILES = 192
 
 
-def phantom_tiles(n: int, *, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` phantom en-face tiles (uint8, (n, 3, size, size), q uniform in [1, 4]) and
-    their true grades."""
-    import torch
-    import torch.nn.functional as F
+def int8_export(model, tiles=None, *, n_calibration: int | None = None, n_check: int | None = None):
+    """The :class:`~skinoct.models.Int8Export` of a grading model (not yet quantised).
 
-    from skinoct.io import to_uint8
-    from skinoct.phantom import grade_of, render_enface
-
-    rng = np.random.default_rng(seed)
-    qualities = rng.uniform(1, 4, n)
-    stacks = [
-        to_uint8(render_enface(float(q), seed=int(rng.integers(2**31))).stack) for q in qualities
-    ]
-    x = torch.from_numpy(np.stack(stacks)).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8).numpy(), np.asarray(grade_of(qualities))
-
-
-def int8_export(model, *, n_calibration: int | None = None, n_check: int | None = None):
-    """The :class:`~skinoct.models.Int8Export` of a grading model (not yet quantised);
-    by default :data:`CALIBRATION_TILES` and :data:`CHECK_TILES` phantom tiles."""
+    ``tiles(n, seed=, size=) -> (uint8 tiles, grades)`` gives the calibration and check
+    tiles (:func:`skinoct.phantom.grading_tiles`; :data:`CALIBRATION_TILES`, seed 11 and
+    :data:`CHECK_TILES`, seed 7). Without it the cached int8 model can be used but not
+    made (matrix does not import the phantom)."""
     from skinoct.matrix._model import preprocess_tiles
     from skinoct.models import Int8Export
 
     size = int(model.preprocessing.input_size)
 
     def inputs(n: int, seed: int):
-        tiles, grades = phantom_tiles(n, seed=seed, size=size)
-        x = preprocess_tiles(tiles, model.preprocessing, normalize=False).numpy()
+        if tiles is None:
+            raise ModelError(
+                "no verified int8 model of this grading model is cached; make it once with "
+                "skinoct.matrix.quantize_int8(model, skinoct.phantom.grading_tiles)"
+            )
+        uint8, grades = tiles(n, seed=seed, size=size)
+        x = preprocess_tiles(uint8, model.preprocessing, normalize=False).numpy()
         labels = np.searchsorted(np.asarray(model.classes), grades)
         return x, labels
 
@@ -64,11 +56,12 @@ def int8_export(model, *, n_calibration: int | None = None, n_check: int | None 
     )
 
 
-def quantize_int8(model) -> dict[str, Any]:
+def quantize_int8(model, tiles) -> dict[str, Any]:
     """Quantise the grading model to int8 now (cached beside its ONNX export) and return
     the agreement check (``agreement``, ``accuracy_f32``, ``accuracy_int8``, ``n``,
     ``passed``). Takes a minute or two on 2 cores; ``engine='auto'`` then uses the int8
     model when the check passed."""
+    model._int8 = int8_export(model, tiles)
     return model.int8().check()
 
 

@@ -23,6 +23,7 @@ from skinoct.phantom._datasets import (
 )
 from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
 from skinoct.phantom._families import FAMILIES, Family, sample_appearance
+from skinoct.phantom._grading_tiles import grading_tiles
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
 from skinoct.phantom._section import PhantomSection, render_section
 from skinoct.phantom._volume import PhantomVolume, render_volume
@@ -43,6 +44,7 @@ __all__ = [
     "SiteDefaults",
     "VolumeParams",
     "grade_of",
+    "grading_tiles",
     "rater_grades",
     "render_cohort",
     "render_enface",
