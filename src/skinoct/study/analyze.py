@@ -79,8 +79,10 @@ class AnalysisOptions:
         Tile side (400 µm).
     outlier_window_um, outlier_um : float
         Boundary outlier removal (see :func:`skinoct.morphometry.remove_outliers`).
-    entropy_threshold : float
-        Normalised entropy above which the DEJ is uncertain.
+    entropy_threshold : float or None
+        Excess DEJ entropy above which the DEJ is uncertain
+        (:func:`skinoct.morphometry.uncertain_dej_area`); None: the layer model's
+        calibrated threshold (``model.json`` ``uncertainty``).
     entropy_band_um : float
         Half-height of the band around the DEJ over which the entropy is averaged.
     uncertain_flag_fraction : float
@@ -107,7 +109,7 @@ class AnalysisOptions:
     tile_size_um: float = 400.0
     outlier_window_um: float = 11.0
     outlier_um: float = 6.0
-    entropy_threshold: float = 0.5
+    entropy_threshold: float | None = None
     entropy_band_um: float = 5.0
     uncertain_flag_fraction: float = 0.10
     crop_margin_um: float | None = 60.0
@@ -125,7 +127,7 @@ class AnalysisOptions:
             raise InputError(f"n_tiles must be ≥ 1, got {self.n_tiles}")
         if self.engine not in ("torch", "onnx"):
             raise InputError(f"engine must be 'torch' or 'onnx', got {self.engine!r}")
-        if not 0 <= self.entropy_threshold <= 1:
+        if self.entropy_threshold is not None and not 0 <= self.entropy_threshold <= 1:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
         if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
             raise InputError(f"crop_margin_um must be ≥ 0 or None, got {self.crop_margin_um}")
@@ -233,7 +235,7 @@ def analyze_volume(
         )
         trim_heap()
     with stages("morphometry"):
-        morph = _morphometry(image, seg, opts)
+        morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
         trim_heap()
     profile = grade_profile(
         image,
@@ -319,7 +321,16 @@ def _read(volume, spacing_um):
     return image, hashlib.sha256(np.ascontiguousarray(image.data).tobytes()).hexdigest()
 
 
-def _morphometry(image, seg, opts: AnalysisOptions) -> dict[str, Any]:
+def _dej_threshold(layers, opts: AnalysisOptions) -> float:
+    """The options' DEJ-uncertainty threshold, else the layer model's calibrated one."""
+    from skinoct.layers import dej_entropy_threshold
+
+    if opts.entropy_threshold is not None:
+        return float(opts.entropy_threshold)
+    return dej_entropy_threshold(layers)
+
+
+def _morphometry(image, seg, opts: AnalysisOptions, *, threshold: float) -> dict[str, Any]:
     """Surfaces from the section boundaries, their metrics and the DEJ's uncertainty."""
     from skinoct.morphometry import (
         crop_depth,
@@ -329,7 +340,7 @@ def _morphometry(image, seg, opts: AnalysisOptions) -> dict[str, Any]:
         measure_surfaces,
         remove_outliers,
         surfaces_on_grid,
-        uncertain_area,
+        uncertain_dej_area,
     )
 
     nz, ny, nx = image.shape
@@ -359,11 +370,9 @@ def _morphometry(image, seg, opts: AnalysisOptions) -> dict[str, Any]:
     )
     entropy_map = interpolate_rows(seg.dej_entropy, seg.rows, ny)
     entropy_map[~np.isfinite(metrics.dej_surface_um)] = np.nan
-    uncertain = uncertain_area(
-        np.nan_to_num(entropy_map, nan=0.0),
-        (dy, dx),
-        threshold=opts.entropy_threshold,
-        min_length_um=20.0,
+    # the flag of layers segment / measure_volume: excess entropy, calibrated threshold
+    uncertain = uncertain_dej_area(
+        entropy_map, metrics.dej_surface_um, (dy, dx), threshold=threshold, min_length_um=20.0
     )
     valid = np.isfinite(entropy_map)
     fraction = float(uncertain[valid].sum() / valid.sum()) if valid.any() else math.nan
@@ -380,6 +389,7 @@ def _morphometry(image, seg, opts: AnalysisOptions) -> dict[str, Any]:
         "outlier_fraction": float(outliers["dej"].sum() / max(1, np.isfinite(dej).sum())),
         "entropy_mean": entropy_mean,
         "uncertain_area_fraction": fraction,
+        "uncertainty_threshold": threshold,
         "sections_segmented": int(seg.rows.size),
         "segmented_depth_um": float(seg.segmented_depth_um),
         "depth_mean_um": float(np.nanmean(smoothed_dej)),
@@ -409,7 +419,7 @@ def _flags(morph, profile, opts: AnalysisOptions) -> list[str]:
     ):
         flags.append(
             f"uncertain DEJ: {100 * s['uncertain_area_fraction']:.0f}% of the DEJ area has "
-            f"entropy > {opts.entropy_threshold:g}"
+            f"excess entropy > {s['uncertainty_threshold']:g}"
         )
     if s["coverage"] < 0.9:
         flags.append(f"DEJ found over {100 * s['coverage']:.0f}% of the field only")
