@@ -192,6 +192,7 @@ def test_outputs_and_determinism(stand_ins, volume_file, tmp_path):
     saved = json.loads((out / "analysis.json").read_text())
     assert saved["input"]["sha256"] and saved["input"]["shape"] == [140, 48, 180]
     assert saved["versions"]["layers_model"]["weights_sha256"] == "0" * 64
+    assert saved["versions"]["engines"]["layers"] in ("torch", "onnx", "openvino")
     assert "timings_s" not in saved  # run metadata stays out of the deterministic file
     prof = pd.read_csv(out / "profile.csv")
     assert len(prof) == 70 and {"depth_um", "score", "sd", "n_tiles", "p_grade_4"} <= set(
@@ -266,3 +267,11 @@ def test_profile_starts_where_tiles_no_longer_straddle_the_dej(
     assert p["n_tiles"] == [0] * first + [3] * (70 - first)
     assert p["score"][first:] == [4.0] * (70 - first)
     assert r["options"]["dej_margin_um"] == margin
+
+
+def test_analysis_accepts_engine_auto_and_rejects_unknown_engines():
+    from skinoct.study.analyze import AnalysisOptions
+
+    assert AnalysisOptions(engine="auto").engine == "auto"
+    with pytest.raises(InputError, match="engine must be"):
+        AnalysisOptions(engine="tensorrt")

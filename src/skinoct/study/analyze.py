@@ -38,6 +38,7 @@ import numpy as np
 
 from skinoct._version import __version__
 from skinoct.errors import InputError
+from skinoct.models import resolve_engine
 from skinoct.study._models import load_models, model_fingerprint, model_info
 from skinoct.study._resources import Stages, release_pages, trim_heap
 
@@ -91,7 +92,7 @@ class AnalysisOptions:
         Segment most sections only down to the deepest DEJ of a pilot pass (one
         section in 16, full depth) plus this margin; None segments every section at
         full depth.
-    engine : {'torch', 'onnx'}
+    engine : {'torch', 'auto', 'onnx', 'openvino'}
     batch_size : int
         Sections per segmentation batch.
     n_overlays : int
@@ -125,8 +126,10 @@ class AnalysisOptions:
             raise InputError("depth_stop_um and depth_step_um must be positive")
         if int(self.n_tiles) < 1:
             raise InputError(f"n_tiles must be ≥ 1, got {self.n_tiles}")
-        if self.engine not in ("torch", "onnx"):
-            raise InputError(f"engine must be 'torch' or 'onnx', got {self.engine!r}")
+        if self.engine not in ("auto", "torch", "onnx", "openvino"):
+            raise InputError(
+                f"engine must be 'auto', 'torch', 'onnx' or 'openvino', got {self.engine!r}"
+            )
         if self.entropy_threshold is not None and not 0 <= self.entropy_threshold <= 1:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
         if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
@@ -295,6 +298,13 @@ def _record(image, input_sha, opts, morph, profile, models, given_dej) -> dict[s
             **_versions(),
             "layers_model": model_info(layers, "layers"),
             "matrix_model": model_info(matrix, "matrix"),
+            # the engines that ran (``'auto'`` resolved; the layers model runs on the CPU)
+            "engines": {
+                "layers": resolve_engine(opts.engine, task="layers", device="cpu"),
+                "matrix": matrix.engine_for(opts.engine)
+                if hasattr(matrix, "engine_for")  # a stand-in model (tests)
+                else resolve_engine(opts.engine, task="matrix", device="cpu"),
+            },
         },
     }
 
