@@ -304,7 +304,7 @@ def segment(
     mc_dropout: int = typer.Option(
         0, "--mc-dropout", help="MC-dropout passes for epistemic uncertainty (torch engine)."
     ),
-    engine: str = typer.Option("torch", "--engine", help="torch or onnx (onnxruntime, CPU)."),
+    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
     spacing: str | None = typer.Option(
         None, "--spacing", help="Pixel size DZ DX in µm; overrides the files' metadata."
     ),

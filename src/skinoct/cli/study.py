@@ -190,7 +190,7 @@ def run(
     section_step: int = typer.Option(
         1, "--section-step", help="Segment every k-th vertical section, interpolate between."
     ),
-    engine: str = typer.Option("torch", "--engine", help="Inference engine: torch or onnx."),
+    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
     function: str | None = typer.Option(
         None, "--function", help="Custom per-volume function 'module:name' (default: analyze)."
     ),
@@ -323,7 +323,7 @@ def analyze(
     tile_size: float = typer.Option(
         400.0, "--tile-size", help="Side of the dermal tiles in µm (seed 002: 400)."
     ),
-    engine: str = typer.Option("torch", "--engine", help="Inference engine: torch or onnx."),
+    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
     spacing: str | None = typer.Option(
         None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
     ),
