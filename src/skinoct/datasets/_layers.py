@@ -185,14 +185,6 @@ def _read_label_set(path: Path) -> tuple[int, ...]:
 
 def _check_label_set(values, *, path) -> tuple[int, ...]:
     """At least two distinct skinoct labels, sorted (the classes a model can be trained on)."""
-    try:
-        out = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise InputError(f"unknown class set {values!r}", path=path) from None
-    if len(out) < 2 or len(set(out)) != len(out) or any(v not in LABEL_NAMES for v in out):
-        raise InputError(
-            f"unknown class set {list(values)!r}: expected two or more distinct labels of "
-            "0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
-            path=path,
-        )
-    return tuple(sorted(out))
+    from skinoct.io import check_label_set
+
+    return check_label_set(values, path=path)

@@ -34,6 +34,7 @@ from skinoct.io._labels import (
     LABEL_NAMES,
     LABEL_VALUES,
     STRATUM_CORNEUM,
+    check_label_set,
     validate_labels,
 )
 from skinoct.io._limits import ReadLimits, check_regular_file, get_limits, read_limits, set_limits
@@ -76,6 +77,7 @@ __all__ = [
     "ReadLimits",
     "SpacingWarning",
     "atomic_path",
+    "check_label_set",
     "check_orientation",
     "check_regular_file",
     "check_spacing",

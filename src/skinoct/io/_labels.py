@@ -15,6 +15,7 @@ __all__ = [
     "LABEL_NAMES",
     "LABEL_VALUES",
     "STRATUM_CORNEUM",
+    "check_label_set",
     "validate_labels",
 ]
 
@@ -65,3 +66,22 @@ def validate_labels(data: np.ndarray, *, path: str | Path | None = None) -> np.n
             path=path,
         )
     return data.astype(np.uint8, copy=False)
+
+
+def check_label_set(values, *, path=None, error: type[Exception] = InputError) -> tuple[int, ...]:
+    """A class set: at least two distinct skinoct labels, returned sorted.
+
+    Shared by datasets (``dataset.json``, ``InputError``) and models (``model.json``,
+    ``error=ModelError``), so both accept and refuse the same sets.
+    """
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise error(f"unknown class set {values!r}", path=path) from None
+    if len(out) < 2 or len(set(out)) != len(out) or any(v not in LABEL_NAMES for v in out):
+        raise error(
+            f"unknown class set {list(values)!r}: expected two or more distinct labels of "
+            "0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
+            path=path,
+        )
+    return tuple(sorted(out))

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from skinoct.errors import ModelError
-from skinoct.io import LABEL_NAMES
 
 __all__ = [
     "ARCHITECTURE_NAME",
@@ -130,17 +129,9 @@ def check_label_values(values: Sequence[int], *, path=None) -> tuple[int, ...]:
         For a label outside 0 (air), 1 (stratum corneum), 2 (epidermis), 3 (dermis),
         duplicates, or fewer than two classes.
     """
-    try:
-        out = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise ModelError(f"unknown class set {values!r}", path=path) from None
-    if len(out) < 2 or len(set(out)) != len(out) or any(v not in LABEL_NAMES for v in out):
-        raise ModelError(
-            f"unknown class set {list(values)!r}: expected two or more distinct labels of "
-            "0=air, 1=stratum_corneum, 2=epidermis, 3=dermis",
-            path=path,
-        )
-    return tuple(sorted(out))
+    from skinoct.io import check_label_set
+
+    return check_label_set(values, path=path, error=ModelError)
 
 
 def load_matching_weights(network, state_dict: dict[str, Any]) -> list[str]:
