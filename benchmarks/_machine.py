@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import statistics
+import time
 from pathlib import Path
 
 
@@ -15,3 +17,15 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def median_time(fn, repeats: int) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn()`` over ``repeats`` calls, after one warm-up
+    (ONNX export or session, allocator)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)

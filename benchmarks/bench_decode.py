@@ -19,20 +19,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+from _machine import cpu_name, median_time  # benchmarks/ is on sys.path when run as a script
 
 
 def main(argv=None) -> int:
@@ -53,14 +41,15 @@ def main(argv=None) -> int:
     worst = probs.copy()
     worst[:, 0], worst[3, 0] = 0.0, 1.0  # dermis on the top row: every column out of order
     rows = [
-        ("decode, bundled model output", _time(lambda: decode_ordered(probs, argmax=argmax),
+        ("decode, bundled model output", median_time(lambda: decode_ordered(probs, argmax=argmax),
                                                args.repeats)),
-        ("decode, every column out of order", _time(lambda: decode_ordered(worst), args.repeats)),
+        ("decode, every column out of order",
+         median_time(lambda: decode_ordered(worst), args.repeats)),
     ]  # fmt: skip
     for decoding in ("argmax", "ordered"):
         rows.append((
             f"segment_section onnx ({args.threads} threads), decoding={decoding}",
-            _time(lambda d=decoding: segment_section(
+            median_time(lambda d=decoding: segment_section(
                 section.image, model, spacing_um=(1.0, 1.0), engine="onnx",
                 threads=args.threads, decoding=d), args.repeats),
         ))  # fmt: skip

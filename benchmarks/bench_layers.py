@@ -22,20 +22,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-    fn()  # warm-up (ONNX export/session, allocator)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+from _machine import cpu_name, median_time  # benchmarks/ is on sys.path when run as a script
 
 
 def main(argv=None) -> int:
@@ -86,20 +74,20 @@ def main(argv=None) -> int:
         kw = {"engine": engine, "threads": args.threads}
         if engine == "torch":
             kw = {"engine": "torch", "device": "cpu"}
-        one = _time(
+        one = median_time(
             lambda kw=kw: segment_section(image, model, spacing_um=spacing, **kw), args.repeats
         )
-        net = _time(
+        net = median_time(
             lambda e=engine: predict_logits(
                 model, net_in, engine=e, device="cpu", threads=args.threads
             ),
             args.repeats,
         )
-        tta = _time(
+        tta = median_time(
             lambda kw=kw: segment_section(image, model, spacing_um=spacing, tta=True, **kw),
             max(3, args.repeats // 2),
         )
-        many = _time(
+        many = median_time(
             lambda kw=kw: segment_sections(stack, model, spacing_um=spacing, batch_size=8, **kw),
             max(2, args.repeats // 4),
         )
