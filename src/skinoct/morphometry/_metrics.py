@@ -29,10 +29,9 @@ from skinoct.morphometry._entropy import (
 from skinoct.morphometry._thickness import normal_thickness, summarize, vertical_thickness
 from skinoct.morphometry._undulation import (
     Papillae,
+    amplitudes,
     contour_length_ratio,
     find_papillae_profile,
-    peak_to_valley,
-    rms_amplitude,
 )
 
 __all__ = [
@@ -301,12 +300,13 @@ def measure_section(
             check_entropy(entropy, mask.shape), dej, spacing,
             band_um=entropy_band_um, threshold=entropy_threshold, min_um=min_segment_um,
         )  # fmt: skip
+    rms, ptv = amplitudes(dej, (dx,))
     return SectionMetrics(
         spacing_um=spacing,
         **{key: summarize(values) for key, values in thickness.items()},
         dej_undulation_index=contour_length_ratio(dej, dx),
-        dej_rms_amplitude_um=rms_amplitude(dej, (dx,)),
-        dej_peak_to_valley_um=peak_to_valley(dej, (dx,)),
+        dej_rms_amplitude_um=rms,
+        dej_peak_to_valley_um=ptv,
         dermal_papillae=papillae.summary(per="mm"),
         coverage=bounds.coverage,
         dej_entropy_mean=entropy_mean,

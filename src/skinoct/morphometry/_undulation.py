@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from skinoct.morphometry._peaks import h_maxima_mask, prominences, regional_maxima
 from skinoct.morphometry._smoothing import nan_gradient
 
 __all__ = [
     "Papillae",
+    "amplitudes",
     "contour_length_ratio",
     "find_papillae_profile",
     "find_papillae_surface",
@@ -94,11 +96,12 @@ def _plane_residual(depth: np.ndarray, spacing_um: Sequence[float]) -> np.ndarra
 def _extrema(residual: np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
     """``(class, index)`` of the crests (0) and troughs (1) of an undulation.
 
-    Regional extrema of dynamic ≥ 10 % of the 1–99 % range (h-maxima), away from the
-    border and from gaps (a crest cut by the edge of the field is lower than it is).
+    Regional extrema of dynamic ≥ 10 % of the 1–99 % range (h-maxima, 8-connected as
+    :func:`skimage.morphology.h_maxima`), away from the border and from gaps (a crest
+    cut by the edge of the field is lower than it is). Each 4-connected component of
+    the h-maxima gives its first highest pixel (raster order), in the order of the
+    components' first pixels.
     """
-    from skimage.morphology import h_maxima
-
     valid = np.isfinite(residual)
     lo, hi = np.percentile(residual[valid], [1, 99])
     h = 0.1 * float(hi - lo)
@@ -108,14 +111,19 @@ def _extrema(residual: np.ndarray) -> list[tuple[int, tuple[int, ...]]]:
     found = []
     for cls, sign in ((0, -1.0), (1, 1.0)):  # crest = least deep = maximum of -depth
         image = np.where(valid, sign * residual, np.nanmin(sign * residual) - h)
-        labels, n = ndimage.label(h_maxima(image, h) > 0)
+        labels, n = ndimage.label(h_maxima_mask(image, h))
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
-        cut = ndimage.maximum(edge, labels, index)
-        for touches, pos in zip(cut, ndimage.maximum_position(image, labels, index), strict=True):
-            if not touches:
-                found.append((cls, tuple(int(p) for p in pos)))
+        flat = np.flatnonzero(labels)  # raster order
+        lab = labels.ravel()[flat]
+        cut = np.zeros(n + 1, bool)
+        np.logical_or.at(cut, lab, edge.ravel()[flat])
+        # per component, its highest pixel, the first one in raster order on a tie
+        order = np.lexsort((flat, -image.ravel()[flat], lab))
+        starts = order[np.flatnonzero(np.diff(lab[order], prepend=-1))]
+        for k in starts:
+            if not cut[lab[k]]:
+                found.append((cls, tuple(int(i) for i in np.unravel_index(flat[k], image.shape))))
     return found
 
 
@@ -176,9 +184,7 @@ def rms_amplitude(depth: np.ndarray, spacing_um: Sequence[float]) -> float:
     ISO 4287:1997 Geometrical product specifications – surface texture: profile
     method – terms, definitions and surface texture parameters (Rq).
     """
-    residual = _detrend(depth, spacing_um)
-    residual = residual[np.isfinite(residual)]
-    return float(np.sqrt(np.mean(residual**2))) if residual.size else float("nan")
+    return amplitudes(depth, spacing_um)[0]
 
 
 def peak_to_valley(depth: np.ndarray, spacing_um: Sequence[float]) -> float:
@@ -189,9 +195,16 @@ def peak_to_valley(depth: np.ndarray, spacing_um: Sequence[float]) -> float:
     0.1 µm for A = 20 µm sampled every 1 µm), however many whole or fractional periods
     the field holds, with or without gaps.
     """
+    return amplitudes(depth, spacing_um)[1]
+
+
+def amplitudes(depth: np.ndarray, spacing_um: Sequence[float]) -> tuple[float, float]:
+    """``(rms_amplitude, peak_to_valley)`` of a DEJ from one detrending (µm)."""
     residual = _detrend(depth, spacing_um)
     residual = residual[np.isfinite(residual)]
-    return float(residual.max() - residual.min()) if residual.size else float("nan")
+    if not residual.size:
+        return float("nan"), float("nan")
+    return float(np.sqrt(np.mean(residual**2))), float(residual.max() - residual.min())
 
 
 @dataclass(frozen=True)
@@ -330,9 +343,10 @@ def find_papillae_surface(
     the highest saddle that connects it to a higher apex; the highest apex gets its
     height above the highest saddle joining it to another papilla (above the deepest
     point of the DEJ if it is the only one). It is
-    computed exactly on the max-tree of ``−depth`` (:func:`skimage.morphology.max_tree`),
-    which makes this the 2-D counterpart of :func:`scipy.signal.find_peaks`'
-    prominence and equivalent to an h-minima transform with ``h = prominence_um``.
+    computed exactly, as on the max-tree of ``−depth`` (4-connected), from the graph of
+    its watershed basins (:func:`skinoct.morphometry._peaks.regional_maxima`), which
+    makes this the 2-D counterpart of :func:`scipy.signal.find_peaks`' prominence and
+    equivalent to an h-minima transform with ``h = prominence_um``.
     Apexes on the border of the valid area are not counted. The width is the
     equivalent diameter ``2·sqrt(A/π)`` of the connected region within half the
     prominence of the apex; papillae whose region reaches the border are counted but
@@ -344,8 +358,6 @@ def find_papillae_surface(
     Salembier P, Oliveras A, Garrido L (1998). Antiextensive connected operators for
     image and sequence processing. IEEE Trans Image Process 7:555–570 (max-tree).
     """
-    from skimage.morphology import max_tree
-
     depth = np.asarray(depth, float)
     dy, dx = (float(s) for s in spacing_um)
     valid = np.isfinite(depth)
@@ -356,22 +368,22 @@ def find_papillae_surface(
     height = -depth
     floor = float(np.nanmin(height))
     height = np.where(valid, height, floor - 1.0)  # gaps are the lowest level
-    parent, traverser = max_tree(height, connectivity=1)
-    prom = _leaf_prominences(height.ravel(), parent.ravel(), traverser, floor, prominence_um)
-    candidates = np.flatnonzero((prom >= prominence_um) & (prom > 0))
-    if candidates.size == 0:
-        return empty
+    maxima = regional_maxima(height, connectivity=1)
+    prom_of = prominences(maxima, floor=floor, significant=prominence_um)
+    significant = (prom_of >= prominence_um) & (prom_of > 0)
     # not on the image border nor next to a gap
     interior = ndimage.binary_erosion(valid, border_value=0)
-    candidates = candidates[interior.ravel()[candidates]]
+    candidates, prom = maxima.index[significant], prom_of[significant]
+    inside = interior.ravel()[candidates]
+    candidates, prom = candidates[inside], prom[inside]
     positions, heights, widths, truncated = [], [], [], []
     edge = ~interior  # image border, gaps and their rims
-    for flat in candidates:
+    for flat, height_um in zip(candidates.tolist(), prom.tolist(), strict=True):
         iy, ix = np.unravel_index(flat, depth.shape)
         apex = height[iy, ix]
-        region, box = _region_above(height, (iy, ix), apex - 0.5 * prom[flat])
+        region, box = _region_above(height, (iy, ix), apex - 0.5 * height_um)
         positions.append((iy * dy, ix * dx))
-        heights.append(float(prom[flat]))
+        heights.append(height_um)
         widths.append(2.0 * np.sqrt(float(np.count_nonzero(region)) * dy * dx / np.pi))
         truncated.append(bool((region & edge[box]).any()))
     return Papillae(
@@ -408,43 +420,3 @@ def _region_above(height: np.ndarray, apex: tuple[int, int], level: float, start
         if not touches:
             return region, box
         half *= 2
-
-
-def _leaf_prominences(
-    values: np.ndarray,
-    parent: np.ndarray,
-    traverser: np.ndarray,
-    floor: float,
-    significant: float,
-) -> np.ndarray:
-    """Prominence of every regional maximum of an image from its max-tree.
-
-    Children are merged into parents from the leaves down; where two branches meet
-    at level ``v``, the branch with the lower maximum dies and its maximum gets
-    prominence ``max − v``; non-maxima get 0. The highest maximum never dies: it
-    gets its height above the highest saddle joining it to another maximum of
-    prominence ≥ ``significant`` (so that among equal papillae it is not singled
-    out), or above ``floor`` when there is none.
-    """
-    vals = values.tolist()
-    par = parent.tolist()
-    best = list(range(len(vals)))
-    prom = [0.0] * len(vals)
-    col: dict[int, float] = {}  # winner -> highest saddle to a significant loser
-    for p in reversed(traverser.tolist()):
-        q = par[p]
-        if q == p:
-            continue
-        bp, bq = best[p], best[q]
-        if vals[bp] > vals[bq] or (vals[bp] == vals[bq] and bp < bq):
-            winner, loser = bp, bq
-            best[q] = bp
-        else:
-            winner, loser = bq, bp
-        prom[loser] = vals[loser] - vals[q]
-        if prom[loser] >= significant and prom[loser] > 0:
-            col[winner] = max(col.get(winner, vals[q]), vals[q])
-    root = int(traverser[0])
-    top = best[root]
-    prom[top] = vals[top] - col.get(top, floor)
-    return np.asarray(prom)

@@ -34,10 +34,9 @@ from skinoct.morphometry._metrics import (
 from skinoct.morphometry._smoothing import smooth_boundary
 from skinoct.morphometry._thickness import summarize
 from skinoct.morphometry._undulation import (
+    amplitudes,
     contour_length_ratio,
     find_papillae_surface,
-    peak_to_valley,
-    rms_amplitude,
     surface_area_ratio,
 )
 
@@ -220,12 +219,13 @@ def _volume_metrics(
         )
         valid = np.isfinite(entropy_map)
         fraction = float(uncertain.sum() / valid.sum()) if valid.any() else float("nan")
+    rms, ptv = amplitudes(dej, lateral)
     return VolumeMetrics(
         spacing_um=spacing,
         **{key: summarize(values) for key, values in thickness.items()},
         dej_undulation_index=float(np.mean(rows)) if rows else float("nan"),
-        dej_rms_amplitude_um=rms_amplitude(dej, lateral),
-        dej_peak_to_valley_um=peak_to_valley(dej, lateral),
+        dej_rms_amplitude_um=rms,
+        dej_peak_to_valley_um=ptv,
         dermal_papillae=papillae.summary(per="mm2"),
         coverage=bounds.coverage,
         dej_entropy_mean=entropy_mean,
