@@ -82,35 +82,19 @@ def smooth_boundary(
         powers = [(i,) for i in range(3)]
     else:
         powers = [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]
-
-    def moment(image: np.ndarray, exps: tuple[int, ...]) -> np.ndarray:
-        out = image
-        for axis, k in enumerate(exps):
-            out = ndimage.correlate1d(out, kernels[axis][k], axis=axis, mode="constant")
-        return out
-
     n = len(powers)
-    idx = np.nonzero(valid)
-    moments: dict[tuple[int, ...], np.ndarray] = {}
-    for pi in powers:
-        for pj in powers:
-            exps = tuple(a + b for a, b in zip(pi, pj, strict=True))
-            if exps not in moments:
-                moments[exps] = moment(weights, exps)[idx]
-    rhs = np.stack([moment(data, p)[idx] for p in powers], axis=-1)
-    n_linear = 1 + values.ndim  # constant and first-order terms come first in ``powers``
-    # window asymmetry: distance (in σ) of the weighted centre of the valid samples
-    m0 = moments[(0,) * values.ndim]
-    unit = [tuple(int(a == b) for b in range(values.ndim)) for a in range(values.ndim)]
-    asym = np.sqrt(sum((moments[u] / m0) ** 2 for u in unit))
-    linear_weight = np.clip((asym - _ASYM_QUADRATIC) / (_ASYM_LINEAR - _ASYM_QUADRATIC), 0, 1)
-    coef = np.empty(rhs.shape[0])
+    pairs = {tuple(a + b for a, b in zip(pi, pj, strict=True)) for pi in powers for pj in powers}
+    idx = np.flatnonzero(valid)
     # Where the whole window holds valid samples (most of a surface), the weighted
     # moments are those of the full kernel and the window is symmetric (pure quadratic
     # fit): the fit is one fixed linear combination of the data moments (the
-    # equivalent kernel), so only the other positions need a solve of their own.
+    # equivalent kernel), so only the other positions need the moments of the weights
+    # and a solve of their own.
     size = tuple(len(k[0]) for k in kernels)
-    full = ndimage.minimum_filter(valid, size=size, mode="constant", cval=False)[idx]
+    full = ndimage.minimum_filter(valid, size=size, mode="constant", cval=False).ravel()[idx]
+    rest = np.flatnonzero(~full)
+    rhs = np.stack(list(_moments(data, powers, kernels, idx).values()), axis=-1)
+    coef = np.empty(idx.size)
     if full.any():
         gram = np.empty((n, n))
         for i, pi in enumerate(powers):
@@ -120,10 +104,53 @@ def smooth_boundary(
         diag = np.arange(1, n)
         gram[diag, diag] += _RIDGE * gram[0, 0]
         coef[full] = rhs[full] @ np.linalg.solve(gram, np.eye(n)[0])
-    rest = np.flatnonzero(~full)
-    for start in range(0, rest.size, _CHUNK):
-        sel = rest[start : start + _CHUNK]
-        gram = np.empty((sel.size, n, n))
+    if rest.size:
+        moments = _moments(weights, sorted(pairs), kernels, idx[rest])
+        coef[rest] = _local_fit(moments, rhs[rest], powers)
+    out = np.full(values.shape, np.nan)
+    # 1e-9 µm rounding drops the solver's float noise (a flat boundary stays exactly flat)
+    out.ravel()[idx] = np.round(coef, 9)
+    return out
+
+
+def _moments(image, exps_list, kernels, at) -> dict[tuple[int, ...], np.ndarray]:
+    """``{exps: Σ image · Π_axis kernel_axis[exps[axis]]}`` at the flat positions ``at``.
+
+    Separable correlations, axis by axis; the partial correlations along the leading
+    axes are shared between the moments that start alike (5 passes along y serve the
+    15 weight moments of a surface).
+    """
+    partial: dict[tuple[int, ...], np.ndarray] = {(): image}
+    out = {}
+    for exps in exps_list:
+        for axis in range(len(exps)):
+            key = exps[: axis + 1]
+            if key not in partial:
+                partial[key] = ndimage.correlate1d(
+                    partial[exps[:axis]], kernels[axis][exps[axis]], axis=axis, mode="constant"
+                )
+        out[exps] = partial.pop(exps).ravel()[at]  # the last pass is used once
+    return out
+
+
+def _local_fit(moments, rhs: np.ndarray, powers) -> np.ndarray:
+    """Weighted local quadratic fit, blended to local-linear where the window is one-sided.
+
+    ``moments`` are the weight moments and ``rhs`` the data moments at the positions
+    whose window is not whole (image edge, gap).
+    """
+    n, ndim = len(powers), len(powers[0])
+    n_linear = 1 + ndim  # constant and first-order terms come first in ``powers``
+    # window asymmetry: distance (in σ) of the weighted centre of the valid samples
+    m0 = moments[(0,) * ndim]
+    unit = [tuple(int(a == b) for b in range(ndim)) for a in range(ndim)]
+    asym = np.sqrt(sum((moments[u] / m0) ** 2 for u in unit))
+    linear_weight = np.clip((asym - _ASYM_QUADRATIC) / (_ASYM_LINEAR - _ASYM_QUADRATIC), 0, 1)
+    coef = np.empty(rhs.shape[0])
+    for start in range(0, rhs.shape[0], _CHUNK):
+        sel = slice(start, start + _CHUNK)
+        size = rhs[sel].shape[0]
+        gram = np.empty((size, n, n))
         for i, pi in enumerate(powers):
             for j, pj in enumerate(powers):
                 gram[:, i, j] = moments[tuple(a + b for a, b in zip(pi, pj, strict=True))][sel]
@@ -134,10 +161,7 @@ def smooth_boundary(
         linear = np.linalg.solve(sub, rhs[sel, :n_linear, None])[:, 0, 0]
         w = linear_weight[sel]
         coef[sel] = (1 - w) * quadratic + w * linear
-    out = np.full(values.shape, np.nan)
-    # 1e-9 µm rounding drops the solver's float noise (a flat boundary stays exactly flat)
-    out[idx] = np.round(coef, 9)
-    return out
+    return coef
 
 
 def _kernels(sigma_um: float, spacing: float) -> list[np.ndarray]:
