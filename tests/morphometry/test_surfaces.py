@@ -72,3 +72,33 @@ def test_measure_surfaces_analytic_thickness_and_errors():
         measure_surfaces(flat, flat, flat[:5], spacing_um=(1, 1, 1))
     with pytest.raises(ValueError, match="dej_entropy_map has shape"):
         measure_surfaces(flat, flat, flat, spacing_um=(1, 1, 1), dej_entropy_map=entropy)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    spacing=st.sampled_from([(1.0, 1.0), (2.0, 1.0), (0.5, 3.0)]),
+    window=st.floats(1.0, 15.0),
+    threshold=st.sampled_from([1.0, 2.5, 6.0]),
+    quantised=st.booleans(),
+)
+def test_remove_outliers_is_the_local_median_rule(seed, spacing, window, threshold, quantised):
+    """The counting shortcut gives what ``median_filter`` + the threshold gave (issue 14)."""
+    from scipy import ndimage
+
+    from skinoct.morphometry import fill_nearest, remove_outliers
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(3, 40, size=2))
+    surface = 50 + 0.3 * rng.normal(0, rng.uniform(0.5, 8), shape).cumsum(axis=1)
+    if quantised:  # whole-pixel depths: values exactly at the threshold
+        surface = np.round(surface)
+    surface[rng.random(shape) < 0.1] = np.nan
+    cleaned, outliers = remove_outliers(
+        surface, spacing, window_um=window, threshold_um=threshold
+    )
+    size = tuple(max(1, 2 * round(window / (2 * s)) + 1) for s in spacing)
+    median = ndimage.median_filter(fill_nearest(surface), size=size, mode="nearest")
+    want = np.isfinite(surface) & (np.abs(surface - median) > threshold)
+    np.testing.assert_array_equal(outliers, want)
+    np.testing.assert_array_equal(cleaned, np.where(want, median, surface))
