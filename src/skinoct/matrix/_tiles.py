@@ -192,8 +192,14 @@ def _to_output(tiles: np.ndarray, dtype: str, intensity_range):
     lo, hi = (float(v) for v in intensity_range)
     if not hi > lo:
         raise InputError(f"intensity_range needs low < high, got {intensity_range}")
-    scaled = np.clip((tiles - lo) / (hi - lo), 0.0, 1.0)
-    return (scaled * 255 + 0.5).astype(np.uint8), (lo, hi)
+    # in place (the callers' own float32 arrays): the same float32 operations as
+    # ``(clip((tiles - lo) / (hi - lo), 0, 1) * 255 + 0.5)`` without four temporary copies
+    scaled = np.subtract(tiles, lo, out=tiles)
+    scaled /= hi - lo
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= 255
+    scaled += 0.5
+    return scaled.astype(np.uint8), (lo, hi)
 
 
 def _check_options(volume, layout, dtype, z_sampling, tile_size_um, out_size, n_tiles) -> None:
@@ -393,6 +399,7 @@ def extract_tiles(
         )
     size = int(out_size)
     tiles = np.concatenate(batches) if batches else np.zeros((0, 3, size, size), np.float32)
+    del batches  # the float32 copies: a profile's 210 tiles are 126 MB
     tiles, used_range = _to_output(tiles, dtype, intensity_range)
     index = pd.DataFrame(rows, columns=_INDEX_COLUMNS)
     index.attrs.update(

@@ -219,6 +219,9 @@ def analyze_volume(
     stages = Stages(track_memory=track_memory)
     with stages("read"):
         image, input_sha = _read(volume, spacing_um)
+        # the orientation check read every page of a mapped volume: 0.7 GB resident
+        # (a float32 default volume) until the first segmentation batch otherwise
+        release_pages(image.data)
         given_dej = None
         if dej is not None:
             given_dej = read_dej(dej, shape_yx=image.shape[1:], path=image.path)
