@@ -12,6 +12,8 @@ Usage::
     .venv/bin/python benchmarks/bench_analyze.py                      # 300×500×1200, step 1
     .venv/bin/python benchmarks/bench_analyze.py --section-step 4
     .venv/bin/python benchmarks/bench_analyze.py --size 160 420 420 --threads 2
+    # a given volume, a baseline commit and this tree side by side (alternating, medians)
+    .venv/bin/python benchmarks/bench_analyze.py --volume vol0001.ome.tif --base dd6403e --rounds 3
 
 The rendered volume is cached in ``--workdir`` (default ``/tmp/skinoct-bench``).
 Peak RSS includes the memory-mapped volume pages the analysis touched and the
@@ -79,6 +81,59 @@ def analyze(path: Path, out: Path, section_step: int, engine: str, matrix_model=
     }
 
 
+def compare(args, base: list[str], volume: Path, env: dict) -> None:
+    """``--base``: the baseline commit's ``src/`` and this tree alternately, ``--rounds``
+    fresh processes each; medians per stage, total wall time and process peak RSS."""
+    import statistics
+    import tempfile
+
+    from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", args.base, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        trees = {f"baseline {args.base}": Path(tmp) / "src", "this tree": root / "src"}
+        runs: dict[str, list[dict]] = {name: [] for name in trees}
+        load = [os.getloadavg()[0]]
+        for _ in range(args.rounds):
+            for name, src in trees.items():  # alternating: both see the same load
+                proc = subprocess.run(
+                    [*base, "--_analyze", str(volume)],
+                    check=True,
+                    env={**env, "PYTHONPATH": str(src)},
+                    capture_output=True,
+                    text=True,
+                )
+                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                load.append(os.getloadavg()[0])
+    first = next(iter(runs.values()))[0]
+    print(
+        f"`skinoct analyze` of {volume.name} {first['shape']}, section step "
+        f"{args.section_step}, engine {args.engine}, {args.threads} threads; {cpu_name()}, "
+        f"{os.cpu_count()} CPUs; {args.rounds} rounds alternating, medians (min–max); "
+        f"load average {min(load):.2f}–{max(load):.2f}"
+    )
+    names = list(runs)
+    print("| stage | " + " | ".join(names) + " |")
+    print("| --- |" + " ---: |" * len(names))
+
+    def cell(values: list[float], fmt: str) -> str:
+        return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+    for stage in first["timings_s"]:
+        cells = [cell([r["timings_s"][stage] for r in runs[n]], ".1f") for n in names]
+        print(f"| {stage} (s) | " + " | ".join(cells) + " |")
+    print("| **total (s)** | " + " | ".join(
+        cell([r["total_s"] for r in runs[n]], ".1f") for n in names) + " |")  # fmt: skip
+    print("| **process peak RSS (MB)** | " + " | ".join(
+        cell([r["ru_maxrss_mb"] for r in runs[n]], ".0f") for n in names) + " |")  # fmt: skip
+    scores = [" / ".join(sorted({f"{r['score']:.4f}" for r in runs[n]})) for n in names]
+    print("| volume score | " + " | ".join(scores) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -96,6 +151,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/skinoct-bench"))
     parser.add_argument("--json", action="store_true", help="print the raw JSON only")
     parser.add_argument("--matrix-model", type=Path, help="grading model (default: bundled)")
+    parser.add_argument("--volume", type=Path, help="analyse this volume file (no rendering)")
+    parser.add_argument("--base", help="also time this commit's src/ (side by side, alternating)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per tree (medians)")
     parser.add_argument("--_render", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_analyze", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,7 +172,7 @@ def main() -> None:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     name = "x".join(f"{s:g}" for s in args.size)
-    volume = args.workdir / f"phantom-{name}-seed{args.seed}.ome.tif"
+    volume = args.volume or args.workdir / f"phantom-{name}-seed{args.seed}.ome.tif"
     env = {
         **os.environ,
         **{
@@ -141,6 +199,9 @@ def main() -> None:
     ]
     if not volume.exists():
         subprocess.run([*base, "--_render", str(volume)], check=True, env=env)
+    if args.base:
+        compare(args, base, volume, env)
+        return
     load_before = os.getloadavg()[0]
     proc = subprocess.run(
         [*base, "--_analyze", str(volume)], check=True, env=env, capture_output=True, text=True
