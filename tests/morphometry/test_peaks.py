@@ -95,7 +95,8 @@ def test_prominences_of_a_known_profile():
     # maxima 3 (x=1), 5 (x=3), 4 (x=6); saddles 1 (x=2) and 0 (x=4, 5)
     profile = np.array([0.0, 3, 1, 5, 0, 0, 4, 2])
     maxima = regional_maxima(profile)
-    prom = dict(zip(maxima.index.tolist(), prominences(maxima, floor=0.0, significant=3.0)))
+    found = prominences(maxima, floor=0.0, significant=3.0)
+    prom = dict(zip(maxima.index.tolist(), found.tolist(), strict=True))
     assert prom[1] == 2.0  # 3 above the saddle at 1
     assert prom[6] == 4.0  # 4 above the saddle at 0
     # the highest absorbed the 4 (significant) at level 0: 5 − 0
@@ -106,7 +107,8 @@ def test_prominences_of_a_known_profile():
 def test_equal_maxima_tie_to_the_first_pixel():
     profile = np.array([0.0, 2, 0, 2, 0])
     maxima = regional_maxima(profile)
-    prom = dict(zip(maxima.index.tolist(), prominences(maxima, floor=0.0, significant=1.0)))
+    found = prominences(maxima, floor=0.0, significant=1.0)
+    prom = dict(zip(maxima.index.tolist(), found.tolist(), strict=True))
     # the later one dies at the saddle; the first keeps its height above that saddle
     assert prom[3] == 2.0 and prom[1] == 2.0
     # h-maxima: equal maxima do not remove each other
