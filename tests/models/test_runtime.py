@@ -84,3 +84,25 @@ def test_layers_auto_engine_segments_like_torch(monkeypatch, layers_model_dir):
 def test_cpu_flags_are_read_once():
     runtime.cpu_has_bf16.cache_clear()
     assert isinstance(runtime.cpu_has_bf16(), bool)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("", None), ("0", None), ("x", None)])
+def test_default_threads_follow_omp_num_threads(monkeypatch, value, expected):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert runtime.default_threads() == expected
+
+
+def test_exported_runners_keep_to_the_thread_budget(monkeypatch, matrix_model_dir):
+    """A study worker's OMP_NUM_THREADS reaches onnxruntime and OpenVINO, which would
+    otherwise take every core."""
+    from skinoct.matrix import load_matrix_model
+    from skinoct.models import OnnxRunner
+
+    path = load_matrix_model(matrix_model_dir).onnx_path()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert OnnxRunner(path).session.get_session_options().intra_op_num_threads == 1
+    assert OnnxRunner(path, threads=2).session.get_session_options().intra_op_num_threads == 2
+    if runtime.openvino_available():
+        from skinoct.models import OpenVinoRunner
+
+        assert OpenVinoRunner(path).compiled.get_property("INFERENCE_NUM_THREADS") == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from typing import Literal
 
 from skinoct.errors import InputError
@@ -17,6 +18,7 @@ __all__ = [
     "ENGINES",
     "Engine",
     "cpu_has_bf16",
+    "default_threads",
     "openvino_available",
     "resolve_device",
     "resolve_engine",
@@ -95,6 +97,21 @@ def cpu_has_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+def default_threads() -> int | None:
+    """The thread budget of this process for the exported engines, or None (all cores).
+
+    ``OMP_NUM_THREADS`` when it is a positive integer: torch follows it, but onnxruntime
+    and OpenVINO would take every core regardless, so their runners read it here. A
+    study worker gets its share this way (:func:`skinoct.study.plan_workers`).
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    try:
+        threads = int(value)
+    except ValueError:
+        return None
+    return threads if threads > 0 else None
 
 
 def _cuda_available() -> bool:
