@@ -125,9 +125,11 @@ def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -
 
     ``'auto'`` never returns ``'openvino-int8'``: that one needs a model-specific agreement
     check, so the grading model chooses it itself (:meth:`skinoct.matrix.MatrixModel.engine_for`).
-    ``'auto'`` picks, in order: OpenVINO when importable (for grading, ``task='matrix'``,
-    only on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured
-    1.3–1.4× faster than onnxruntime, BENCHMARKS.md), then onnxruntime, then torch.
+    ``'auto'`` picks, in order: OpenVINO when importable for grading (``task='matrix'``)
+    on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured 1.3–1.4×
+    faster than onnxruntime (BENCHMARKS.md), then onnxruntime, then torch. The layer
+    U-Net runs in float32 on OpenVINO, which segmented the default volume 1.1× slower
+    than onnxruntime (BENCHMARKS.md "Studies"): ``'auto'`` gives it onnxruntime.
     With a CUDA ``device`` (or ``'auto'`` where torch sees a GPU) it is torch: the
     exported engines run on the CPU.
 
@@ -144,7 +146,7 @@ def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -
         str(device).startswith("cuda") or (str(device) == "auto" and _cuda_available())
     ):
         return "torch"
-    if openvino_available() and (task != "matrix" or cpu_has_bf16()):
+    if task == "matrix" and openvino_available() and cpu_has_bf16():
         return "openvino"
     if onnxruntime_available():
         return "onnx"
