@@ -42,9 +42,10 @@ THREADS_PER_WORKER = 2
 #: Resident memory of a worker before any volume: Python, NumPy, torch, MONAI, both
 #: models (≈ 520 MB measured after the imports, BENCHMARKS.md "Volume analysis").
 BASE_WORKER_MB = 600.0
-#: Resident memory per voxel of the largest volume: the peak of ``analyze`` on the
-#: default 300 × 500 × 1200 µm volume (1.8e8 voxels) was 1.8–2.0 GB (BENCHMARKS.md).
-WORKER_BYTES_PER_VOXEL = 8.0
+#: Resident memory per voxel of the largest volume: a study worker analysing default
+#: 300 × 500 × 1200 µm volumes (1.8e8 voxels) peaked at 2.4 GB (BENCHMARKS.md "Studies");
+#: 600 MB + 11 B/voxel = 2.5 GB.
+WORKER_BYTES_PER_VOXEL = 11.0
 #: Memory left to the system and the parent process when planning.
 RESERVE_MB = 1024.0
 
@@ -168,9 +169,10 @@ def plan_workers(
     -----
     The ``'auto'`` rule (measured on 2 cores, BENCHMARKS.md "Studies"):
 
-    - **≤ 2 CPUs**: one process per CPU, one thread each (2 × 1 analysed 1.2× more
-      volumes per hour than 1 × 2 threads on the default phantom volumes: the
-      single-threaded stages of one volume overlap with the other's inference);
+    - **≤ 2 CPUs**: one process per CPU, one thread each (on 2 cores, 2 × 1 analysed
+      1.4× more default-size phantom volumes per hour than 1 × 2 threads, 1.15–1.7× in
+      two rounds: most stages of an analysis run on one thread, and the second thread
+      speeds up only the networks);
     - **more CPUs**: ``cpus // 2`` processes of 2 threads; when memory or the number of
       volumes allows fewer processes, the threads grow to ``cpus // processes`` (up to
       4 per process while memory is not the bound, so one volume's inference still
