@@ -42,6 +42,12 @@ END = "<!-- END layers_finetune -->"
 LAYERS = ("stratum_corneum", "epidermis", "dermis")
 
 
+def skinoct_version() -> str:
+    import skinoct
+
+    return skinoct.__version__
+
+
 def make_data(work: Path, family: str, n_train: int, n_test: int) -> tuple[Path, Path]:
     from skinoct.phantom import write_section_dataset
 
@@ -95,6 +101,14 @@ def score(model_dir: Path, test: Path) -> dict:
     return summarize_sections(evaluate_dataset(model_dir, test, device="cpu")["sections"])
 
 
+def epochs_run(model_dir: Path) -> int | None:
+    """Epochs an arm trained within its budget (from its manifest), None without a model."""
+    path = model_dir / "model.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("training", {}).get("epochs_run")
+
+
 def table(results: dict) -> str:
     rows = [
         "| model | mean Dice | " + " | ".join(f"Dice {n}" for n in LAYERS) + " | DEJ error (µm) |",
@@ -104,12 +118,14 @@ def table(results: dict) -> str:
         cells = [f"{r.get(n, float('nan')):.3f}" for n in ("mean_dice", *LAYERS)]
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {r['dej_mae_um']:.1f} |")
     meta = results["meta"]
+    epochs = ", ".join(f"{arm} {n}" for arm, n in meta.get("epochs_run", {}).items())
     rows.append("")
     rows.append(
         f"{meta['n_train']} training and {meta['n_test']} test sections of the "
         f"`{meta['family']}` family (disjoint subjects); budget {meta['budget_min']} min per "
-        f"arm, both arms run at the same time with one thread each on {meta['machine']}; "
-        f"initial model: {meta['init']}. Command: `{meta['command']}`."
+        f"arm, both arms run at the same time with one thread each on {meta['machine']} "
+        f"(epochs run: {epochs}); initial model: {meta['init']}. Scored with skinoct "
+        f"{meta.get('skinoct_version', '?')}'s decoding. Command: `{meta['command']}`."
     )
     return "\n".join(rows)
 
@@ -153,6 +169,8 @@ def main(argv=None) -> int:
             "n_test": args.n_test,
             "budget_min": args.budget_min,
             "init": str(args.init),
+            "epochs_run": {arm: epochs_run(work / arm) for arm in ("recipe", "scratch-uniform")},
+            "skinoct_version": skinoct_version(),
             "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
             "command": "python scripts/layers_finetune_compare.py "
             + " ".join(argv or sys.argv[1:]),

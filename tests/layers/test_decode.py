@@ -211,3 +211,97 @@ def test_random_full_size_map_is_valid_and_decoding_is_deterministic():
     out = decode_ordered(p)
     _assert_valid(out)
     np.testing.assert_array_equal(out, decode_ordered(p.copy()))
+
+
+# ------------------------------------------------------------- skin surface rule
+
+
+def _surface_rule_ok(labels: np.ndarray, m: int) -> bool:
+    """Every column with air and dermis has at least ``m`` epidermis rows."""
+    for column in labels.T:
+        if (column == 0).any() and (column == 3).any() and (column == 2).sum() < m:
+            return False
+    return True
+
+
+def test_dermis_under_air_gets_an_epidermis():
+    # the model sees air over dermis (no epidermis at all): anatomically impossible
+    truth = np.array([0] * 6 + [3] * 10, np.uint8)[:, None]
+    p = _onehot(truth, p=0.7)
+    free = decode_ordered(p, min_epidermis_px=0)[:, 0]
+    assert free.tolist() == truth[:, 0].tolist()
+    out = decode_ordered(p, min_epidermis_px=3)[:, 0]
+    assert _surface_rule_ok(out[:, None], 3)
+    # the fix keeps air and dermis and turns exactly 3 rows into epidermis
+    assert np.count_nonzero(out == 2) == 3
+    assert np.count_nonzero(out != truth[:, 0]) == 3
+
+
+def test_surface_rule_keeps_valid_columns_and_no_air_or_no_dermis_columns():
+    columns = [
+        [0] * 3 + [1] * 2 + [2] * 5 + [3] * 6,  # valid skin
+        [3] * 16,  # crop inside the dermis: no air, fine
+        [2] * 4 + [3] * 12,  # no air
+        [0] * 10 + [1] * 6,  # no dermis
+        [0] * 16,  # air only
+    ]
+    truth = np.array(columns, np.uint8).T
+    out = decode_ordered(_onehot(truth), min_epidermis_px=4, connected=False)
+    np.testing.assert_array_equal(out, truth)
+
+
+def test_surface_rule_is_off_for_a_model_without_epidermis():
+    truth = np.array([0] * 6 + [3] * 10, np.uint8)[:, None]
+    p = _onehot(truth, p=0.9)
+    p[1:3] = 0.0
+    p /= p.sum(0)
+    out = decode_ordered(p, label_values=(0, 3), min_epidermis_px=5)
+    np.testing.assert_array_equal(out, truth)
+
+
+def test_negative_minimum_epidermis_is_rejected():
+    with pytest.raises(ValueError, match="min_epidermis_px"):
+        decode_ordered(_onehot(np.zeros((4, 1), np.uint8)), min_epidermis_px=-1)
+
+
+def _brute_force_best_rule(logp: np.ndarray, m: int) -> float:
+    """The rule's optimum: the free optimum if it obeys, else the best with >= m epidermis."""
+    nz = logp.shape[1]
+    free = _brute_force_best(logp)
+    best_obeying, best_thick = -np.inf, -np.inf
+    for b1, b2, b3 in itertools.combinations_with_replacement(range(nz + 1), 3):
+        labels = labels_from_boundaries(np.array([b1, b2, b3])[:, None], nz)[:, 0]
+        score = _score(logp[:, :, 0], labels)
+        if not (b1 > 0 and b3 < nz and b3 - b2 < m):
+            best_obeying = max(best_obeying, score)
+        if b3 - b2 >= m or (m > nz and b3 == nz):
+            best_thick = max(best_thick, score)
+    return free if best_obeying >= free - 1e-9 else best_thick
+
+
+@settings(max_examples=150, deadline=None)
+@given(_probs, st.integers(0, 4))
+def test_surface_rule_decode_is_optimal_against_brute_force(raw, m):
+    p = (raw / raw.sum(0)).astype(np.float32)
+    logp = np.log(np.maximum(p, 1e-12)).astype(np.float64)
+    out = decode_ordered(p, connected=False, min_epidermis_px=m)
+    assert ordering_violations(out) == 0
+    assert _surface_rule_ok(out, m)
+    best = _brute_force_best_rule(logp, m)
+    assert _score(logp[:, :, 0], out[:, 0]) == pytest.approx(best, abs=1e-3)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.just(4), st.integers(1, 14), st.integers(1, 16)),
+        elements=st.floats(0.0, 1.0, width=32),
+    ),
+    st.integers(1, 5),
+)
+def test_random_maps_obey_the_surface_rule_after_fragment_removal(raw, m):
+    p = (raw + 1e-3) / (raw + 1e-3).sum(0)
+    out = decode_ordered(p, min_epidermis_px=m)
+    _assert_valid(out)
+    assert _surface_rule_ok(out, m)

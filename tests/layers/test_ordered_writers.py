@@ -15,6 +15,7 @@ from skinoct.io import read_image, read_mask, write_image
 from skinoct.layers import (
     label_components,
     load_layers_model,
+    min_epidermis_rows,
     ordering_violations,
     segment_section,
     segment_sections,
@@ -40,6 +41,11 @@ def _assert_valid(labels: np.ndarray) -> None:
     assert ordering_violations(labels) == 0
     components = label_components(labels)
     assert all(n == 1 for n in components.values()), components
+    # the dermis never touches air: these phantoms are 1 µm pixels, so >= 8 rows
+    columns = labels.reshape(labels.shape[0], -1).T
+    for column in columns:
+        if (column == 0).any() and (column == 3).any():
+            assert (column == 2).sum() >= min_epidermis_rows(1.0)
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,10 @@ from skinoct.layers._calibration import (
 )
 from skinoct.layers._compare import compare_on_folds, summarize_sections
 from skinoct.layers._decode import (
+    MIN_EPIDERMIS_UM,
     decode_ordered,
     label_components,
+    min_epidermis_rows,
     ordered_boundaries,
     ordering_violations,
 )
@@ -73,6 +75,7 @@ __all__ = [
     "DEFAULT_MODEL_SPACING_UM",
     "ENGINES",
     "ENTROPY_COLORMAP",
+    "MIN_EPIDERMIS_UM",
     "SAMPLING_MODES",
     "SYNTHETIC_NOTICE",
     "UNCERTAINTY_KEY",
@@ -107,6 +110,7 @@ __all__ = [
     "load_layers_ensemble",
     "load_layers_model",
     "mean_dice",
+    "min_epidermis_rows",
     "normalized_entropy",
     "ordered_boundaries",
     "ordering_violations",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from skinoct.io import LABEL_VALUES, check_spacing
-from skinoct.layers._decode import decode_ordered
+from skinoct.layers._decode import decode_ordered, min_epidermis_rows
 from skinoct.layers._model import LayersModel, load_layers_model, resolve_device
 from skinoct.layers._resample import grid_shape, pad_to_multiple, resample_images
 from skinoct.models import ENGINES, resolve_engine
@@ -42,7 +42,9 @@ class SegmentationResult:
     labels : ndarray of uint8
         0 air, 1 stratum corneum, 2 epidermis, 3 dermis; by default decoded in
         anatomical order (every column air → SC → epidermis → dermis, each label one
-        run, every label one 4-connected piece: :func:`skinoct.layers.decode_ordered`).
+        run, every label one 4-connected piece, and at least
+        :data:`skinoct.layers.MIN_EPIDERMIS_UM` of epidermis between air and dermis:
+        :func:`skinoct.layers.decode_ordered`).
     probabilities : ndarray of float32 or None
         Softmax probability of each of the four skinoct labels, in label order
         ``(4, z, x)``; a label the model does not predict has probability 0. ``None``
@@ -306,6 +308,7 @@ def segment_sections(
     # Model-grid logits of every view are kept per chunk: shrink the chunk so memory
     # stays that of ``batch_size`` single-view sections.
     chunk_size = max(1, int(batch_size) // n_views)
+    min_epidermis = min_epidermis_rows(spacing[0])  # the dermis never touches air
     for start in range(0, n, chunk_size):
         chunk = np.stack([model.normalize(s) for s in stack[start : start + chunk_size]])
         views = _grid_logits(
@@ -328,7 +331,12 @@ def segment_sections(
             entropy[k] = normalized_entropy(probs)[0].numpy()
             full = _label_order(probs[0].numpy(), model.label_values)
             if decoding == "ordered":
-                labels[k] = decode_ordered(full, label_values=model.label_values, argmax=labels[k])
+                labels[k] = decode_ordered(
+                    full,
+                    label_values=model.label_values,
+                    argmax=labels[k],
+                    min_epidermis_px=min_epidermis,
+                )
             if probs_out is not None:
                 probs_out[k] = full
             if mi_out is not None:

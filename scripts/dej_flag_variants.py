@@ -1,0 +1,129 @@
+"""Which per-column DEJ-uncertainty statistic separates disrupted from clean sections?
+
+    python scripts/dej_flag_variants.py                       # bundled model, ~2 min
+    python scripts/dej_flag_variants.py --model OLD_BUNDLED   # another model
+    python scripts/dej_flag_variants.py --mc-dropout 6        # + MC-dropout mutual information
+
+The sections are those of ``scripts/evaluate_uncertainty.py`` (40 clean calibration
+sections, seeds 7000+; 30 clean and 30 disrupted test sections, seeds 8000+). Each is
+segmented once (``segment_section``, ordered decoding); then, for every variant, a
+per-column statistic of the uncertainty map near the decoded DEJ is smoothed over a
+lateral window, its section median subtracted, and the section's score is its maximum.
+The threshold is the 0.9 quantile of the calibration scores (as
+``calibrate_uncertainty``). Reported per variant: per-section sensitivity (a flagged
+stretch overlaps the true disrupted span), false-flag rate on the clean test sections,
+and the AUC of the section scores (disrupted vs clean).
+
+Variants: the map (softmax entropy; the epidermis/dermis confusion
+``min(p_e, p_d) / (p_e + p_d)``; with ``--mc-dropout``, the mutual information), the
+band around the DEJ (±5–20 µm; for the entropy also its integral in µm), the lateral
+window (20–80 µm). This is an exploration of the flag's design space on phantoms, not a
+clinical figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate_uncertainty import render
+
+GROUPS = (("cal", range(7000, 7040), False), ("clean", range(8000, 8030), False),
+          ("dis", range(8000, 8030), True))  # fmt: skip
+BANDS_UM = (5.0, 10.0, 20.0)
+WINDOWS_UM = (20.0, 40.0, 80.0)
+
+
+def collect(model_dir, *, mc_dropout: int) -> list[dict]:
+    """Segment every section once; keep labels, uncertainty maps and the true span."""
+    from skinoct.layers import load_layers_model, segment_section
+
+    model = load_layers_model(model_dir)
+    engine = "torch" if mc_dropout else "onnx"
+    out = []
+    for group, seeds, disrupted in GROUPS:
+        for seed in seeds:
+            sec = render(seed, disrupted=disrupted)
+            r = segment_section(sec.image, model, spacing_um=sec.spacing_um, engine=engine,
+                                mc_dropout=mc_dropout, threads=1)  # fmt: skip
+            p_epi, p_dermis = r.probabilities[2], r.probabilities[3]
+            confusion = np.minimum(p_epi, p_dermis) / np.maximum(p_epi + p_dermis, 1e-6)
+            maps = {"entropy": r.entropy, "entropy-integral": r.entropy,
+                    "epi/dermis confusion": confusion}  # fmt: skip
+            if mc_dropout:
+                maps["mutual information"] = r.mutual_information
+            maps = {k: v.astype(np.float16) for k, v in maps.items()}  # 100 sections in memory
+            out.append({"group": group, "labels": r.labels, "maps": maps,
+                        "spacing": sec.spacing_um, "span": sec.disruption_um})  # fmt: skip
+    return out
+
+
+def column_statistic(item: dict, name: str, band_um: float) -> np.ndarray:
+    """Mean (or integral, µm) of a map within ±band of the decoded DEJ per column."""
+    labels, (dz, _dx) = item["labels"], item["spacing"]
+    nz = labels.shape[0]
+    dej = (labels < 3).sum(axis=0)
+    rows = np.arange(nz)[:, None]
+    b = max(1, round(band_um / dz))
+    inside = (rows >= dej - b) & (rows < dej + b)
+    values = (item["maps"][name].astype(np.float32) * inside).sum(axis=0)
+    values = values * dz if name.endswith("integral") else values / np.maximum(inside.sum(0), 1)
+    return np.where((dej > 0) & (dej < nz), values, np.nan)
+
+
+def section_curve(item: dict, name: str, band_um: float, window_um: float) -> np.ndarray:
+    """Excess over the section median, smoothed over ``window_um`` laterally."""
+    from scipy.ndimage import uniform_filter1d
+
+    v = column_statistic(item, name, band_um)
+    if not np.isfinite(v).any():
+        return np.full(v.shape, -np.inf)
+    e = v - np.nanmedian(v)
+    e = np.where(np.isfinite(e), e, np.nanmin(e))
+    return uniform_filter1d(e, max(1, round(window_um / item["spacing"][1])), mode="nearest")
+
+
+def evaluate(items: list[dict], name: str, band_um: float, window_um: float) -> dict:
+    curves = [(it, section_curve(it, name, band_um, window_um)) for it in items]
+    cal = np.array([c.max() for it, c in curves if it["group"] == "cal"])
+    threshold = float(np.quantile(cal, 0.9))
+    clean = np.array([c.max() for it, c in curves if it["group"] == "clean"])
+    hits, dis = 0, []
+    for it, c in curves:
+        if it["group"] != "dis":
+            continue
+        dis.append(c.max())
+        x = np.arange(c.size) * it["spacing"][1]
+        x0, x1 = it["span"]
+        hits += bool(((c > threshold) & (x >= x0) & (x <= x1)).any())
+    dis = np.array(dis)
+    return {"sensitivity": hits / dis.size, "false_flags": float((clean > threshold).mean()),
+            "auc": float((dis[:, None] > clean[None, :]).mean())}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model directory (default: bundled)")
+    parser.add_argument("--mc-dropout", type=int, default=0)
+    args = parser.parse_args(argv)
+    items = collect(args.model, mc_dropout=args.mc_dropout)
+    print("| map | band (µm) | window (µm) | sensitivity | false-flag rate | AUC |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for name in items[0]["maps"]:
+        for band in BANDS_UM:
+            for window in WINDOWS_UM:
+                rows.append((name, band, window, evaluate(items, name, band, window)))
+    for name, band, window, r in sorted(rows, key=lambda row: -row[3]["auc"]):
+        print(f"| {name} | ±{band:g} | {window:g} | {r['sensitivity']:.2f} | "
+              f"{r['false_flags']:.2f} | {r['auc']:.2f} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
