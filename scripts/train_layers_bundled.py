@@ -33,7 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from layers_phantom_data import combine_datasets, write_family_datasets
+from layers_phantom_data import (
+    DatasetSpec,
+    combine_datasets,
+    write_family_datasets,
+    write_phantom_dataset,
+)
 
 BUNDLED = Path(__file__).resolve().parents[1] / "src" / "skinoct" / "models" / "bundled" / "layers"
 
@@ -49,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--families", default="all", help="comma-separated family names")
     parser.add_argument("--per-family", type=int, default=48, help="sections per family")
+    parser.add_argument(
+        "--plain",
+        type=int,
+        default=0,
+        help="also this many sections of the round-1 plain look (render_section's own "
+        "noise model, noise 0.3-2.5; scripts/layers_phantom_data.py), so the plain look "
+        "of the held-out evaluation stays in the training distribution",
+    )
     parser.add_argument("--sections", type=int, default=4, help="sections per subject")
     parser.add_argument("--init", type=Path, default=None, help="model folder to start from")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parts = write_family_datasets(args.work / "families", families, n_per_family=args.per_family,
                                   sections_per_subject=args.sections, seed=args.seed,
                                   jobs=args.jobs)  # fmt: skip
+    if args.plain:
+        spec = DatasetSpec(n_subjects=-(-args.plain // args.sections),
+                           sections_per_subject=args.sections, seed=1000 + args.seed)  # fmt: skip
+        plain = args.work / "plain"
+        if not (plain / "index.csv").is_file():
+            write_phantom_dataset(plain, spec, jobs=args.jobs)
+        parts = {**parts, "plain": plain}
     data = combine_datasets(parts, args.work / "data")
     print(f"phantom dataset: {data} ({time.perf_counter() - t0:.0f} s)", flush=True)
     init = None
@@ -128,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 "scripts/layers_phantom_data.py",
                 "families": families,
                 "sections_per_family": args.per_family,
-                "n_sections": args.per_family * len(families),
+                "plain_look_sections": args.plain,
+                "n_sections": args.per_family * len(families) + args.plain,
                 "sections_per_subject": args.sections,
                 "seed": args.seed,
                 "family_seeds": [args.seed * 100 + k for k in range(len(families))],
@@ -137,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "bundled_recipe": {
                 "augmentation": "skinoct.layers._augment.training_transforms (MONAI "
                 "intensity transforms + speckle, flips, small rotations, zoom)",
-                "init": None if args.init is None else "previous bundled phantom-only model "
-                "(plain phantom look, 240 sections)",
+                "init": None if args.init is None else str(args.init.name),
             },
             "command": "python scripts/train_layers_bundled.py " + " ".join(argv or sys.argv[1:]),
         },
