@@ -1,4 +1,4 @@
-"""Speed of skin-layer segmentation: torch vs onnxruntime, side by side, on the CPU.
+"""Speed of skin-layer segmentation: torch vs onnxruntime (vs OpenVINO), side by side, on the CPU.
 
 Target (issue 4): one 512 × 1200 section at 1 µm in ≤ 0.15 s on 2 cores with the onnx
 engine. Each row is the median (and minimum) of ``--repeats`` calls on phantom
@@ -33,6 +33,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="model directory (default: bundled)")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 1200), metavar=("Z", "X"))
     parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=None,
+        help="engines to time (default: torch, onnx and openvino when installed)",
+    )
+    parser.add_argument(
         "--omp-wait-policy",
         default="PASSIVE",
         choices=("PASSIVE", "ACTIVE", "unset"),
@@ -56,7 +62,10 @@ def main(argv=None) -> int:
         segment_section,
         segment_sections,
     )
+    from skinoct.models import openvino_available
     from skinoct.phantom import SectionParams, render_section
+
+    engines = args.engines or ["torch", "onnx"] + (["openvino"] if openvino_available() else [])
 
     torch.set_num_threads(args.threads)
     model = load_layers_model(args.model)
@@ -70,7 +79,7 @@ def main(argv=None) -> int:
     net_in = np.zeros((1, 1, -(-gz // d) * d, -(-gx // d) * d), np.float32)
 
     rows = []
-    for engine in ("torch", "onnx"):
+    for engine in engines:
         kw = {"engine": engine, "threads": args.threads}
         if engine == "torch":
             kw = {"engine": "torch", "device": "cpu"}

@@ -148,8 +148,8 @@ def markdown(model, rows, *, args_model=None) -> str:
     cv_path = model.path / "cv_report.json"
     cv = json.loads(cv_path.read_text()) if cv_path.is_file() else None
     out = []
-    out.append("#### Cross-validation (5 folds grouped by subject, training phantoms)\n")
     if cv:
+        out.append("#### Cross-validation (5 folds grouped by subject, training phantoms)\n")
         out.append("| fold | validation sections | SC | epidermis | dermis | mean |")
         out.append("| --- | --- | --- | --- | --- | --- |")
         for f in cv["folds"]:

@@ -248,3 +248,31 @@ def test_batch_with_one_bad_input_exits_1(run_cli, tmp_path, trained_model_dir):
     )
     assert code == 1 and "bad.png" in stderr
     assert len(pd.read_csv(tmp_path / "p.csv")) == 1
+
+
+def test_predict_records_the_engine_auto_chose(run_cli, tmp_path, trained_model_dir, monkeypatch):
+    """`--engine auto` is the default; the provenance sidecar names the engine that ran."""
+    import sys
+
+    from PIL import Image
+
+    from skinoct.matrix import load_matrix_model
+
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "t.png")
+    code, stdout, stderr = run_cli(
+        "matrix", "predict", tmp_path / "t.png", "--model", trained_model_dir,
+        "--out", tmp_path / "p.csv",
+    )  # fmt: skip
+    assert code == 0, stderr
+    record = json.loads((tmp_path / "p.provenance.json").read_text())
+    engine = load_matrix_model(trained_model_dir).engine_for("auto")
+    assert record["model"]["engine"] == engine != "auto" and f"({engine}" in stdout
+    assert record["n_tiles"] == 1 and record["model"]["weights_sha256"]
+    # without OpenVINO auto falls back to onnxruntime, and says so
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    code, _, _ = run_cli(
+        "matrix", "predict", tmp_path / "t.png", "--model", trained_model_dir,
+        "--out", tmp_path / "q.csv",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "q.provenance.json").read_text())["model"]["engine"] == "onnx"

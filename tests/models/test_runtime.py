@@ -40,7 +40,8 @@ def test_engines_are_one_tuple_shared_by_both_tasks():
     [
         (True, True, True, "matrix", "openvino"),
         (True, False, True, "matrix", "onnx"),  # OpenVINO was only faster with native bf16
-        (True, False, True, "layers", "openvino"),
+        (True, False, True, "layers", "onnx"),  # the f32 U-Net: onnxruntime was faster
+        (True, True, True, "layers", "onnx"),
         (False, True, True, "matrix", "onnx"),  # clean fallback without OpenVINO
         (False, True, True, "layers", "onnx"),
         (False, False, False, "layers", "torch"),
@@ -84,3 +85,25 @@ def test_layers_auto_engine_segments_like_torch(monkeypatch, layers_model_dir):
 def test_cpu_flags_are_read_once():
     runtime.cpu_has_bf16.cache_clear()
     assert isinstance(runtime.cpu_has_bf16(), bool)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("", None), ("0", None), ("x", None)])
+def test_default_threads_follow_omp_num_threads(monkeypatch, value, expected):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert runtime.default_threads() == expected
+
+
+def test_exported_runners_keep_to_the_thread_budget(monkeypatch, matrix_model_dir):
+    """A study worker's OMP_NUM_THREADS reaches onnxruntime and OpenVINO, which would
+    otherwise take every core."""
+    from skinoct.matrix import load_matrix_model
+    from skinoct.models import OnnxRunner
+
+    path = load_matrix_model(matrix_model_dir).onnx_path()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert OnnxRunner(path).session.get_session_options().intra_op_num_threads == 1
+    assert OnnxRunner(path, threads=2).session.get_session_options().intra_op_num_threads == 2
+    if runtime.openvino_available():
+        from skinoct.models import OpenVinoRunner
+
+        assert OpenVinoRunner(path).compiled.get_property("INFERENCE_NUM_THREADS") == 1

@@ -163,3 +163,19 @@ def uniformity_grader(tiles, model, *, engine="torch", **_):
 
 
 FAKE_MODEL_MANIFEST = {"weights_sha256": "0" * 64}
+
+
+def thread_report(volume, *, out_dir, dej=None):
+    """The thread share this worker got: torch's, the environment's and the runners'."""
+    import torch
+
+    from skinoct.models import default_threads
+
+    return {
+        "score": 1.0,
+        "metrics": {
+            "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": int(os.environ.get("OMP_NUM_THREADS", "0")),
+            "runner_threads": default_threads() or 0,
+        },
+    }

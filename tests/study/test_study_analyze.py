@@ -275,3 +275,34 @@ def test_analysis_accepts_engine_auto_and_rejects_unknown_engines():
     assert AnalysisOptions(engine="auto").engine == "auto"
     with pytest.raises(InputError, match="engine must be"):
         AnalysisOptions(engine="tensorrt")
+    assert AnalysisOptions().engine == "auto"  # the default (issue 14)
+
+
+def test_analysis_json_names_the_engines_auto_chose(stand_ins, volume_file, tmp_path):
+    from skinoct.models import resolve_engine
+
+    r = analyze_mod.analyze_volume(volume_file, out_dir=tmp_path, **SMALL)
+    saved = json.loads((tmp_path / "analysis.json").read_text())
+    assert saved["options"]["engine"] == "auto"
+    want = {t: resolve_engine("auto", task=t, device="cpu") for t in ("layers", "matrix")}
+    assert saved["versions"]["engines"] == r["versions"]["engines"] == want
+    assert "auto" not in want.values()
+
+
+def test_auto_falls_back_cleanly_without_openvino(stand_ins, volume_file, monkeypatch):
+    import sys
+
+    import skinoct.models._runtime as runtime
+    from skinoct.study import model_fingerprint
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino → ImportError
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)  # would favour OpenVINO
+    assert not runtime.openvino_available()
+    r = analyze_mod.analyze_volume(volume_file, **SMALL)
+    want = "onnx" if runtime.onnxruntime_available() else "torch"
+    assert r["versions"]["engines"] == {"layers": want, "matrix": want}
+    assert r["score"] == 4.0  # the analysis itself is unaffected
+    # the study's input hash sees the engine auto resolves to (no silent mix on resume)
+    assert model_fingerprint()["engines"] == {"layers": want, "matrix": want}
+    assert model_fingerprint(engine="torch")["engines"] == {"layers": "torch", "matrix": "torch"}
+    assert "engines" not in model_fingerprint(engine=None)

@@ -13,7 +13,6 @@ clear differences and invents none, not the outcome of a coin flip at p ≈ α.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -82,15 +81,20 @@ def test_real_segmentation_matches_the_phantom_surfaces(demo):
         assert measured["coverage_dej"] > 0.95
 
 
-def test_real_analysis_is_deterministic(demo, tmp_path):
+def test_real_analysis_is_deterministic(demo, tmp_path, monkeypatch):
     subject = "S001"
     volume = demo.out_dir / "cohort" / "volumes" / f"{subject}.ome.tif"
     import torch
 
-    # Same configuration as the demo's 2 workers (run.py gives each cpu_count // 2
-    # threads): float reductions may round differently with another thread count.
+    from skinoct.study._workers import available_cpus
+
+    # Same configuration as the demo's 2 workers (each gets CPUs // 2 threads: torch and,
+    # through OMP_NUM_THREADS, the onnxruntime runners of the default engine 'auto'):
+    # float reductions may round differently with another thread count.
+    share = max(1, available_cpus() // 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", str(share))
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    torch.set_num_threads(share)
     try:
         analyze_volume(volume, out_dir=tmp_path, **OPTIONS)
     finally:

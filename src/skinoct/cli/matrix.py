@@ -24,6 +24,13 @@ def _say(line: str) -> None:
     err_console.print(line, highlight=False, markup=False)
 
 
+def _provenance_path(out: Path) -> Path:
+    """The provenance sidecar of a predictions CSV: ``pred.csv`` → ``pred.provenance.json``."""
+    return out.with_name(
+        f"{out.stem if out.suffix.lower() == '.csv' else out.name}.provenance.json"
+    )
+
+
 def _notice(model) -> None:
     text = model.manifest.get("notice")
     if text:
@@ -338,12 +345,17 @@ def predict(
         False, "--tta", help="Average over the 8 rotations/mirrorings of each tile (8× work)."
     ),
 ) -> int:
-    """Grade tiles: grade, softmax probabilities and expected grade Σ p·g per tile."""
+    """Grade tiles: grade, softmax probabilities and expected grade Σ p·g per tile.
+
+    Writes OUT (CSV) and beside it OUT's name + .provenance.json: the model's identity,
+    the engine that ran (what auto chose) and the options.
+    """
     import numpy as np
     import pandas as pd
 
-    from skinoct.io import write_text
+    from skinoct.io import write_json, write_text
     from skinoct.matrix import ENGINES, expected_grade, load_matrix_model, predict_tiles
+
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     grader = load_matrix_model(model)
@@ -399,6 +411,15 @@ def predict(
         table[f"p_{g}"] = probs[:, j]
     table["expected_grade"] = expected_grade(probs, classes=grader.classes)
     write_text(out, table.to_csv(index=False, float_format="%.5g"))
+    write_json(
+        _provenance_path(out),
+        {
+            "model": grader.provenance(engine=engine),  # the engine that ran, 'auto' resolved
+            "options": {"batch_size": batch_size, "tta": tta, "threads": threads},
+            "inputs": [str(p) for p in inputs],
+            "n_tiles": len(table),
+        },
+    )
     console.print(
         f"{len(table)} tiles graded ({engine}{', 8-view TTA' if tta else ''}) → {out}; "
         "mean expected grade "

@@ -175,8 +175,12 @@ def _parse_options(items: list[str] | None) -> dict:
 def run(
     manifest: Path = typer.Argument(..., help="CSV: subject, group, volume[, dej, site, visit]."),
     out: Path = typer.Option(..., "--out", help="Study folder (results, tables, report)."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Local worker processes (default: one per CPU; 0 = this process)."
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        help="Local worker processes: auto (split the CPUs between processes and threads "
+        "by a measured rule, bounded by memory; recorded in study.json), a number "
+        "(CPUs shared between them) or 0 (this process).",
     ),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Run on an existing Dask cluster, e.g. tcp://host:8786."
@@ -190,7 +194,12 @@ def run(
     section_step: int = typer.Option(
         1, "--section-step", help="Segment every k-th vertical section, interpolate between."
     ),
-    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto (the fastest installed for this CPU; the engine used is recorded in "
+        "each analysis.json), torch, onnx or openvino.",
+    ),
     function: str | None = typer.Option(
         None, "--function", help="Custom per-volume function 'module:name' (default: analyze)."
     ),
@@ -205,11 +214,14 @@ def run(
     from skinoct.cli._common import EXIT_ALL_FAILED, EXIT_OK, EXIT_SOME_FAILED, STATE
     from skinoct.errors import InputError
     from skinoct.io import provenance_banner
+    from skinoct.study import plan_workers
     from skinoct.study.run import ManifestError, read_manifest, run_study
     from skinoct.study.stats import check_group_sizes
 
-    if workers is not None and workers < 0:
-        raise InputError(f"--workers must be ≥ 0, got {workers}")
+    try:
+        plan_workers(workers, n_tasks=1)
+    except InputError:
+        raise InputError(f"--workers must be auto or an integer ≥ 0, got {workers!r}") from None
     if section_step < 1:
         raise InputError(f"--section-step must be ≥ 1, got {section_step}")
     try:
@@ -230,10 +242,10 @@ def run(
             "layers_model": None if layers_model is None else str(layers_model.resolve()),
             "matrix_model": None if matrix_model is None else str(matrix_model.resolve()),
             "section_step": section_step,
-            **({"engine": engine} if engine != "torch" else {}),
+            **({"engine": engine} if engine != "auto" else {}),
             **options,
         }
-    elif layers_model or matrix_model or section_step != 1 or engine != "torch":
+    elif layers_model or matrix_model or section_step != 1 or engine != "auto":
         raise InputError(
             "--layers-model/--matrix-model/--section-step/--engine apply to the default "
             "analysis only; pass options of a custom --function with --option"
@@ -323,7 +335,12 @@ def analyze(
     tile_size: float = typer.Option(
         400.0, "--tile-size", help="Side of the dermal tiles in µm (seed 002: 400)."
     ),
-    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto (the fastest installed for this CPU; the engine used is recorded in "
+        "analysis.json), torch, onnx or openvino.",
+    ),
     spacing: str | None = typer.Option(
         None, "--spacing", help="Override the spacing in µm (dz dy dx, or one value)."
     ),
@@ -376,8 +393,8 @@ def demo(
     subjects_per_group: int = typer.Option(
         4, "--subjects-per-group", help="Phantom subjects in each of the three groups."
     ),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Worker processes (default: one per CPU; 0 = this process)."
+    workers: str = typer.Option(
+        "auto", "--workers", help="Worker processes: auto, a number, or 0 (this process)."
     ),
     seed: int = typer.Option(0, "--seed", help="Cohort seed."),
 ) -> int:

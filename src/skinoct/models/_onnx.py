@@ -9,6 +9,7 @@ import numpy as np
 
 from skinoct.errors import ModelError
 from skinoct.io import atomic_path
+from skinoct.models._runtime import default_threads
 
 __all__ = ["OnnxRunner", "OpenVinoRunner", "export_onnx"]
 
@@ -64,7 +65,8 @@ class OnnxRunner:
     path : str or Path
         The ``.onnx`` file.
     threads : int, optional
-        Intra-op threads (default: onnxruntime's choice, all cores).
+        Intra-op threads (default: ``OMP_NUM_THREADS`` when set, else onnxruntime's
+        choice, all cores; :func:`~skinoct.models.default_threads`).
     spin : bool
         Let idle intra-op threads busy-wait for the next run (onnxruntime's default).
         ``False`` frees the cores at once, which is faster when other CPU work (torch
@@ -78,6 +80,7 @@ class OnnxRunner:
         if not self.path.is_file():
             raise ModelError("ONNX file not found", path=self.path)
         options = ort.SessionOptions()
+        threads = threads or default_threads()
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
@@ -105,7 +108,8 @@ class OpenVinoRunner:
     path : str or Path
         The ``.onnx`` file (the same file :class:`OnnxRunner` runs).
     threads : int, optional
-        Inference threads (default: OpenVINO's choice, all cores).
+        Inference threads (default: ``OMP_NUM_THREADS`` when set, else OpenVINO's
+        choice, all cores).
     precision : {'bf16', 'f32'}
         OpenVINO's inference precision hint. ``'bf16'`` computes in bfloat16 where the CPU
         has native support (AVX-512 BF16, AMX) and in float32 elsewhere; on the 2-core
@@ -134,6 +138,7 @@ class OpenVinoRunner:
         if not self.path.is_file():
             raise ModelError("ONNX file not found", path=self.path)
         config = {"INFERENCE_PRECISION_HINT": precision}
+        threads = threads or default_threads()
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:

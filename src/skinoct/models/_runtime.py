@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from typing import Literal
 
 from skinoct.errors import InputError
@@ -17,6 +18,7 @@ __all__ = [
     "ENGINES",
     "Engine",
     "cpu_has_bf16",
+    "default_threads",
     "openvino_available",
     "resolve_device",
     "resolve_engine",
@@ -97,6 +99,21 @@ def cpu_has_bf16() -> bool:
     return False
 
 
+def default_threads() -> int | None:
+    """The thread budget of this process for the exported engines, or None (all cores).
+
+    ``OMP_NUM_THREADS`` when it is a positive integer: torch follows it, but onnxruntime
+    and OpenVINO would take every core regardless, so their runners read it here. A
+    study worker gets its share this way (:func:`skinoct.study.plan_workers`).
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    try:
+        threads = int(value)
+    except ValueError:
+        return None
+    return threads if threads > 0 else None
+
+
 def _cuda_available() -> bool:
     import torch
 
@@ -108,9 +125,11 @@ def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -
 
     ``'auto'`` never returns ``'openvino-int8'``: that one needs a model-specific agreement
     check, so the grading model chooses it itself (:meth:`skinoct.matrix.MatrixModel.engine_for`).
-    ``'auto'`` picks, in order: OpenVINO when importable (for grading, ``task='matrix'``,
-    only on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured
-    1.3–1.4× faster than onnxruntime, BENCHMARKS.md), then onnxruntime, then torch.
+    ``'auto'`` picks, in order: OpenVINO when importable for grading (``task='matrix'``)
+    on CPUs with native bfloat16 — AVX-512 BF16 / AMX — where it was measured 1.3–1.4×
+    faster than onnxruntime (BENCHMARKS.md), then onnxruntime, then torch. The layer
+    U-Net runs in float32 on OpenVINO, which segmented the default volume 1.1× slower
+    than onnxruntime (BENCHMARKS.md "Studies"): ``'auto'`` gives it onnxruntime.
     With a CUDA ``device`` (or ``'auto'`` where torch sees a GPU) it is torch: the
     exported engines run on the CPU.
 
@@ -127,7 +146,7 @@ def resolve_engine(engine: str = "auto", *, task: str = "layers", device=None) -
         str(device).startswith("cuda") or (str(device) == "auto" and _cuda_available())
     ):
         return "torch"
-    if openvino_available() and (task != "matrix" or cpu_has_bf16()):
+    if task == "matrix" and openvino_available() and cpu_has_bf16():
         return "openvino"
     if onnxruntime_available():
         return "onnx"

@@ -3,7 +3,8 @@
 - :func:`analyze_volume` — one volume: layer surfaces, 3-D morphometry, dermal
   quality depth profile below the local DEJ and the volume's mean score;
 - :func:`run_study` — a manifest of volumes, in local processes or on a Dask
-  cluster, resumable; ``scores.csv`` and ``profiles.csv``;
+  cluster, resumable; ``scores.csv`` and ``profiles.csv``; :func:`plan_workers` — how
+  it splits the CPUs between worker processes and threads (``workers='auto'``);
 - :func:`group_statistics` — mean ± SD, one-way ANOVA + Tukey HSD, Kruskal–Wallis +
   Dunn, η², ε², Cohen's d with CIs, small-sample warnings; :func:`write_statistics`
   writes them as ``stats.json`` + CSV (+ XLSX) tables;
@@ -14,6 +15,7 @@
 Importing this package loads neither torch nor the models.
 """
 
+from skinoct.study._workers import WorkerPlan, plan_workers
 from skinoct.study.analyze import AnalysisOptions, analyze_volume, model_fingerprint
 from skinoct.study.demo import compare_with_truth, run_demo
 from skinoct.study.report import render_report, write_report
@@ -43,6 +45,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "StudyResult",
+    "WorkerPlan",
     "analyze_volume",
     "check_group_sizes",
     "cohens_d",
@@ -52,6 +55,7 @@ __all__ = [
     "group_mean_profiles",
     "group_statistics",
     "model_fingerprint",
+    "plan_workers",
     "read_manifest",
     "read_scores",
     "render_report",

@@ -25,16 +25,27 @@ def model_info(model, kind: str) -> dict[str, Any]:
     }
 
 
-def model_fingerprint(*, layers_model=None, matrix_model=None, **_ignored) -> dict[str, str | None]:
+def model_fingerprint(
+    *, layers_model=None, matrix_model=None, engine: str | None = "auto", **_ignored
+) -> dict[str, Any]:
     """Identity of the models :func:`analyze_volume` would use: their weights' SHA-256.
 
     Read from the model manifests (``model.json``) without loading the weights; the
-    bundled models when ``None``. Used by :func:`skinoct.study.run_study` so that a
-    study re-run with other models recomputes every subject.
+    bundled models when ``None``. Unless ``engine`` is None, also ``engines``: what the
+    analysis option ``engine`` (default ``'auto'``, as in :class:`AnalysisOptions`)
+    resolves to on this machine
+    (:func:`skinoct.models.resolve_engine`), so that a study resumed where another
+    engine would run recomputes its subjects instead of mixing engines. Used by
+    :func:`skinoct.study.run_study` so that a study re-run with other models recomputes
+    every subject.
     """
-    from skinoct.models import MANIFEST_NAME, bundled_model_dir
+    from skinoct.models import MANIFEST_NAME, bundled_model_dir, resolve_engine
 
-    out: dict[str, str | None] = {}
+    out: dict[str, Any] = {}
+    if engine is not None:
+        out["engines"] = {
+            task: resolve_engine(engine, task=task, device="cpu") for task in ("layers", "matrix")
+        }
     for kind, given in (("layers", layers_model), ("matrix", matrix_model)):
         if given is not None and not isinstance(given, (str, Path)):
             out[kind] = getattr(given, "manifest", {}).get("weights_sha256")
@@ -66,7 +77,7 @@ def load_models(layers_model, matrix_model):
         if isinstance(given, cls):
             return given
         key = (kind, str(Path(given).resolve()) if given is not None else "<bundled>")
-        stamp = model_fingerprint(**{f"{kind}_model": given}).get(kind)
+        stamp = model_fingerprint(**{f"{kind}_model": given}, engine=None).get(kind)
         hit = _MODELS.get(key)
         if hit is None or hit[0] != stamp or stamp is None:
             _MODELS[key] = (stamp, loader(given))

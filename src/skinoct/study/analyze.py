@@ -93,7 +93,9 @@ class AnalysisOptions:
         Segment most sections only down to the deepest DEJ of a pilot pass (one
         section in 16, full depth) plus this margin; None segments every section at
         full depth.
-    engine : {'torch', 'auto', 'onnx', 'openvino'}
+    engine : {'auto', 'torch', 'onnx', 'openvino'}
+        ``'auto'``: the fastest engine installed for this CPU; the engines that ran are
+        recorded in ``analysis.json`` (``versions.engines``).
     batch_size : int
         Sections per segmentation batch.
     n_overlays : int
@@ -115,7 +117,7 @@ class AnalysisOptions:
     entropy_band_um: float = 5.0
     uncertain_flag_fraction: float = 0.10
     crop_margin_um: float | None = 60.0
-    engine: str = "torch"
+    engine: str = "auto"
     batch_size: int = 4
     n_overlays: int = 3
     dej_margin_um: float = 2.0

@@ -141,7 +141,7 @@ def run_demo(
     subjects_per_group: int = 4,
     volume_size_um: tuple[float, float, float] = DEMO_VOLUME_UM,
     seed: int = 0,
-    workers: int | None = None,
+    workers: int | str | None = "auto",
     section_step: int = 8,
     progress: Callable[..., Iterable] | None = None,
     on_result: Callable[[str, dict], None] | None = None,
@@ -160,8 +160,8 @@ def run_demo(
         Phantom volume size ``(z, y, x)`` in µm (1 µm pixels).
     seed : int
         Cohort seed (the same seed gives the same volumes).
-    workers : int, optional
-        Worker processes for the analysis (default one per CPU).
+    workers : 'auto', int or None
+        Worker processes for the analysis (see :func:`run_study`; default ``'auto'``).
     section_step : int
         Segment every k-th vertical section (8: the demo's speed setting).
     progress : callable, optional

@@ -3,28 +3,29 @@
 Three ways, one contract: ``execute(tasks, fn, options, ...)`` yields ``(task, outcome)``
 pairs as subjects finish, where ``outcome`` is ``{"status": "ok", "result": ...}`` or
 ``{"status": "failed", "error": ..., "traceback": ...}`` (a failure is a result, never
-an exception): in this process (``workers=0``), in local spawned processes (one fresh
-process per subject after a worker dies), or on a Dask cluster.
+an exception): in this process (``plan.processes == 0``), in local spawned processes
+with ``plan.threads`` threads each (one fresh process per subject after a worker dies),
+or on a Dask cluster.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from skinoct.errors import InputError
+from skinoct.study._workers import WorkerPlan, apply_thread_budget, thread_environment
 from skinoct.study.manifest import SubjectTask
 
 __all__ = ["call_task", "execute"]
 
 
 def _init_worker(threads: int) -> None:
-    """Pool initializer: one BLAS/torch thread budget per worker process."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
+    """Pool initializer: one thread budget per worker process (torch, BLAS, the
+    onnxruntime / OpenVINO runners: :func:`skinoct.models.default_threads`)."""
+    apply_thread_budget(threads)
 
 
 def call_task(fn: Callable, task: SubjectTask, options: dict) -> dict[str, Any]:
@@ -70,23 +71,28 @@ def execute(
     fn: Callable,
     options: dict,
     *,
-    workers: int | None,
+    plan: WorkerPlan | None,
     scheduler,
     timeout_s: float,
 ) -> Iterator[tuple[SubjectTask, dict]]:
+    """Run ``fn`` on every task; yield ``(task, outcome)`` as subjects finish.
+
+    ``plan`` (:func:`skinoct.study._workers.plan_workers`) gives the local processes
+    and threads per process; it is ignored with a Dask ``scheduler``.
+    """
     if not tasks:
         return iter(())
     if scheduler is not None:
         client = _connect(scheduler, timeout_s)  # fails here, before any work
         return _run_dask(tasks, fn, options, client, own=client is not scheduler)
-    n = (os.cpu_count() or 1) if workers is None else workers
-    n = min(n, len(tasks))
-    if n == 0:
+    if plan.processes == 0:
         return ((t, call_task(fn, t, options)) for t in tasks)
-    return _run_pool(tasks, fn, options, workers=n)
+    return _run_pool(
+        tasks, fn, options, workers=min(plan.processes, len(tasks)), threads=plan.threads
+    )
 
 
-def _run_pool(tasks, fn, options, *, workers: int):
+def _run_pool(tasks, fn, options, *, workers: int, threads: int):
     """Local processes (spawned: safe with torch/OpenMP already loaded).
 
     If a worker process dies (killed, out of memory, a crash in native code), the pool
@@ -97,13 +103,13 @@ def _run_pool(tasks, fn, options, *, workers: int):
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
     pending: list[SubjectTask] = []
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
     ) as pool:
-        futures = {pool.submit(call_task, fn, t, options): t for t in tasks}
+        with thread_environment(threads):  # the processes start on the first submissions
+            futures = {pool.submit(call_task, fn, t, options): t for t in tasks}
         for fut in as_completed(futures):
             task = futures[fut]
             try:
@@ -125,7 +131,8 @@ def _run_pool(tasks, fn, options, *, workers: int):
             pool = ProcessPoolExecutor(
                 1, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
             )
-            running[pool.submit(call_task, fn, task, options)] = (task, pool)
+            with thread_environment(threads):
+                running[pool.submit(call_task, fn, task, options)] = (task, pool)
         done = next(as_completed(list(running)))
         task, pool = running.pop(done)
         try:
@@ -187,4 +194,3 @@ def _run_dask(tasks, fn, options, client, *, own: bool):
     finally:
         if own:
             client.close()
-

@@ -51,6 +51,7 @@ from typing import Any
 from skinoct._version import __version__
 from skinoct.errors import InputError
 from skinoct.io import remove_stale_temp_files, write_json
+from skinoct.study._workers import WorkerPlan, estimate_worker_memory_mb, plan_workers
 from skinoct.study.collect import (
     StudyResult,
     collect_results,
@@ -75,6 +76,7 @@ __all__ = [
     "ManifestError",
     "StudyResult",
     "SubjectTask",
+    "WorkerPlan",
     "collect_results",
     "input_hash",
     "read_manifest",
@@ -166,14 +168,13 @@ def _fingerprint(fn: Callable, options: dict) -> dict:
     return dict(maker(**options)) if callable(maker) else {}
 
 
-
 def run_study(
     manifest: str | Path | Manifest,
     out_dir: str | Path,
     *,
     function: str | Callable | None = None,
     options: dict[str, Any] | None = None,
-    workers: int | None = None,
+    workers: int | str | None = "auto",
     scheduler: Any = None,
     progress: Callable[..., Iterable] | None = None,
     on_result: Callable[[str, dict], None] | None = None,
@@ -193,11 +194,15 @@ def run_study(
     options : dict, optional
         Keyword options passed to ``function`` (JSON-serialisable: they enter the
         input hash).
-    workers : int, optional
-        Local worker processes (default: the number of CPUs, at most the number of
-        subjects to do). ``0`` runs everything in this process. Workers are
-        *spawned* (safe with torch and OpenMP already loaded), so a script that calls
-        this function must guard its entry point with ``if __name__ == "__main__":``.
+    workers : 'auto', int or None
+        Local worker processes. ``'auto'`` (default; None means the same) splits the
+        CPUs between processes and threads per process by a measured rule, bounded
+        by the memory one worker needs (:func:`skinoct.study.plan_workers`);
+        an int ``n`` runs ``n`` processes (at most one per subject to do) with
+        ``CPUs // n`` threads each; ``0`` runs everything in this process. The split
+        is recorded in ``study.json`` (``workers``). Workers are *spawned* (safe with
+        torch and OpenMP already loaded), so a script that calls this function must
+        guard its entry point with ``if __name__ == "__main__":``.
     scheduler : str or dask.distributed.Client, optional
         Address (``tcp://host:8786``) of a running Dask scheduler, or a client: run
         the subjects on that cluster instead of local processes. Volumes and
@@ -226,17 +231,15 @@ def run_study(
         manifest = read_manifest(manifest)
     fn = resolve_function(function)
     options = dict(options or {})
-    if workers is not None and workers < 0:
-        raise InputError(f"workers must be ≥ 0, got {workers}")
+    plan_workers(workers, n_tasks=1)  # a bad value fails here, before any work
     name = _function_name(fn)
     fingerprint = _fingerprint(fn, options)
     (out_dir / "subjects").mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)  # left by a killed run; nothing of ours is writing yet
 
     todo, skipped = _plan(manifest, out_dir, name=name, options=options, fingerprint=fingerprint)
-    stream = execute(
-        todo, fn, options, workers=workers, scheduler=scheduler, timeout_s=connect_timeout_s
-    )
+    plan = _worker_plan(workers, todo, scheduler)
+    stream = execute(todo, fn, options, plan=plan, scheduler=scheduler, timeout_s=connect_timeout_s)
     if progress is not None and todo:
         stream = progress(stream, description=f"{len(todo)} subject(s)", total=len(todo))
     computed: list[str] = []
@@ -254,10 +257,20 @@ def run_study(
         name=name,
         options=options,
         fingerprint=fingerprint,
-        workers=workers,
+        workers=None if plan is None else plan.to_dict(),
         scheduler=scheduler,
     )
     return result
+
+
+def _worker_plan(workers, todo: list[SubjectTask], scheduler) -> WorkerPlan | None:
+    """The local split of the CPUs (None on a Dask cluster, which has its own)."""
+    if scheduler is not None:
+        return None
+    memory = None
+    if str(workers).strip().lower() in ("auto", "none") and todo:
+        memory = estimate_worker_memory_mb([t.volume for t in todo])
+    return plan_workers(workers, n_tasks=len(todo), memory_per_worker_mb=memory)
 
 
 def _plan(manifest: Manifest, out_dir: Path, *, name: str, options: dict, fingerprint: dict):
