@@ -76,6 +76,7 @@ def analyze(path: Path, out: Path, section_step: int, engine: str, matrix_model=
         "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "score": result["score"],
         "shape": result["input"]["shape"],
+        "dtype": result["input"]["dtype"],
         "sections_segmented": result["dej"]["sections_segmented"],
         "flags": result["flags"],
     }
@@ -219,7 +220,7 @@ def main() -> None:
         print(json.dumps(record))
         return
     print(
-        f"volume {record['shape']} uint16, section step {args.section_step} "
+        f"volume {record['shape']} {record.get('dtype', '?')}, section step {args.section_step} "
         f"({record['sections_segmented']} sections), engine {args.engine}, "
         f"{args.threads} threads, {record['cpus']} CPUs"
     )
