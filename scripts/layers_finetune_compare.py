@@ -109,14 +109,20 @@ def epochs_run(model_dir: Path) -> int | None:
     return json.loads(path.read_text(encoding="utf-8")).get("training", {}).get("epochs_run")
 
 
-def table(results: dict) -> str:
+def score_rows(scores: dict) -> list[str]:
+    """Markdown table of mean Dice, Dice per layer and DEJ error, one row per model."""
     rows = [
         "| model | mean Dice | " + " | ".join(f"Dice {n}" for n in LAYERS) + " | DEJ error (µm) |",
         "|---|---|" + "---|" * len(LAYERS) + "---|",
     ]
-    for name, r in results["scores"].items():
+    for name, r in scores.items():
         cells = [f"{r.get(n, float('nan')):.3f}" for n in ("mean_dice", *LAYERS)]
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {r['dej_mae_um']:.1f} |")
+    return rows
+
+
+def table(results: dict) -> str:
+    rows = score_rows(results["scores"])
     meta = results["meta"]
     epochs = ", ".join(f"{arm} {n}" for arm, n in meta.get("epochs_run", {}).items())
     rows.append("")

@@ -172,14 +172,8 @@ def prominences(maxima: Maxima, *, floor: float, significant: float) -> np.ndarr
     col: dict[int, float] = {}  # winner -> highest pass to a significant loser
     out = prom.tolist()
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for (u, v), s in zip(maxima.edges.tolist(), maxima.passes.tolist(), strict=True):
-        ru, rv = find(u), find(v)
+        ru, rv = _find(parent, u), _find(parent, v)
         if ru == rv:
             continue
         bu, bv = best[ru], best[rv]
@@ -224,14 +218,8 @@ def h_maxima_mask(image: np.ndarray, h: float, *, connectivity: int = 2) -> np.n
     dynamic = np.full(k, np.inf)
     top = dynamic.tolist()
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for (u, v), s in zip(maxima.edges.tolist(), maxima.passes.tolist(), strict=True):
-        ru, rv = find(u), find(v)
+        ru, rv = _find(parent, u), _find(parent, v)
         if ru == rv:
             continue
         hu, hv = val[alive[ru][0]], val[alive[rv][0]]
@@ -248,3 +236,11 @@ def h_maxima_mask(image: np.ndarray, h: float, *, connectivity: int = 2) -> np.n
         parent[rv] = ru
     keep = np.flatnonzero(np.asarray(top) >= h)
     return np.isin(maxima.plateau, keep)
+
+
+def _find(parent: list[int], i: int) -> int:
+    """Root of ``i`` in a union-find forest, halving the path on the way (Tarjan 1975)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
