@@ -148,7 +148,7 @@ def markdown(model, rows, *, args_model=None) -> str:
     cv_path = model.path / "cv_report.json"
     cv = json.loads(cv_path.read_text()) if cv_path.is_file() else None
     out = []
-    if cv:
+    if cv and len(cv["folds"]) > 1:  # a single hold-out split has no spread to report
         out.append("#### Cross-validation (5 folds grouped by subject, training phantoms)\n")
         out.append("| fold | validation sections | SC | epidermis | dermis | mean |")
         out.append("| --- | --- | --- | --- | --- | --- |")
