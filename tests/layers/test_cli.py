@@ -290,3 +290,28 @@ def test_train_can_fine_tune_the_bundled_model(run_cli, dataset_dir, tmp_path):
     assert tuned.spec == bundled.spec and tuned.spacing_um == bundled.spacing_um
     assert tuned.manifest["training"]["init"]["sha256"] == bundled.weights_sha256
     assert tuned.weights_sha256 != bundled.weights_sha256
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], None),  # auto: the fastest engine installed here
+        (["--mc-dropout", "2"], "torch"),  # MC-dropout needs the torch network
+    ],
+)
+def test_segment_default_engine_is_auto_and_the_outputs_name_the_one_that_ran(
+    run_cli, sections, tiny_model_dir, tmp_path, args, expected
+):
+    from skinoct.models import resolve_engine
+
+    expected = expected or resolve_engine("auto", task="layers", device="cpu")
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "layers", "segment", sections[0], "--out", out, "--model", tiny_model_dir,
+        "--device", "cpu", *args,
+    )  # fmt: skip
+    assert code == 0, err
+    stem = sections[0].name.removesuffix(".ome.tif")
+    record = json.loads((out / f"{stem}.metrics.json").read_text())
+    assert record["options"]["engine"] == expected
+    assert ordering_violations(read_image(out / f"{stem}_mask.tif").data) == 0

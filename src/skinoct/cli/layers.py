@@ -304,7 +304,12 @@ def segment(
     mc_dropout: int = typer.Option(
         0, "--mc-dropout", help="MC-dropout passes for epistemic uncertainty (torch engine)."
     ),
-    engine: str = typer.Option("torch", "--engine", help="torch, onnx, openvino or auto."),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="torch, onnx, openvino or auto (default: the fastest installed; torch with "
+        "--mc-dropout or a GPU).",
+    ),
     spacing: str | None = typer.Option(
         None, "--spacing", help="Pixel size DZ DX in µm; overrides the files' metadata."
     ),
@@ -331,7 +336,13 @@ def segment(
     prefer_passive_openmp()
     from skinoct.cli._axes import read_section_checked
     from skinoct.io import provenance_banner
-    from skinoct.layers import image_stem, load_layers_model, segment_section, write_segmentation
+    from skinoct.layers import (
+        image_stem,
+        load_layers_model,
+        resolve_section_engine,
+        segment_section,
+        write_segmentation,
+    )
 
     # engine and MC-dropout are checked by segment_section (its error names the argument)
     override = parse_spacing(spacing, ndim=2)
@@ -352,6 +363,10 @@ def segment(
     else:
         model = load_layers_model(model_dir)
     _notice(model)
+    try:  # the outputs record the engine that runs, not 'auto'
+        engine = resolve_section_engine(engine, mc_dropout=mc_dropout, device=device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     options = {"engine": engine, "tta": tta, "mc_dropout": mc_dropout, "ensemble": ensemble,
                "decoding": decoding}  # fmt: skip
 
@@ -411,7 +426,9 @@ def export(
 def evaluate(
     data_dir: Path = typer.Argument(..., help="Annotated dataset: images/ and masks/."),
     model_dir: Path | None = typer.Option(None, "--model", help=_MODEL_HELP),
-    engine: str = typer.Option("torch", "--engine", help="torch or onnx."),
+    engine: str = typer.Option(
+        "auto", "--engine", help="torch, onnx, openvino or auto (the fastest installed)."
+    ),
     tta: bool = typer.Option(False, "--tta", help="Average with the left-right mirror."),
     out: Path | None = typer.Option(None, "--out", help="Write the per-section report (JSON)."),
     device: str = typer.Option("auto", "--device", help="Torch device: auto, cpu or cuda."),
@@ -419,11 +436,12 @@ def evaluate(
     """Dice per layer of a model on an annotated dataset (e.g. your own held-out data)."""
     prefer_passive_openmp()
     from skinoct.io import write_json
-    from skinoct.layers import evaluate_dataset, load_layers_model
+    from skinoct.layers import evaluate_dataset, load_layers_model, resolve_section_engine
 
     model = load_layers_model(model_dir)
     _notice(model)
     try:
+        engine = resolve_section_engine(engine, device=device)  # the report names it
         report = evaluate_dataset(model, data_dir, engine=engine, tta=tta, device=device)
     except ValueError as exc:  # invalid options, checked by the library
         if isinstance(exc, InputError):

@@ -44,6 +44,7 @@ from skinoct.layers._inference import (
     SegmentationResult,
     normalized_entropy,
     predict_logits,
+    resolve_section_engine,
     segment_section,
     segment_sections,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "ordering_violations",
     "plan_recipe",
     "predict_logits",
+    "resolve_section_engine",
     "save_layers_model",
     "section_flag_scores",
     "segment_section",

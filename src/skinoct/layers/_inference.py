@@ -20,6 +20,7 @@ __all__ = [
     "SegmentationResult",
     "normalized_entropy",
     "predict_logits",
+    "resolve_section_engine",
     "segment_section",
     "segment_sections",
 ]
@@ -273,8 +274,7 @@ def segment_sections(
 
     from skinoct.errors import InputError
 
-    # MC-dropout needs the torch network: 'auto' picks it then
-    engine = "torch" if engine == "auto" and mc_dropout else _check_engine(engine, device)
+    engine = resolve_section_engine(engine, mc_dropout=mc_dropout, device=device)
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
     mc_dropout = int(mc_dropout)
@@ -370,6 +370,22 @@ def _check_engine(engine: str, device=None) -> str:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     return resolve_engine(engine, task="layers", device=device)
+
+
+def resolve_section_engine(engine: str, *, mc_dropout: int = 0, device=None) -> str:
+    """The engine :func:`segment_section` runs for these options (``'auto'`` resolved).
+
+    MC-dropout needs the torch network, so ``'auto'`` gives torch then; otherwise
+    ``'auto'`` is the fastest engine installed here (:func:`skinoct.models.resolve_engine`).
+
+    Raises
+    ------
+    ValueError
+        An unknown engine name.
+    """
+    if engine == "auto" and mc_dropout:
+        return "torch"
+    return _check_engine(engine, device)
 
 
 def _grid_logits(model, chunk, spacing, *, tta, mc_dropout, device, runner, seed):
