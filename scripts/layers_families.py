@@ -145,6 +145,7 @@ def run(args) -> dict:
             cache.write_text(json.dumps(results["models"][name], indent=1), encoding="utf-8")
         scores = results["models"][name]["test"]
         print(name, {f: round(v["mean_dice"], 4) for f, v in scores.items()}, flush=True)
+    results["labels"] = dict(args.label)
     results["budget"] = {
         "per_family_train": args.per_family, "per_family_test": args.test_per_family,
         "epochs": args.epochs, "patches_per_section": args.patches_per_section,
@@ -171,8 +172,10 @@ def markdown(results: dict) -> str:
         for fam, r in run["test"].items():
             label = f"{fam} (held out)" if name != "in-domain" else f"{fam} (in-domain)"
             lines.append(_row(label, r))
+    labels = results.get("labels", {})
     for name, model in results["models"].items():
-        lines += ["", f"Model `{name}` (`{model['path']}`, sha256 "
+        what = labels.get(name, f"`{model['path']}`")
+        lines += ["", f"Model `{name}` ({what}, sha256 "
                       f"`{model['weights_sha256'][:12]}…`) on the same test sections:", "", head]
         lines += [_row(fam, r) for fam, r in model["test"].items()]
     b = results["budget"]
@@ -240,6 +243,13 @@ def _model_arg(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _label_arg(text: str) -> tuple[str, str]:
+    name, _, label = text.partition("=")
+    if not label:
+        raise argparse.ArgumentTypeError("use NAME=TEXT")
+    return name, label
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("out/families"))
@@ -252,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, default=None, help="model folder to start from")
     parser.add_argument("--model", type=_model_arg, action="append", default=[],
                         help="NAME=DIR: also score this model on every family")  # fmt: skip
+    parser.add_argument("--label", type=_label_arg, action="append", default=[],
+                        help="NAME=TEXT: how the table describes model NAME (default: its "
+                        "path)")  # fmt: skip
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "layers.md")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--only", metavar="RUN", default=None,

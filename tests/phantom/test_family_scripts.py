@@ -45,3 +45,25 @@ def test_family_datasets_combine_with_prefixed_ids_and_subjects(scripts, tmp_pat
     assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(
         f"{r['id']}.ome.tif" for r in rows
     )
+
+
+def test_markdown_describes_models_by_their_label(scripts):
+    families, _ = scripts
+    score = {"n_sections": 2, "mean_dice": 0.9, "stratum_corneum": 0.8, "epidermis": 0.9,
+             "dermis": 1.0, "dej_error_um": 3.25}  # fmt: skip
+    results = {
+        "runs": {"without standard": {"test": {"standard": score}}},
+        "models": {"new": {"path": "/tmp/x", "weights_sha256": "ab" * 32,
+                           "test": {"standard": score}},
+                   "old": {"path": "/tmp/y", "weights_sha256": "cd" * 32,
+                           "test": {"standard": score}}},
+        "labels": {"new": "the shipped bundled model"},
+        "budget": {"per_family_train": 4, "per_family_test": 2, "epochs": 1,
+                   "patches_per_section": 1, "batch_size": 2, "lr": 0.001, "init": None,
+                   "command": "python scripts/layers_families.py"},
+    }  # fmt: skip
+    text = families.markdown(results)
+    assert "| standard (held out) | 2 | **0.900** | 0.800 | 0.900 | 1.000 | 3.2 |" in text
+    assert "Model `new` (the shipped bundled model, sha256 `abababababab…`)" in text
+    assert "Model `old` (`/tmp/y`, sha256" in text  # no label: the path
+    assert "start from random weights" in text
