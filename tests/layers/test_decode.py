@@ -305,3 +305,13 @@ def test_random_maps_obey_the_surface_rule_after_fragment_removal(raw, m):
     out = decode_ordered(p, min_epidermis_px=m)
     _assert_valid(out)
     assert _surface_rule_ok(out, m)
+
+
+def test_a_column_shorter_than_the_minimum_epidermis_loses_its_dermis():
+    # 2 rows, m = 3: no labelling can keep air, m epidermis rows and dermis; the rule's
+    # local fix keeps the air and drops the dermis (hypothesis found the no-air variant)
+    p = np.array([[0.75, 0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 1.0]], np.float32)[:, :, None]
+    p /= p.sum(axis=0)
+    assert decode_ordered(p, min_epidermis_px=0)[:, 0].tolist() == [0, 3]
+    out = decode_ordered(p, connected=False, min_epidermis_px=3)[:, 0]
+    assert 3 not in out.tolist() and out[0] == 0

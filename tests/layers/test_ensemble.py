@@ -66,3 +66,14 @@ def test_segment_cli_with_ensemble(run_cli, trained, tmp_path):
     assert (np.diff(mask, axis=0) >= 0).all()
     code, _, err = run_cli("layers", "segment", src, "--out", out, "--ensemble")
     assert code == 2 and "--ensemble needs --model" in err
+
+
+def test_ensemble_runs_on_the_onnx_engine_like_torch():
+    # an ensemble has no saved weights file: its ONNX export is keyed by a digest of the
+    # members' state dicts, which hold 0-d tensors (BatchNorm's num_batches_tracked)
+    pytest.importorskip("onnxruntime")
+    ens = EnsembleLayersModel([random_model(0), random_model(1)])
+    image, _ = synthetic_section(np.random.default_rng(3))
+    a = segment_section(image, ens, spacing_um=(1.0, 1.0), engine="torch", device="cpu")
+    b = segment_section(image, ens, spacing_um=(1.0, 1.0), engine="onnx")
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)

@@ -107,3 +107,15 @@ def test_exported_runners_keep_to_the_thread_budget(monkeypatch, matrix_model_di
         from skinoct.models import OpenVinoRunner
 
         assert OpenVinoRunner(path).compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_state_digest_takes_zero_dim_tensors_and_sees_their_value():
+    import torch
+
+    from skinoct.models._provenance import state_digest
+
+    # BatchNorm keeps num_batches_tracked as a 0-d int64 tensor
+    a = {"w": torch.ones(2, 3), "n": torch.tensor(5)}
+    b = {"w": torch.ones(2, 3), "n": torch.tensor(6)}
+    assert state_digest(a) == state_digest({"n": torch.tensor(5), "w": torch.ones(2, 3)})
+    assert state_digest(a) != state_digest(b)

@@ -317,7 +317,8 @@ def _decode_with_surface_rule(diff: np.ndarray, m: int, free: np.ndarray) -> np.
         thick[2] += m
         candidates.insert(0, thick)
     scores = [_score_boundaries(diff, b) for b in candidates]
-    out = candidates[0].copy()  # the local fix: an epidermis of m rows
+    # the local fix: an epidermis of m rows; a column shorter than m loses its dermis
+    out = (candidates[0] if m <= nz else candidates[-1]).copy()
     best = np.maximum.reduce(scores)
     tie = best >= _score_boundaries(diff, free) - 1e-9
     for bounds, score in zip(candidates, scores, strict=True):

@@ -32,7 +32,8 @@ def state_digest(state_dict: Mapping[str, Any]) -> str:
     for key in sorted(state_dict):
         t = torch.as_tensor(state_dict[key]).detach().cpu().contiguous()
         digest.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) has no byte view
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
