@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -152,7 +153,7 @@ def run(args) -> dict:
         "batch_size": args.batch_size, "lr": args.lr,
         "init": None if args.init is None else str(args.init),
         "wall_s": round(time.perf_counter() - t0),
-        "command": "python scripts/layers_families.py " + " ".join(sys.argv[1:]),
+        "command": "python scripts/layers_families.py " + shlex.join(sys.argv[1:]),
     }  # fmt: skip
     return results
 
