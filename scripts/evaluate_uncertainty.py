@@ -25,8 +25,6 @@ calibration into a model with scripts/calibrate_layers.py.
 from __future__ import annotations
 
 import argparse
-import re
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -301,11 +299,9 @@ def main(argv=None) -> int:
     print(text)
     if args.docs:
         doc_path = ROOT / "docs" / "layers.md"
-        doc = doc_path.read_text(encoding="utf-8")
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-        if not pattern.search(doc):
-            sys.exit(f"markers {BEGIN!r} … {END!r} not found in {doc_path}")
-        doc_path.write_text(pattern.sub(lambda _m: f"{BEGIN}\n{text}\n{END}", doc), "utf-8")
+        from _doc_blocks import replace_block
+
+        replace_block(doc_path, BEGIN, END, text)
         written = figure(report, ROOT / "docs" / "img" / "layers_uncertainty.png")
         print(f"updated {doc_path}" + (f" and {written}" if written else ""))
     return 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 import time
@@ -32,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _doc_blocks import replace_block
 from layers_phantom_data import combine_datasets, write_family_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,12 +189,7 @@ def markdown(results: dict) -> str:
 
 
 def update_doc(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    new = f"{BEGIN}\n{block}\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path}: no layers_families markers")
-    path.write_text(pattern.sub(lambda _: new, text), encoding="utf-8")
+    replace_block(path, BEGIN, END, block)
 
 
 def install(name: str, results: dict, dest: Path) -> None:

@@ -56,3 +56,15 @@ def test_markdown_lists_changed_sections_only(script):
     assert "| s1 | 5 | 10.0 → **2.0** |" in text
     assert "s2" not in text
     assert "1 of 2 test sections changed by the rule, 1 identical" in text
+
+
+def test_update_doc_replaces_only_the_marked_block(script, tmp_path):
+    doc = tmp_path / "layers.md"
+    doc.write_text(f"intro\n{script.BEGIN}\nold table\n{script.END}\noutro\n", encoding="utf-8")
+    script.update_doc(doc, "new table")
+    assert doc.read_text(encoding="utf-8") == (
+        f"intro\n{script.BEGIN}\nnew table\n{script.END}\noutro\n"
+    )
+    doc.write_text("no markers here\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="not found"):
+        script.update_doc(doc, "new table")
