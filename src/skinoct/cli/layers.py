@@ -344,7 +344,7 @@ def segment(
         write_segmentation,
     )
 
-    # engine and MC-dropout are checked by segment_section (its error names the argument)
+    # MC-dropout and decoding are checked by segment_section (its error names the argument)
     override = parse_spacing(spacing, ndim=2)
     stems: dict[str, Path] = {}
     for path in images:
