@@ -71,6 +71,83 @@ def test_matching_weights_keep_features_and_reinitialise_the_head():
             assert torch.equal(value, source)
 
 
+def _logits(net, x):
+    net.eval()
+    with torch.no_grad():
+        return net(x)
+
+
+def test_head_is_mapped_by_label_value_known_answer():
+    # Without residual units the top layer is a bare transposed convolution, so each
+    # output channel depends only on its own weights: a mapped head must give exactly
+    # the initial model's logits of the shared classes.
+    spec = NetworkSpec(channels=(4, 8), strides=(2,), num_res_units=0)
+    torch.manual_seed(0)
+    four = build_network(spec, 4)
+    three = build_network(spec, 3)
+    with pytest.warns(UserWarning, match=r"class set changed \(\[0, 1, 2, 3\] -> \[0, 2, 3\]\)"):
+        skipped = load_matching_weights(
+            three, four.state_dict(), spec=spec, source_labels=[0, 1, 2, 3],
+            target_labels=[0, 2, 3],
+        )  # fmt: skip
+    assert skipped == []
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(_logits(three, x), _logits(four, x)[:, [0, 2, 3]])
+
+
+def test_head_mapping_keeps_fresh_weights_for_a_new_class():
+    spec = NetworkSpec(channels=(4, 8), strides=(2,), num_res_units=0)
+    torch.manual_seed(1)
+    three = build_network(spec, 3)
+    four = build_network(spec, 4)
+    before = {k: v.clone() for k, v in four.state_dict().items()}
+    with pytest.warns(UserWarning, match=r"label\(s\) \[1\] start from fresh"):
+        load_matching_weights(
+            four, three.state_dict(), spec=spec, source_labels=[0, 2, 3],
+            target_labels=[0, 1, 2, 3],
+        )  # fmt: skip
+    x = torch.randn(1, 1, 16, 16)
+    torch.testing.assert_close(_logits(four, x)[:, [0, 2, 3]], _logits(three, x))
+    head = four.state_dict()["model.2.conv.weight"]  # (in, classes, k, k)
+    torch.testing.assert_close(head[:, 1], before["model.2.conv.weight"][:, 1])
+    torch.testing.assert_close(head[:, [0, 2, 3]], three.state_dict()["model.2.conv.weight"])
+
+
+def test_head_mapping_with_residual_units_indexes_both_class_axes():
+    spec = NetworkSpec(channels=(4, 8), strides=(2,), num_res_units=2)
+    torch.manual_seed(2)
+    four = build_network(spec, 4)
+    three = build_network(spec, 3)
+    with pytest.warns(UserWarning, match="class set changed"):
+        load_matching_weights(
+            three, four.state_dict(), spec=spec, source_labels=[0, 1, 2, 3],
+            target_labels=[0, 2, 3],
+        )  # fmt: skip
+    src, out = four.state_dict(), three.state_dict()
+    keep = torch.tensor([0, 2, 3])
+    square = [k for k, v in out.items() if v.dim() == 4 and v.shape[:2] == (3, 3)]
+    assert square  # the residual unit's class-to-class convolution
+    for name in square:
+        torch.testing.assert_close(out[name], src[name][keep][:, keep])
+
+
+def test_same_class_count_with_other_labels_is_not_loaded_by_shape():
+    spec = NetworkSpec(channels=(4, 8), strides=(2,), num_res_units=0)
+    torch.manual_seed(3)
+    source = build_network(spec, 3)  # labels 0, 1, 3
+    target = build_network(spec, 3)  # labels 0, 2, 3
+    before = target.state_dict()["model.2.conv.weight"].clone()
+    with pytest.warns(UserWarning, match=r"label\(s\) \[2\] start from fresh"):
+        load_matching_weights(
+            target, source.state_dict(), spec=spec, source_labels=[0, 1, 3],
+            target_labels=[0, 2, 3],
+        )  # fmt: skip
+    head = target.state_dict()["model.2.conv.weight"]
+    ref = source.state_dict()["model.2.conv.weight"]
+    torch.testing.assert_close(head[:, [0, 2]], ref[:, [0, 2]])  # air, dermis
+    torch.testing.assert_close(head[:, 1], before[:, 1])  # epidermis: not SC's weights
+
+
 def test_matching_weights_refuse_a_foreign_network():
     net = build_network(NetworkSpec(channels=(4, 8), strides=(2,)), 4)
     with pytest.raises(ModelError, match="do not fit"):

@@ -87,6 +87,8 @@ def fit_network(
     workers: int,
     seed: int,
     init_state: dict[str, Any] | None = None,
+    init_labels: Sequence[int] | None = None,
+    label_values: Sequence[int] | None = None,
     emit: Emitter | None = None,
     fold: int | None = None,
     schedule_epochs: int | None = None,
@@ -98,8 +100,12 @@ def fit_network(
 ) -> FitResult:
     """Train one UNet; resume from ``checkpoint_dir/checkpoint_name`` when present.
 
-    ``val`` None trains all ``config.epochs`` epochs without validation (final model).
-    The checkpoint is removed when the fit ends, kept when the budget stopped it.
+    ``init_state`` (fine-tuning) is loaded with
+    :func:`~skinoct.layers._network.load_matching_weights`; with ``init_labels`` and
+    ``label_values`` the output layers keep the initial model's weights of the classes
+    both class sets share. ``val`` None trains all ``config.epochs`` epochs without
+    validation (final model). The checkpoint is removed when the fit ends, kept when
+    the budget stopped it.
     With ``time_schedule`` (and a limited ``budget``) the cosine learning rate decays
     over whichever runs out first, the epochs or the wall-clock budget, so a fit cut
     by its budget still ends at a low learning rate.
@@ -111,7 +117,13 @@ def fit_network(
     torch.manual_seed(seed)
     net = build_network(config.network, n_classes)
     if init_state is not None:
-        load_matching_weights(net, init_state)
+        load_matching_weights(
+            net,
+            init_state,
+            spec=config.network,
+            source_labels=init_labels,
+            target_labels=label_values,
+        )
     net = net.to(device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -134,25 +134,74 @@ def check_label_values(values: Sequence[int], *, path=None) -> tuple[int, ...]:
     return check_label_set(values, path=path, error=ModelError)
 
 
-def load_matching_weights(network, state_dict: dict[str, Any]) -> list[str]:
-    """Load the tensors of ``state_dict`` whose name and shape match ``network``.
+def load_matching_weights(
+    network,
+    state_dict: dict[str, Any],
+    *,
+    spec: NetworkSpec | None = None,
+    source_labels: Sequence[int] | None = None,
+    target_labels: Sequence[int] | None = None,
+) -> list[str]:
+    """Load the tensors of ``state_dict`` that fit ``network``; map the head by label.
 
-    Used by fine-tuning (``--init``): a model trained for another class set keeps
-    its feature extractor, and the output layers whose shape depends on the class
-    count start from fresh weights. The names that were not loaded are returned and
-    reported in a warning, never dropped silently.
+    Used by fine-tuning (``--init``). The feature extractor is loaded by name and
+    shape. When the initial model was trained for another class set (``spec``,
+    ``source_labels`` and ``target_labels`` given), the output layers are not
+    started from scratch: every class of ``target_labels`` that the initial model
+    also predicts (same skinoct label value, e.g. air, epidermis and dermis of a
+    ``[0, 2, 3]`` dataset fine-tuned from the four-class bundled model) takes that
+    class's weights, along every axis of the tensor that indexes classes; classes the
+    initial model does not know keep their fresh weights. Without the labels the
+    class-dependent tensors start from fresh weights. The names of the tensors that
+    were not loaded at all are returned and reported in a warning, never dropped
+    silently.
 
     Raises
     ------
     ModelError
         When no tensor matches (a different architecture altogether).
     """
+    import torch
+
     own = network.state_dict()
     usable = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    mapped: list[str] = []
+    if spec is not None and source_labels is not None and target_labels is not None:
+        source = [int(v) for v in source_labels]
+        target = [int(v) for v in target_labels]
+        if source != target:
+            dims = _class_axes(spec, len(source))
+            pairs = [(i, source.index(v)) for i, v in enumerate(target) if v in source]
+            for name, axes in dims.items():
+                usable.pop(name, None)  # same shape does not mean same classes
+                if name not in own or name not in state_dict or not pairs:
+                    continue
+                src = state_dict[name]
+                out = own[name].detach().clone()
+                if any(src.shape[a] != len(source) or out.shape[a] != len(target) for a in axes):
+                    continue
+                rest = [a for a in range(out.dim()) if a not in axes]
+                if any(src.shape[a] != out.shape[a] for a in rest):
+                    continue
+                t_idx = torch.tensor([p[0] for p in pairs])
+                s_idx = torch.tensor([p[1] for p in pairs])
+                grid_t = _axis_grid(out.shape, axes, t_idx)
+                grid_s = _axis_grid(src.shape, axes, s_idx)
+                out[grid_t] = src.to(out.dtype)[grid_s]
+                usable[name] = out
+                mapped.append(name)
     if not usable:
         raise ModelError("the initial model's weights do not fit this network at all")
     skipped = sorted(set(own) - set(usable))
     network.load_state_dict(usable, strict=False)
+    if mapped:
+        new = sorted(set(target) - set(source))
+        warnings.warn(
+            f"class set changed ({source} -> {target}): {len(mapped)} output tensors take "
+            "the initial model's weights of the classes both sets share"
+            + (f"; label(s) {new} start from fresh weights" if new else ""),
+            stacklevel=2,
+        )
     if skipped:
         warnings.warn(
             f"{len(skipped)} tensors of the initial model did not fit (class set changed) and "
@@ -161,3 +210,33 @@ def load_matching_weights(network, state_dict: dict[str, Any]) -> list[str]:
             stacklevel=2,
         )
     return skipped
+
+
+def _class_axes(spec: NetworkSpec, n_classes: int) -> dict[str, list[int]]:
+    """Per tensor name, the axes whose length is the class count.
+
+    Found by building the network for ``n_classes`` and ``n_classes + 1`` classes and
+    comparing shapes, so no layer name of MONAI's ``UNet`` is hard-coded here.
+    """
+    a = build_network(spec, n_classes).state_dict()
+    b = build_network(spec, n_classes + 1).state_dict()
+    out = {}
+    for name, value in a.items():
+        pairs = zip(value.shape, b[name].shape, strict=True)
+        axes = [i for i, (m, n) in enumerate(pairs) if m != n]
+        if axes:
+            out[name] = axes
+    return out
+
+
+def _axis_grid(shape, axes: Sequence[int], index):
+    """An open index grid selecting ``index`` along ``axes`` and everything elsewhere."""
+    import torch
+
+    parts = [index if a in axes else torch.arange(n) for a, n in enumerate(shape)]
+    grids = []
+    for a, part in enumerate(parts):
+        view = [1] * len(parts)
+        view[a] = len(part)
+        grids.append(part.reshape(view))
+    return tuple(grids)

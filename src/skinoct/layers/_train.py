@@ -194,6 +194,8 @@ class _Run:
             workers=self.workers,
             seed=seed,
             init_state=None if self.base is None else self.base.state_dict(),
+            init_labels=None if self.base is None else self.base.label_values,
+            label_values=self.dataset.label_values,
             emit=self.emit,
             fold=fold,
             budget=self.budget,
