@@ -14,6 +14,14 @@ DEJ position error in µm).
     python scripts/layers_families.py --work out/families \\
         --model old=src/skinoct/models/bundled/layers --model new=out/bundled_new
 
+Models trained elsewhere without one family (the bundled recipe,
+``train_layers_bundled.py --families``) are tabled as that family's leave-one-out result
+with ``--lofo FAMILY=DIR``; ``--no-runs`` skips the script's own small trainings::
+
+    python scripts/layers_families.py --work out/families --no-runs \
+        --lofo artefact-heavy=out/without_artefact-heavy ... \
+        --model new=STAGE1_DIR --lofo-reference new
+
 Runs are resumable (finished models and datasets are kept in WORK). Phantom results
 describe phantoms, not patients.
 """
@@ -111,6 +119,8 @@ def run(args) -> dict:
     runs = {f"without {f}": ({g: train_parts[g] for g in families if g != f}, None, [f])
             for f in families}  # fmt: skip
     runs["in-domain"] = (train_parts, n_in, families)
+    if args.no_runs:
+        runs = {}
     results = {"runs": {}, "models": {}}
     for name, (parts, limit, tests) in runs.items():
         key = name.replace(" ", "_")
@@ -130,23 +140,22 @@ def run(args) -> dict:
             cache.write_text(json.dumps(results["runs"][name], indent=1), encoding="utf-8")
         print(name, {f: round(v["mean_dice"], 4) for f, v in results["runs"][name]["test"].items()},
               flush=True)  # fmt: skip
+    results["lofo"] = {}
+    for family, path in args.lofo:
+        if args.only and args.only != "models":
+            break
+        results["lofo"][family] = score_model(path, test_parts, families, work, f"lofo_{family}")
+        scores = results["lofo"][family]["test"]
+        print(f"without {family}", {f: round(v["mean_dice"], 4) for f, v in scores.items()},
+              flush=True)  # fmt: skip
     for name, path in args.model:
         if args.only and args.only != "models":
             break
-        model = load_layers_model(path)
-        cache = work / "models" / f"{name}_{model.weights_sha256[:16]}.json"
-        if cache.is_file():
-            results["models"][name] = json.loads(cache.read_text(encoding="utf-8"))
-        else:
-            results["models"][name] = {
-                "path": str(path), "weights_sha256": model.weights_sha256,
-                "test": {f: score(model, test_parts[f]) for f in families},
-            }  # fmt: skip
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(results["models"][name], indent=1), encoding="utf-8")
+        results["models"][name] = score_model(path, test_parts, families, work, name)
         scores = results["models"][name]["test"]
         print(name, {f: round(v["mean_dice"], 4) for f, v in scores.items()}, flush=True)
     results["labels"] = dict(args.label)
+    results["lofo_reference"] = args.lofo_reference
     results["budget"] = {
         "per_family_train": args.per_family, "per_family_test": args.test_per_family,
         "epochs": args.epochs, "patches_per_section": args.patches_per_section,
@@ -158,6 +167,43 @@ def run(args) -> dict:
     return results
 
 
+def score_model(path: Path, test_parts: dict, families, work: Path, name: str) -> dict:
+    """Scores of the model in ``path`` on every family's test sections (cached by weights)."""
+    from skinoct.layers import load_layers_model
+
+    model = load_layers_model(path)
+    cache = work / "models" / f"{name}_{model.weights_sha256[:16]}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    data = model.manifest.get("training", {}).get("data", {})
+    out = {
+        "path": str(path), "weights_sha256": model.weights_sha256,
+        "train_families": data.get("families"),
+        "test": {f: score(model, test_parts[f]) for f in families},
+    }  # fmt: skip
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return out
+
+
+def lofo_markdown(results: dict, reference: str | None) -> list[str]:
+    """Table of the externally trained leave-one-family-out models (``--lofo``)."""
+    ref = results["models"].get(reference) if reference else None
+    head = ("| held-out family | mean Dice | SC | epidermis | dermis | DEJ error (µm) "
+            "| mean Dice, its training families")  # fmt: skip
+    head += f" | in-domain `{reference}`, same family |" if ref else " |"
+    lines = [head, "| --- " * (head.count("|") - 1) + "|"]
+    for family, model in results["lofo"].items():
+        r = model["test"][family]
+        others = [v["mean_dice"] for f, v in model["test"].items() if f != family]
+        cells = [f"**{r['mean_dice']:.3f}**", *(f"{r[k]:.3f}" for k in LAYERS),
+                 f"{r['dej_error_um']:.1f}", f"{np.mean(others):.3f}"]  # fmt: skip
+        if ref:
+            cells.append(f"{ref['test'][family]['mean_dice']:.3f}")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _row(label: str, r: dict) -> str:
     return (f"| {label} | {r['n_sections']} | **{r['mean_dice']:.3f}** | "
             + " | ".join(f"{r[k]:.3f}" for k in LAYERS) + f" | {r['dej_error_um']:.1f} |")
@@ -166,20 +212,32 @@ def _row(label: str, r: dict) -> str:
 def markdown(results: dict) -> str:
     head = ("| | test sections | mean Dice | SC | epidermis | dermis | DEJ error (µm) |\n"
             "| --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
-    lines = ["Leave-one-family-out (train on the other three families, test on the held-out "
-             "one) and in-domain (train on all four, same number of training sections):", "",
-             head]  # fmt: skip
+    labels = results.get("labels", {})
+    lines = []
+    if results.get("lofo"):
+        lines += [labels.get("lofo", "Leave-one-family-out models trained outside this "
+                             "script (`--lofo FAMILY=DIR`), each scored on the test "
+                             "sections of the family it never saw:"), "",
+                  *lofo_markdown(results, results.get("lofo_reference")), ""]  # fmt: skip
+    if results["runs"]:
+        lines += ["Leave-one-family-out (train on the other three families, test on the "
+                  "held-out one) and in-domain (train on all four, same number of training "
+                  "sections), trained by this script:", "", head]  # fmt: skip
     for name, run in results["runs"].items():
         for fam, r in run["test"].items():
             label = f"{fam} (held out)" if name != "in-domain" else f"{fam} (in-domain)"
             lines.append(_row(label, r))
-    labels = results.get("labels", {})
     for name, model in results["models"].items():
         what = labels.get(name, f"`{model['path']}`")
         lines += ["", f"Model `{name}` ({what}, sha256 "
                       f"`{model['weights_sha256'][:12]}…`) on the same test sections:", "", head]
         lines += [_row(fam, r) for fam, r in model["test"].items()]
     b = results["budget"]
+    if not results["runs"]:
+        lines += ["", f"{b['per_family_test']} test sections per family (seeds "
+                  f"{100 * TEST_SEED}–{100 * TEST_SEED + 3}). Command of this table: "
+                  f"`{b['command']}`."]  # fmt: skip
+        return "\n".join(lines)
     lines += ["", f"Budget: {b['per_family_train']} training and {b['per_family_test']} test "
               f"sections per family, {b['epochs']} epochs × {b['patches_per_section']} patches "
               f"per section, batch {b['batch_size']}, lr {b['lr']}, start from "
@@ -239,6 +297,15 @@ def _model_arg(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _lofo_arg(text: str) -> tuple[str, Path]:
+    from skinoct.phantom import FAMILIES
+
+    family, _, path = text.partition("=")
+    if family not in FAMILIES or not path:
+        raise argparse.ArgumentTypeError(f"use FAMILY=DIR with FAMILY one of {list(FAMILIES)}")
+    return family, Path(path)
+
+
 def _label_arg(text: str) -> tuple[str, str]:
     name, _, label = text.partition("=")
     if not label:
@@ -261,6 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", type=_label_arg, action="append", default=[],
                         help="NAME=TEXT: how the table describes model NAME (default: its "
                         "path)")  # fmt: skip
+    parser.add_argument("--lofo", type=_lofo_arg, action="append", default=[],
+                        help="FAMILY=DIR: a model trained without FAMILY (e.g. by "
+                        "train_layers_bundled.py --families); scored on every family and "
+                        "tabled as that family's leave-one-out result")  # fmt: skip
+    parser.add_argument("--lofo-reference", metavar="NAME", default=None,
+                        help="a --model trained the same way on all families, shown beside "
+                        "the --lofo rows")  # fmt: skip
+    parser.add_argument("--no-runs", action="store_true",
+                        help="skip this script's own (small) leave-one-out and in-domain "
+                        "trainings")  # fmt: skip
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "layers.md")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--only", metavar="RUN", default=None,

@@ -67,3 +67,31 @@ def test_markdown_describes_models_by_their_label(scripts):
     assert "Model `new` (the shipped bundled model, sha256 `abababababab…`)" in text
     assert "Model `old` (`/tmp/y`, sha256" in text  # no label: the path
     assert "start from random weights" in text
+
+
+def test_lofo_table_reads_the_held_out_family_and_the_reference(scripts):
+    families, _ = scripts
+
+    def s(dice, dej=10.0):
+        return {"n_sections": 2, "mean_dice": dice, "stratum_corneum": dice,
+                "epidermis": dice, "dermis": dice, "dej_error_um": dej}  # fmt: skip
+
+    lofo = {"path": "/m", "weights_sha256": "ef" * 32,
+            "test": {"standard": s(0.9), "dark-sc-low-contrast": s(0.5, 40.0),
+                     "artefact-heavy": s(0.7)}}  # fmt: skip
+    results = {
+        "runs": {},
+        "lofo": {"dark-sc-low-contrast": lofo},
+        "lofo_reference": "new",
+        "models": {"new": {"path": "/n", "weights_sha256": "ab" * 32,
+                           "test": {"dark-sc-low-contrast": s(0.75)}}},
+        "labels": {},
+        "budget": {"per_family_test": 2, "command": "python scripts/layers_families.py"},
+    }  # fmt: skip
+    text = families.markdown(results)
+    # held-out family's scores, the mean over the two families it trained on, the reference
+    row = "| dark-sc-low-contrast | **0.500** | 0.500 | 0.500 | 0.500 | 40.0 | 0.800 | 0.750 |"
+    assert row in text
+    assert "in-domain `new`, same family" in text
+    assert "trained by this script" not in text  # no own runs
+    assert "seeds 200–203" in text
