@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _doc_blocks import replace_block
 from layers_phantom_data import DatasetSpec, section_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,18 +308,14 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from skinoct.io import write_json, write_text
+    from skinoct.io import write_json
 
     t0 = time.perf_counter()
     model, rows, sections = evaluate(args.model, device=args.device, jobs=args.jobs)
     text = markdown(model, rows, args_model=args.model)
     print(text)
     if args.docs.is_file():
-        doc = args.docs.read_text(encoding="utf-8")
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-        if pattern.search(doc):
-            doc = pattern.sub(lambda _m: f"{BEGIN}\n{text}\n{END}", doc)
-            write_text(args.docs, doc)
+        replace_block(args.docs, BEGIN, END, text, missing="skip")
     args.img.mkdir(parents=True, exist_ok=True)
     for path in figures(model, rows, sections, args.img, device=args.device):
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
