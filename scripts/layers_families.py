@@ -218,11 +218,12 @@ def markdown(results: dict) -> str:
         lines += [labels.get("lofo", "Leave-one-family-out models trained outside this "
                              "script (`--lofo FAMILY=DIR`), each scored on the test "
                              "sections of the family it never saw:"), "",
-                  *lofo_markdown(results, results.get("lofo_reference")), ""]  # fmt: skip
+                  *lofo_markdown(results, results.get("lofo_reference"))]  # fmt: skip
     if results["runs"]:
-        lines += ["Leave-one-family-out (train on the other three families, test on the "
-                  "held-out one) and in-domain (train on all four, same number of training "
-                  "sections), trained by this script:", "", head]  # fmt: skip
+        lines += [""] * bool(lines) + [
+            "Leave-one-family-out (train on the other three families, test on the held-out "
+            "one) and in-domain (train on all four, same number of training sections), "
+            "trained by this script:", "", head]  # fmt: skip
     for name, run in results["runs"].items():
         for fam, r in run["test"].items():
             label = f"{fam} (held out)" if name != "in-domain" else f"{fam} (in-domain)"

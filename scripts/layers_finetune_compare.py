@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -147,6 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--family", default="artefact-heavy")
     parser.add_argument("--init", type=Path, required=True, help="Model the recipe arm tunes.")
+    parser.add_argument("--init-label", default=None,
+                        help="how the table describes the initial model (default: its path)")
     parser.add_argument("--n-train", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=20)
     parser.add_argument("--budget-min", type=float, default=12.0)
@@ -168,12 +171,12 @@ def main(argv=None) -> int:
             "n_train": args.n_train,
             "n_test": args.n_test,
             "budget_min": args.budget_min,
-            "init": str(args.init),
+            "init": args.init_label or f"`{args.init}`",
             "epochs_run": {arm: epochs_run(work / arm) for arm in ("recipe", "scratch-uniform")},
             "skinoct_version": skinoct_version(),
             "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
             "command": "python scripts/layers_finetune_compare.py "
-            + " ".join(argv or sys.argv[1:]),
+            + shlex.join(argv or sys.argv[1:]),
         },
     }
     (work / "results.json").write_text(json.dumps(results, indent=2))

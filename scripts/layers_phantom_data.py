@@ -187,12 +187,17 @@ def write_family_datasets(
 ) -> dict[str, Path]:
     """Render ``n_per_family`` sections of each family into ``root/<family>/``.
 
-    Family ``k`` (in the order given) uses seed ``seed * 100 + k``, so two calls with
+    Family ``f`` uses seed ``seed * 100 + k`` with ``k`` its position in
+    :data:`skinoct.phantom.FAMILIES` (not in ``families``), so a subset of the families
+    (leave-one-family-out) renders the same sections as the full set, and two calls with
     different ``seed`` give disjoint subjects. Existing datasets are kept (resumable).
     """
+    from skinoct.phantom import FAMILIES
+
     root = Path(root)
-    tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject), seed * 100 + k)
-             for k, f in enumerate(families)]  # fmt: skip
+    order = list(FAMILIES)
+    tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject),
+              seed * 100 + order.index(f)) for f in families]  # fmt: skip
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(_write_family, tasks))

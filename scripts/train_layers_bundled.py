@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from skinoct.phantom import FAMILIES
 
     families = list(FAMILIES) if args.families == "all" else args.families.split(",")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
     t0 = time.perf_counter()
     parts = write_family_datasets(args.work / "families", families, n_per_family=args.per_family,
                                   sections_per_subject=args.sections, seed=args.seed,
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_sections": args.per_family * len(families) + args.plain,
                 "sections_per_subject": args.sections,
                 "seed": args.seed,
-                "family_seeds": [args.seed * 100 + k for k in range(len(families))],
+                "family_seeds": [args.seed * 100 + list(FAMILIES).index(f) for f in families],
                 "disruption_fraction": 0.2,
             },
             "bundled_recipe": {

@@ -95,3 +95,15 @@ def test_lofo_table_reads_the_held_out_family_and_the_reference(scripts):
     assert "in-domain `new`, same family" in text
     assert "trained by this script" not in text  # no own runs
     assert "seeds 200–203" in text
+
+
+def test_a_subset_of_families_renders_the_same_sections(scripts, tmp_path):
+    # Leave-one-family-out trainings reuse the sections of the all-families training.
+    _, data = scripts
+    full = data.write_family_datasets(tmp_path / "all", ["standard", "artefact-heavy"],
+                                      n_per_family=1, sections_per_subject=1, seed=2)  # fmt: skip
+    subset = data.write_family_datasets(tmp_path / "one", ["artefact-heavy"], n_per_family=1,
+                                        sections_per_subject=1, seed=2)  # fmt: skip
+    a = (full["artefact-heavy"] / "images" / "sec00001.ome.tif").read_bytes()
+    b = (subset["artefact-heavy"] / "images" / "sec00001.ome.tif").read_bytes()
+    assert a == b
