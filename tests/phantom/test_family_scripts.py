@@ -107,3 +107,14 @@ def test_a_subset_of_families_renders_the_same_sections(scripts, tmp_path):
     a = (full["artefact-heavy"] / "images" / "sec00001.ome.tif").read_bytes()
     b = (subset["artefact-heavy"] / "images" / "sec00001.ome.tif").read_bytes()
     assert a == b
+
+
+def test_bundled_training_refuses_an_unknown_family(scripts, tmp_path, capsys):
+    import train_layers_bundled
+
+    with pytest.raises(SystemExit) as exc:
+        train_layers_bundled.main(["--families", "standard,nope", "--work", str(tmp_path),
+                                   "--out", str(tmp_path / "m")])  # fmt: skip
+    assert exc.value.code == 2
+    assert "unknown families ['nope']" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing rendered
