@@ -176,6 +176,13 @@ def _write_family(args: tuple) -> str:
     return root
 
 
+def family_seed(family: str, seed: int) -> int:
+    """Render seed of ``family``: ``seed * 100`` + its position in ``FAMILIES``."""
+    from skinoct.phantom import FAMILIES
+
+    return seed * 100 + list(FAMILIES).index(family)
+
+
 def write_family_datasets(
     root: str | Path,
     families,
@@ -192,12 +199,9 @@ def write_family_datasets(
     (leave-one-family-out) renders the same sections as the full set, and two calls with
     different ``seed`` give disjoint subjects. Existing datasets are kept (resumable).
     """
-    from skinoct.phantom import FAMILIES
-
     root = Path(root)
-    order = list(FAMILIES)
     tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject),
-              seed * 100 + order.index(f)) for f in families]  # fmt: skip
+              family_seed(f, seed)) for f in families]  # fmt: skip
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(_write_family, tasks))

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from layers_phantom_data import (
     DatasetSpec,
     combine_datasets,
+    family_seed,
     write_family_datasets,
     write_phantom_dataset,
 )
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_sections": args.per_family * len(families) + args.plain,
                 "sections_per_subject": args.sections,
                 "seed": args.seed,
-                "family_seeds": [args.seed * 100 + list(FAMILIES).index(f) for f in families],
+                "family_seeds": [family_seed(f, args.seed) for f in families],
                 "disruption_fraction": 0.2,
             },
             "bundled_recipe": {
