@@ -35,6 +35,9 @@ class DatasetSpec:
     noise_range: tuple[float, float] = TRAIN_NOISE
     noise_levels: tuple[float, ...] | None = None  # fixed levels instead of a range
     disruption_fraction: float = 0.25
+    #: > 0: the DEJ band of a disruption is marked 255 in the masks (that half-width
+    #: at its centre, µm; skinoct.phantom.indeterminate_labels).
+    indeterminate_um: float = 0.0
 
 
 def section_params(spec: DatasetSpec) -> list[dict]:
@@ -101,9 +104,9 @@ def section_params(spec: DatasetSpec) -> list[dict]:
     return out
 
 
-def _render_one(item: dict, root: str) -> dict:
+def _render_one(item: dict, root: str, indeterminate_um: float = 0.0) -> dict:
     from skinoct.io import write_image
-    from skinoct.phantom import SectionParams, render_section
+    from skinoct.phantom import SectionParams, indeterminate_labels, render_section
 
     root_path = Path(root)
     section = render_section(SectionParams(**item["params"]), seed=item["seed"])
@@ -112,9 +115,8 @@ def _render_one(item: dict, root: str) -> dict:
     write_image(
         root_path / "images" / f"{sid}.ome.tif", section.image, spacing_um=spacing, axes="zx"
     )
-    write_image(
-        root_path / "masks" / f"{sid}.ome.tif", section.labels, spacing_um=spacing, axes="zx"
-    )
+    labels = indeterminate_labels(section, half_width_um=indeterminate_um)
+    write_image(root_path / "masks" / f"{sid}.ome.tif", labels, spacing_um=spacing, axes="zx")
     x_um = section.x_um  # column j at j·dx (the phantom's convention)
     gt = root_path / "ground_truth" / f"{sid}.csv"
     gt.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +153,10 @@ def write_phantom_dataset(root: str | Path, spec: DatasetSpec, *, jobs: int = 1)
     items = section_params(spec)
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            rows = list(pool.map(_render_one, items, [str(root)] * len(items), chunksize=4))
+            rows = list(pool.map(_render_one, items, [str(root)] * len(items),
+                                 [spec.indeterminate_um] * len(items), chunksize=4))  # fmt: skip
     else:
-        rows = [_render_one(item, str(root)) for item in items]
+        rows = [_render_one(item, str(root), spec.indeterminate_um) for item in items]
     with open(root / "index.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -169,10 +172,11 @@ def write_phantom_dataset(root: str | Path, spec: DatasetSpec, *, jobs: int = 1)
 def _write_family(args: tuple) -> str:
     from skinoct.phantom import write_section_dataset
 
-    root, family, n, per, seed = args
+    root, family, n, per, seed, indeterminate_um = args
     if not (Path(root) / "index.csv").is_file():
         write_section_dataset(root, n, seed=seed, family=family, sections_per_subject=per,
-                              disruption_fraction=0.2)  # fmt: skip
+                              disruption_fraction=0.2,
+                              indeterminate_um=indeterminate_um)  # fmt: skip
     return root
 
 
@@ -191,8 +195,11 @@ def write_family_datasets(
     sections_per_subject: int = 4,
     seed: int = 0,
     jobs: int = 1,
+    indeterminate_um: float = 0.0,
 ) -> dict[str, Path]:
     """Render ``n_per_family`` sections of each family into ``root/<family>/``.
+
+    ``indeterminate_um``: as :func:`skinoct.phantom.write_section_dataset`.
 
     Family ``f`` uses seed ``seed * 100 + k`` with ``k`` its position in
     :data:`skinoct.phantom.FAMILIES` (not in ``families``), so a subset of the families
@@ -201,7 +208,7 @@ def write_family_datasets(
     """
     root = Path(root)
     tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject),
-              family_seed(f, seed)) for f in families]  # fmt: skip
+              family_seed(f, seed), float(indeterminate_um)) for f in families]  # fmt: skip
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(_write_family, tasks))

@@ -80,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="processes rendering phantoms")
+    parser.add_argument(
+        "--indeterminate-um",
+        type=float,
+        default=0.0,
+        help="mark the DEJ band of simulated disruptions as indeterminate (255) with this "
+        "half-width at the disruption's centre; training blends the target across it "
+        "(22 = skinoct.phantom.DISRUPTED_BAND_UM; 0: the geometric DEJ everywhere)",
+    )
     args = parser.parse_args(argv)
 
     from skinoct.layers import SYNTHETIC_NOTICE, TrainConfig, train_layers
@@ -90,12 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
     t0 = time.perf_counter()
-    parts = write_family_datasets(args.work / "families", families, n_per_family=args.per_family,
-                                  sections_per_subject=args.sections, seed=args.seed,
-                                  jobs=args.jobs)  # fmt: skip
+    parts = write_family_datasets(
+        args.work / "families", families, n_per_family=args.per_family,
+        sections_per_subject=args.sections, seed=args.seed, jobs=args.jobs,
+        indeterminate_um=args.indeterminate_um,
+    )  # fmt: skip
     if args.plain:
         spec = DatasetSpec(n_subjects=-(-args.plain // args.sections),
-                           sections_per_subject=args.sections, seed=1000 + args.seed)  # fmt: skip
+                           sections_per_subject=args.sections, seed=1000 + args.seed,
+                           indeterminate_um=args.indeterminate_um)  # fmt: skip
         plain = args.work / "plain"
         if not (plain / "index.csv").is_file():
             write_phantom_dataset(plain, spec, jobs=args.jobs)
@@ -158,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": args.seed,
                 "family_seeds": [family_seed(f, args.seed) for f in families],
                 "disruption_fraction": 0.2,
+                "indeterminate_dej_um": args.indeterminate_um,
             },
             "bundled_recipe": {
                 "augmentation": "skinoct.layers._augment.training_transforms (MONAI "

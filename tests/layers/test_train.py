@@ -304,3 +304,44 @@ def test_comparison_scores_the_other_model_on_the_same_sections(
         assert "dej_mae_um" in scores
     saved = json.loads((tmp_path / "m" / "cv_report.json").read_text())
     assert saved["comparison"]["other"] == str(tiny_model_dir)
+
+
+def _with_indeterminate_dej(root, half: int = 3) -> None:
+    """Mark a band of ``half`` pixels either side of the DEJ as 255 in every mask's left half."""
+    from skinoct.io import INDETERMINATE, read_mask, write_image
+
+    for path in sorted((root / "masks").iterdir()):
+        mask = read_mask(path).data.copy()
+        dej = (mask >= 3).argmax(axis=0)
+        rows = np.arange(mask.shape[0])[:, None]
+        band = (np.abs(rows - dej[None]) < half) & (np.arange(mask.shape[1]) < mask.shape[1] // 2)
+        mask[band & (mask >= 2)] = INDETERMINATE
+        write_image(path, mask, spacing_um=(1.0, 1.0), axes="zx")
+
+
+def test_masks_with_indeterminate_bands_train_and_are_scored_without_them(tmp_path):
+    from skinoct.layers._data import discover_dataset
+    from skinoct.layers._evaluate import score_sections
+
+    data = write_dataset(tmp_path / "soft", n=4, subjects=2)
+    plain = write_dataset(tmp_path / "hard", n=4, subjects=2)
+    _with_indeterminate_dej(data)
+    result = train_layers(data, tmp_path / "m", replace(TINY_CONFIG, folds=0, epochs=1))
+    assert result.model is not None
+    records = discover_dataset(data).records
+    soft = score_sections(result.model, records, (1, 2, 3), device="cpu")
+    hard = score_sections(result.model, discover_dataset(plain).records, (1, 2, 3), device="cpu")
+    for s, h in zip(soft, hard, strict=True):
+        # the band's columns leave the boundary errors; the Dice skips the band's pixels
+        assert s["boundary_errors"]["dej"]["n_columns"] < h["boundary_errors"]["dej"]["n_columns"]
+        assert all(np.isfinite(v) for v in s["dice"].values())
+    # known answer for the first section: Dice over the pixels outside the band
+    from skinoct.io import INDETERMINATE, read_image, read_mask
+
+    image = read_image(records[0].image, axes="zx")
+    reference = read_mask(records[0].mask, allow_indeterminate=True).data
+    labels = segment_section(image.data, result.model, spacing_um=(1.0, 1.0), device="cpu").labels
+    unknown = reference == INDETERMINATE
+    expected = dice_per_layer(np.where(unknown, 255, labels), reference)
+    assert soft[0]["dice"] == pytest.approx(expected)
+    assert soft[0]["dice"] != pytest.approx(dice_per_layer(labels, reference))

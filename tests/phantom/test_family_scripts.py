@@ -118,3 +118,25 @@ def test_bundled_training_refuses_an_unknown_family(scripts, tmp_path, capsys):
     assert exc.value.code == 2
     assert "unknown families ['nope']" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing rendered
+
+
+def test_another_block_name_replaces_only_that_block(scripts, tmp_path):
+    families, _ = scripts
+    doc = tmp_path / "doc.md"
+    first, second = families.markers(), families.markers("layers_families_next")
+    doc.write_text("\n".join([first[0], "old table", first[1], second[0], "x", second[1]]))
+    families.update_doc(doc, "new table", "layers_families_next")
+    text = doc.read_text()
+    assert "old table" in text and "new table" in text and "\nx\n" not in text
+
+
+def test_plain_look_datasets_can_mark_the_disrupted_dej_indeterminate(scripts, tmp_path):
+    from skinoct.io import INDETERMINATE, read_mask
+
+    _, data = scripts
+    spec = data.DatasetSpec(n_subjects=1, sections_per_subject=2, seed=5,
+                            disruption_fraction=1.0, indeterminate_um=10.0)  # fmt: skip
+    root = data.write_phantom_dataset(tmp_path / "plain", spec)
+    masks = [read_mask(p, allow_indeterminate=True).data for p in (root / "masks").iterdir()]
+    assert all(INDETERMINATE in m for m in masks if 3 in m)
+    assert any(3 in m for m in masks)

@@ -12,6 +12,7 @@ __all__ = [
     "AIR",
     "DERMIS",
     "EPIDERMIS",
+    "INDETERMINATE",
     "LABEL_NAMES",
     "LABEL_VALUES",
     "STRATUM_CORNEUM",
@@ -33,13 +34,22 @@ LABEL_NAMES = {
 }
 LABEL_VALUES = tuple(LABEL_NAMES)
 
+#: Value a *training* mask may hold where the boundary between two layers cannot be
+#: placed (e.g. a disrupted DEJ): training blends the target there from the layer
+#: above to the layer below (:func:`skinoct.layers.soft_targets`). Never written in
+#: a segmentation result.
+INDETERMINATE = 255
 
-def validate_labels(data: np.ndarray, *, path: str | Path | None = None) -> np.ndarray:
+
+def validate_labels(
+    data: np.ndarray, *, path: str | Path | None = None, allow_indeterminate: bool = False
+) -> np.ndarray:
     """Check that ``data`` is a skin-layer label mask and return it as ``uint8``.
 
     A mask holds integers 0 (air), 1 (stratum corneum), 2 (viable epidermis) and
     3 (dermis); a class may be absent. Float arrays are accepted only when every
-    value is one of those integers.
+    value is one of those integers. With ``allow_indeterminate`` (training and
+    evaluation masks) :data:`INDETERMINATE` (255) is accepted too.
 
     Raises
     ------
@@ -57,12 +67,14 @@ def validate_labels(data: np.ndarray, *, path: str | Path | None = None) -> np.n
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise InputError("label mask holds non-integer values; expected 0–3", path=path)
     values = np.unique(data)
-    foreign = [v for v in values.tolist() if v not in LABEL_VALUES]
+    allowed = (*LABEL_VALUES, INDETERMINATE) if allow_indeterminate else LABEL_VALUES
+    foreign = [v for v in values.tolist() if v not in allowed]
     if foreign:
         shown = ", ".join(str(int(v)) for v in foreign[:8])
+        extra = f", {INDETERMINATE}=indeterminate" if allow_indeterminate else ""
         raise InputError(
             f"label mask holds values {shown} outside the skinoct labels "
-            "0=air, 1=stratum corneum, 2=epidermis, 3=dermis",
+            f"0=air, 1=stratum corneum, 2=epidermis, 3=dermis{extra}",
             path=path,
         )
     return data.astype(np.uint8, copy=False)

@@ -136,18 +136,27 @@ def read_volume(
     )
 
 
-def read_mask(path: str | Path, *, spacing_um=None, axes: str | None = None) -> Image:
+def read_mask(
+    path: str | Path,
+    *,
+    spacing_um=None,
+    axes: str | None = None,
+    allow_indeterminate: bool = False,
+) -> Image:
     """Read a skin-layer label mask (0 air, 1 stratum corneum, 2 epidermis, 3 dermis).
+
+    With ``allow_indeterminate`` (training and evaluation data) the value 255
+    (:data:`~skinoct.io.INDETERMINATE`, a boundary that cannot be placed) is accepted too.
 
     Raises
     ------
     InputError
-        As :func:`read_image`, and for values outside 0–3.
+        As :func:`read_image`, and for values outside 0–3 (and 255 where allowed).
     """
     path = Path(path)
     try:
         data, meta_spacing, meta_axes = _read_raw(path, mmap=False)
-        labels = validate_labels(data, path=path)
+        labels = validate_labels(data, path=path, allow_indeterminate=allow_indeterminate)
         return _to_image(path, labels, meta_spacing, meta_axes, spacing_um=spacing_um, axes=axes)
     except InputError:
         raise

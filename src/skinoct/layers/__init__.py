@@ -67,6 +67,7 @@ from skinoct.layers._overlay import (
 from skinoct.layers._recipe import DatasetFingerprint, Recipe, dataset_fingerprint, plan_recipe
 from skinoct.layers._resample import grid_shape
 from skinoct.layers._sampling import SAMPLING_MODES, BandSampler, band_crop, tissue_band
+from skinoct.layers._targets import layer_loss, soft_targets
 from skinoct.layers._train import TrainConfig, TrainResult, grouped_folds, train_layers
 from skinoct.layers._volume import VolumeSegmentation, segment_volume
 
@@ -108,6 +109,7 @@ __all__ = [
     "grouped_folds",
     "image_stem",
     "label_components",
+    "layer_loss",
     "load_layers_ensemble",
     "load_layers_model",
     "mean_dice",
@@ -123,6 +125,7 @@ __all__ = [
     "segment_section",
     "segment_sections",
     "segment_volume",
+    "soft_targets",
     "summarize_dice",
     "summarize_sections",
     "tissue_band",

@@ -4,6 +4,7 @@ Layout (written by ``skinoct phantom sections``; real annotated data uses the sa
 
     DIR/images/<id>.ome.tif    vertical section with its spacing (PhysicalSizeY/X = dz, dx)
     DIR/masks/<id>.ome.tif     labels 0 air, 1 stratum corneum, 2 epidermis, 3 dermis
+                               (255: boundary indeterminate here; the target blends)
     DIR/index.csv              optional: id, subject[, ...]  (subject groups CV folds)
     DIR/dataset.json           optional: {"labels": [0, 2, 3]}  (partial annotations)
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
 from skinoct.errors import InputError
-from skinoct.io import read_image, read_mask
+from skinoct.io import INDETERMINATE, read_image, read_mask
 
 __all__ = [
     "LayerDataset",
@@ -62,7 +63,7 @@ def prepare_section(
     from skinoct.layers._resample import grid_shape, resample_images, resample_labels
 
     image = read_image(record.image, axes="zx")
-    mask = read_mask(record.mask, axes="zx")
+    mask = read_mask(record.mask, axes="zx", allow_indeterminate=True)
     if image.shape != mask.shape:
         raise InputError(
             f"mask shape {mask.shape} differs from the image's {image.shape}", path=record.mask
@@ -75,7 +76,7 @@ def prepare_section(
             path=record.mask,
         )
     present = np.unique(mask.data)
-    foreign = [int(v) for v in present if int(v) not in label_values]
+    foreign = [int(v) for v in present if int(v) not in (*label_values, INDETERMINATE)]
     if foreign:
         raise InputError(
             f"mask holds label(s) {foreign} outside the dataset's label set "
@@ -85,6 +86,7 @@ def prepare_section(
     lut = np.zeros(256, np.uint8)
     for index, value in enumerate(label_values):
         lut[value] = index
+    lut[INDETERMINATE] = INDETERMINATE  # blended by skinoct.layers._targets.soft_targets
     grid = grid_shape(image.shape, image.spacing_um, model_spacing_um)
     normed = normalize(image.data)
     resampled = resample_images(torch.from_numpy(normed)[None, None], grid)[0, 0].numpy()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from skinoct.io import read_image, read_mask
+from skinoct.io import INDETERMINATE, read_image, read_mask
 from skinoct.layers._boundary_metrics import boundary_errors
 from skinoct.layers._data import discover_dataset
 from skinoct.layers._inference import segment_section
@@ -34,19 +34,28 @@ def score_sections(
     junction, DEJ; :func:`~skinoct.layers._boundary_metrics.boundary_errors`). A
     label the model predicts but the dataset does not annotate is merged into the
     annotated layer that contains it (stratum corneum into a one-band epidermis).
+    Indeterminate reference pixels (255) are left out of the Dice, and columns holding
+    any are left out of the boundary errors.
     """
     annotated = tuple(int(v) for v in label_values)
     out = []
     for record in records:
         image = read_image(record.image, axes="zx")
-        mask = read_mask(record.mask, axes="zx")
+        mask = read_mask(record.mask, axes="zx", allow_indeterminate=True)
         result = segment_section(
             image.data, model, spacing_um=image.spacing_um, engine=engine, tta=tta, device=device
         )
         labels = merge_unannotated(result.labels, annotated)
-        dice = dice_per_layer(labels, mask.data, label_values=label_values)
+        reference = mask.data
+        unknown = reference == INDETERMINATE
+        if unknown.any():
+            labels = np.where(unknown, reference, labels)  # neither counts for any class
+        dice = dice_per_layer(labels, reference, label_values=label_values)
+        if unknown.any():
+            columns = ~unknown.any(axis=0)
+            labels, reference = labels[:, columns], reference[:, columns]
         errors = boundary_errors(
-            labels, mask.data, spacing_um=image.spacing_um, label_values=(0, *annotated)
+            labels, reference, spacing_um=image.spacing_um, label_values=(0, *annotated)
         )
         out.append(
             {"id": record.id, "subject": record.subject, "dice": dice, "boundary_errors": errors}

@@ -111,7 +111,8 @@ def fit_network(
     by its budget still ends at a low learning rate.
     """
     import torch
-    from monai.losses import DiceCELoss
+
+    from skinoct.layers._targets import layer_loss
 
     emit = emit or Emitter()
     torch.manual_seed(seed)
@@ -125,7 +126,7 @@ def fit_network(
             target_labels=label_values,
         )
     net = net.to(device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = layer_loss()  # DiceCE; targets blended across indeterminate (255) bands
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = max(1, math.ceil(len(train) * config.patches_per_section / config.batch_size))
     total = per_epoch * (schedule_epochs or config.epochs)
@@ -223,6 +224,7 @@ def _validate(net, sections, loss_fn, n_classes, job: _Job) -> dict:
     from monai.networks.utils import one_hot
 
     from skinoct.layers._resample import pad_to_multiple
+    from skinoct.layers._targets import soft_targets
 
     metric = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=True)
     net.eval()
@@ -235,7 +237,8 @@ def _validate(net, sections, loss_fn, n_classes, job: _Job) -> dict:
             target = torch.from_numpy(s.target.astype(np.int64))[None, None].to(job.device)
             losses.append(float(loss_fn(logits, target)))
             pred = logits.argmax(1, keepdim=True)
-            metric(one_hot(pred, n_classes), one_hot(target, n_classes))
+            hard = soft_targets(target, n_classes).argmax(1, keepdim=True)  # 255 -> nearer class
+            metric(one_hot(pred, n_classes), one_hot(hard, n_classes))
     dice = metric.aggregate().cpu().tolist()
     net.train()
     return {"val_loss": float(np.mean(losses)), "val_dice": [float(v) for v in dice]}

@@ -80,7 +80,8 @@ def check_labels_occur(dataset: LayerDataset, sections) -> None:
     """Every declared label occurs in some mask (else the labels were declared wrongly)."""
     seen = np.zeros(len(dataset.label_values), bool)
     for s in sections:
-        seen[np.unique(s.target)] = True
+        present = np.unique(s.target)
+        seen[present[present < len(seen)]] = True  # not 255 (indeterminate)
     absent = [dataset.label_values[i] for i in np.flatnonzero(~seen)]
     if absent:
         names = ", ".join(f"{v}={LABEL_NAMES[v]}" for v in absent)

@@ -24,11 +24,13 @@ from skinoct.phantom._datasets import (
 from skinoct.phantom._enface import PhantomEnface, grade_of, render_enface
 from skinoct.phantom._families import FAMILIES, Family, sample_appearance
 from skinoct.phantom._grading_tiles import grading_tiles
+from skinoct.phantom._indeterminate import DISRUPTED_BAND_UM, indeterminate_labels
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, SiteDefaults, VolumeParams
 from skinoct.phantom._section import PhantomSection, render_section
 from skinoct.phantom._volume import PhantomVolume, render_volume
 
 __all__ = [
+    "DISRUPTED_BAND_UM",
     "FAMILIES",
     "GROUPS",
     "SITES",
@@ -45,6 +47,7 @@ __all__ = [
     "VolumeParams",
     "grade_of",
     "grading_tiles",
+    "indeterminate_labels",
     "rater_grades",
     "render_cohort",
     "render_enface",

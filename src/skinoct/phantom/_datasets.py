@@ -32,6 +32,7 @@ from skinoct.phantom._cohort import (
 )
 from skinoct.phantom._enface import grade_of, render_enface
 from skinoct.phantom._families import Family, check_family, pick_family
+from skinoct.phantom._indeterminate import indeterminate_labels
 from skinoct.phantom._params import SITES, EnfaceParams, SectionParams, VolumeParams
 from skinoct.phantom._section import render_section
 from skinoct.phantom._volume import SCORED_DEPTH_UM
@@ -188,6 +189,7 @@ def write_section_dataset(
     depth_um: float = 512.0,
     spacing_um: tuple[float, float] = (1.0, 1.0),
     family: str | None = None,
+    indeterminate_um: float = 0.0,
     progress: Progress | None = None,
 ) -> Path:
     """Render ``n`` vertical sections into the layer-segmentation dataset layout.
@@ -203,6 +205,10 @@ def write_section_dataset(
     ``noise`` is then ignored too (the look sets the noise). ``index.csv`` gains
     ``family`` and the appearance fields (``look_*``). None: the plain look.
 
+    With ``indeterminate_um > 0`` the masks of disrupted sections mark the DEJ band
+    of the disruption (that half-width at its centre) as 255, indeterminate
+    (:func:`indeterminate_labels`); training then blends the target across it.
+
     Returns
     -------
     Path
@@ -211,6 +217,8 @@ def write_section_dataset(
     n = _check_count("n", n, 100_000)
     per = _check_count("sections_per_subject", sections_per_subject, 10_000)
     fraction = _check_fraction("disruption_fraction", disruption_fraction)
+    if not (np.isfinite(indeterminate_um) and 0.0 <= float(indeterminate_um) <= 200.0):
+        raise InputError(f"indeterminate_um must be in [0, 200] µm, got {indeterminate_um!r}")
     if site is not None and site not in SITES:
         raise InputError(f"site must be one of {', '.join(SITES)}, got {site!r}")
     if family is not None:
@@ -243,7 +251,8 @@ def write_section_dataset(
         sec = render_section(params, seed=sseed, appearance=look)
         write_image(out / "images" / f"{sid}.ome.tif", sec.image, spacing_um=sec.spacing_um,
                     axes="zx")  # fmt: skip
-        write_image(out / "masks" / f"{sid}.ome.tif", sec.labels, spacing_um=sec.spacing_um,
+        labels = indeterminate_labels(sec, half_width_um=indeterminate_um)
+        write_image(out / "masks" / f"{sid}.ome.tif", labels, spacing_um=sec.spacing_um,
                     axes="zx")  # fmt: skip
         b = sec.boundaries_um
         curves = np.column_stack([sec.x_um, b["surface"], b["sc_junction"], b["dej"]])
