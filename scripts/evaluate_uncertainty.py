@@ -77,7 +77,7 @@ def render(seed: int, *, disrupted: bool):
     return render_section(phantom_params(seed, disrupted=disrupted), seed=seed)
 
 
-def flag_section(model, section, threshold: float, *, engine: str):
+def flag_section(model, section, threshold: float, *, engine: str, band_um: float = 5.0):
     """Segments of one section flagged at ``threshold`` (+ the result and metrics)."""
     from skinoct.layers import segment_section
     from skinoct.morphometry import measure_section
@@ -86,8 +86,9 @@ def flag_section(model, section, threshold: float, *, engine: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         metrics = measure_section(
-            result.labels, section.spacing_um, entropy=result.entropy, entropy_threshold=threshold
-        )
+            result.labels, section.spacing_um, entropy=result.entropy, entropy_threshold=threshold,
+            entropy_band_um=band_um,
+        )  # fmt: skip
     return result, metrics
 
 
@@ -118,12 +119,13 @@ def evaluate(model, args) -> dict:
     t0 = time.perf_counter()
     clean_cal = [(s.image, s.spacing_um)
                  for s in (render(7000 + i, disrupted=False) for i in range(args.n_calibration))]
-    scores = section_flag_scores(model, clean_cal, engine=args.engine)  # fmt: skip
+    scores = section_flag_scores(model, clean_cal, engine=args.engine, band_um=args.band_um)
     tests = []
     for i in range(args.n):
         for disrupted in (False, True):
             section = render(8000 + i, disrupted=disrupted)
-            result, metrics = flag_section(model, section, 0.5, engine=args.engine)
+            result, metrics = flag_section(model, section, 0.5, engine=args.engine,
+                                           band_um=args.band_um)  # fmt: skip
             tests.append((section, result, metrics))
     calibrations, rows = {}, {}
     for q in args.quantiles:
@@ -141,6 +143,7 @@ def evaluate(model, args) -> dict:
     rows["raw 0.5"] = raw
     default_q = args.quantile
     full = calibrate_uncertainty(model, clean_cal, quantile=default_q, engine=args.engine,
+                                 band_um=args.band_um,
                                  computed_on=f"{args.n_calibration} clean phantom sections "
                                  "(seeds 7000+)")  # fmt: skip
     threshold = full["dej_entropy_threshold"]
@@ -286,6 +289,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quantile", type=float, default=0.9, help="the default's quantile")
     parser.add_argument("--quantiles", type=float, nargs="+", default=[0.8, 0.9, 0.95])
     parser.add_argument("--engine", default="onnx", choices=("torch", "onnx"))
+    parser.add_argument("--band-um", type=float, default=5.0,
+                        help="half-width of the DEJ band the entropy is averaged over")
     parser.add_argument("--docs", action="store_true", help="update docs/layers.md + figure")
     args = parser.parse_args(argv)
     if args.quantile not in args.quantiles:

@@ -172,10 +172,10 @@ def write_phantom_dataset(root: str | Path, spec: DatasetSpec, *, jobs: int = 1)
 def _write_family(args: tuple) -> str:
     from skinoct.phantom import write_section_dataset
 
-    root, family, n, per, seed, indeterminate_um = args
+    root, family, n, per, seed, indeterminate_um, disruption_fraction = args
     if not (Path(root) / "index.csv").is_file():
         write_section_dataset(root, n, seed=seed, family=family, sections_per_subject=per,
-                              disruption_fraction=0.2,
+                              disruption_fraction=disruption_fraction,
                               indeterminate_um=indeterminate_um)  # fmt: skip
     return root
 
@@ -196,10 +196,12 @@ def write_family_datasets(
     seed: int = 0,
     jobs: int = 1,
     indeterminate_um: float = 0.0,
+    disruption_fraction: float = 0.2,
 ) -> dict[str, Path]:
     """Render ``n_per_family`` sections of each family into ``root/<family>/``.
 
-    ``indeterminate_um``: as :func:`skinoct.phantom.write_section_dataset`.
+    ``indeterminate_um``, ``disruption_fraction``: as
+    :func:`skinoct.phantom.write_section_dataset`.
 
     Family ``f`` uses seed ``seed * 100 + k`` with ``k`` its position in
     :data:`skinoct.phantom.FAMILIES` (not in ``families``), so a subset of the families
@@ -208,7 +210,8 @@ def write_family_datasets(
     """
     root = Path(root)
     tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject),
-              family_seed(f, seed), float(indeterminate_um)) for f in families]  # fmt: skip
+              family_seed(f, seed), float(indeterminate_um), float(disruption_fraction))
+             for f in families]  # fmt: skip
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             list(pool.map(_write_family, tasks))

@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "half-width at the disruption's centre; training blends the target across it "
         "(22 = skinoct.phantom.DISRUPTED_BAND_UM; 0: the geometric DEJ everywhere)",
     )
+    parser.add_argument("--disruption-fraction", type=float, default=0.2,
+                        help="fraction of sections with a simulated DEJ disruption "
+                        "(families; the plain look gets 0.05 more)")  # fmt: skip
     args = parser.parse_args(argv)
 
     from skinoct.layers import SYNTHETIC_NOTICE, TrainConfig, train_layers
@@ -101,12 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parts = write_family_datasets(
         args.work / "families", families, n_per_family=args.per_family,
         sections_per_subject=args.sections, seed=args.seed, jobs=args.jobs,
-        indeterminate_um=args.indeterminate_um,
+        indeterminate_um=args.indeterminate_um, disruption_fraction=args.disruption_fraction,
     )  # fmt: skip
     if args.plain:
+        plain_fraction = min(1.0, args.disruption_fraction + 0.05)  # 0.25 by default
         spec = DatasetSpec(n_subjects=-(-args.plain // args.sections),
                            sections_per_subject=args.sections, seed=1000 + args.seed,
-                           indeterminate_um=args.indeterminate_um)  # fmt: skip
+                           indeterminate_um=args.indeterminate_um,
+                           disruption_fraction=plain_fraction)  # fmt: skip
         plain = args.work / "plain"
         if not (plain / "index.csv").is_file():
             write_phantom_dataset(plain, spec, jobs=args.jobs)
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sections_per_subject": args.sections,
                 "seed": args.seed,
                 "family_seeds": [family_seed(f, args.seed) for f in families],
-                "disruption_fraction": 0.2,
+                "disruption_fraction": args.disruption_fraction,
                 "indeterminate_dej_um": args.indeterminate_um,
             },
             "bundled_recipe": {
