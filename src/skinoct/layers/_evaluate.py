@@ -48,15 +48,13 @@ def score_sections(
         labels = merge_unannotated(result.labels, annotated)
         reference = mask.data
         unknown = reference == INDETERMINATE
-        if unknown.any():
-            labels = np.where(unknown, reference, labels)  # neither counts for any class
+        labels = np.where(unknown, reference, labels)  # 255 in both: counts for no class
         dice = dice_per_layer(labels, reference, label_values=label_values)
-        if unknown.any():
-            columns = ~unknown.any(axis=0)
-            labels, reference = labels[:, columns], reference[:, columns]
+        known = ~unknown.any(axis=0)  # columns whose boundaries are all annotated
         errors = boundary_errors(
-            labels, reference, spacing_um=image.spacing_um, label_values=(0, *annotated)
-        )
+            labels[:, known], reference[:, known], spacing_um=image.spacing_um,
+            label_values=(0, *annotated),
+        )  # fmt: skip
         out.append(
             {"id": record.id, "subject": record.subject, "dice": dice, "boundary_errors": errors}
         )
