@@ -96,3 +96,31 @@ def test_normalize_same_for_integer_types():
     a = normalize_intensity(base)
     b = normalize_intensity(base.astype(np.uint16) * 257)
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+_LABEL_VALUES_OK = (([0, 1, 2, 3], True), ([0, 3], True), ([0, 4], False), ([-1, 2], False),
+                    ([0, 255], False))  # fmt: skip
+_LABEL_CASES = [
+    (dtype, values, ok)
+    for dtype in (np.uint8, np.int8, np.int16, np.uint16, np.int64)
+    for values, ok in _LABEL_VALUES_OK
+    if np.iinfo(dtype).min <= min(values) and max(values) <= np.iinfo(dtype).max
+]
+
+
+@pytest.mark.parametrize(("dtype", "values", "ok"), _LABEL_CASES)
+def test_validate_labels_same_verdict_for_every_integer_type(dtype, values, ok):
+    data = np.array(values, dtype=dtype)
+    if ok:
+        out = validate_labels(data)
+        assert out.dtype == np.uint8 and out.tolist() == values
+    else:
+        with pytest.raises(InputError, match="outside the skinoct labels"):
+            validate_labels(data)
+
+
+def test_validate_labels_indeterminate_only_when_allowed():
+    data = np.array([0, 2, 255, 3], np.uint8)
+    assert validate_labels(data, allow_indeterminate=True).tolist() == [0, 2, 255, 3]
+    with pytest.raises(InputError, match="255"):
+        validate_labels(data)

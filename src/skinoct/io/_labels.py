@@ -66,6 +66,10 @@ def validate_labels(
     if np.issubdtype(data.dtype, np.floating):
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise InputError("label mask holds non-integer values; expected 0–3", path=path)
+    top = max(LABEL_VALUES)
+    if np.issubdtype(data.dtype, np.integer) and data.min() >= 0 and data.max() <= top:
+        # the common case (a model's output): two reductions instead of a sort in np.unique
+        return data.astype(np.uint8, copy=False)
     values = np.unique(data)
     allowed = (*LABEL_VALUES, INDETERMINATE) if allow_indeterminate else LABEL_VALUES
     foreign = [v for v in values.tolist() if v not in allowed]
