@@ -306,3 +306,24 @@ def test_auto_falls_back_cleanly_without_openvino(stand_ins, volume_file, monkey
     assert model_fingerprint()["engines"] == {"layers": want, "matrix": want}
     assert model_fingerprint(engine="torch")["engines"] == {"layers": "torch", "matrix": "torch"}
     assert "engines" not in model_fingerprint(engine=None)
+
+
+def test_background_writer_error_reaches_the_caller_and_no_analysis_json(
+    stand_ins, volume_file, tmp_path, monkeypatch
+):
+    """Maps and overlays are written in a thread during grading; its error is not lost."""
+    import threading
+
+    from skinoct.study import _outputs
+
+    seen = {}
+
+    def failing(out_dir, image, seg, morph):
+        seen["thread"] = threading.current_thread().name
+        raise OSError(f"{out_dir}: disk full")
+
+    monkeypatch.setattr(_outputs, "write_section_outputs", failing)
+    with pytest.raises(OSError, match="disk full"):
+        analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "o", section_step=3, **SMALL)
+    assert seen["thread"].startswith("skinoct-outputs")  # not the caller's thread
+    assert not (tmp_path / "o" / "analysis.json").exists()  # the completion record comes last

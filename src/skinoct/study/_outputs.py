@@ -6,23 +6,28 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_outputs"]
+__all__ = ["write_outputs", "write_profile_outputs", "write_section_outputs"]
 
 
 def write_outputs(out_dir: Path, image, seg, morph, analysis) -> dict[str, str]:
-    import pandas as pd
+    """Every file of an analysis (:func:`write_section_outputs` then the profile's)."""
+    images = write_section_outputs(out_dir, image, seg, morph)
+    images.update(write_profile_outputs(out_dir, analysis))
+    return images
 
-    from skinoct.io import atomic_path, write_json
+
+def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
+    """The maps, their figures and the section overlays: all known before grading.
+
+    ``analyze_volume`` runs this in a background thread while the tiles are sampled
+    and graded (stages that leave the second core mostly idle).
+    """
+    from skinoct.io import atomic_path
     from skinoct.layers import boundary_overlay, entropy_overlay, write_rgb_png
-    from skinoct.study.figures import profile_figure, save_figure
+    from skinoct.study.figures import save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dz, dy, dx = image.spacing_um
-    write_json(out_dir / "analysis.json", analysis)
-    prof = pd.DataFrame(analysis["profile"])
-    with atomic_path(out_dir / "profile.csv") as tmp:
-        prof.to_csv(tmp, index=False, float_format="%.6g")
-
     metrics = morph["volume_metrics"]
     maps = {
         "dej_um": morph["surfaces"]["dej"],
@@ -56,6 +61,21 @@ def write_outputs(out_dir: Path, image, seg, morph, analysis) -> dict[str, str]:
         rel = f"overlays/section_y{y:04d}.png"
         write_rgb_png(out_dir / rel, rgb)
         images.setdefault("section overlay (boundaries / entropy)", rel)
+    return images
+
+
+def write_profile_outputs(out_dir: Path, analysis) -> dict[str, str]:
+    """``analysis.json``, ``profile.csv`` and ``profile.png`` (after grading)."""
+    import pandas as pd
+
+    from skinoct.io import atomic_path, write_json
+    from skinoct.study.figures import profile_figure, save_figure
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "analysis.json", analysis)
+    prof = pd.DataFrame(analysis["profile"])
+    with atomic_path(out_dir / "profile.csv") as tmp:
+        prof.to_csv(tmp, index=False, float_format="%.6g")
 
     p = analysis["profile"]
     fig = profile_figure(
@@ -66,8 +86,7 @@ def write_outputs(out_dir: Path, image, seg, morph, analysis) -> dict[str, str]:
         title="Dermal quality profile",
     )
     save_figure(fig, out_dir / "profile.png", dpi=90)
-    images["profile"] = "profile.png"
-    return images
+    return {"profile": "profile.png"}
 
 
 def _close(fig) -> None:

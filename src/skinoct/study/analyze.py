@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as md
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,26 +247,36 @@ def analyze_volume(
     with stages("morphometry"):
         morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
         trim_heap()
-    profile = grade_profile(
-        image,
-        morph["dej_for_tiles"] if given_dej is None else given_dej,
-        matrix,
-        depth_stop_um=opts.depth_stop_um,
-        depth_step_um=opts.depth_step_um,
-        n_tiles=opts.n_tiles,
-        tile_size_um=opts.tile_size_um,
-        engine=opts.engine,
-        dej_margin_um=opts.dej_margin_um,
-        stage=_releasing(stages, image.data),
-    )
-    analysis = _record(image, input_sha, opts, morph, profile, (layers, matrix), given_dej)
-    analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
-    images: dict[str, str] = {}
-    if out_dir is not None:
-        from skinoct.study._outputs import write_outputs
+    with ThreadPoolExecutor(1, thread_name_prefix="skinoct-outputs") as pool:
+        # The maps, figures and overlays need nothing from grading: they are written
+        # while the tiles are sampled and graded, stages that leave a core mostly idle.
+        section_files = None
+        if out_dir is not None:
+            from skinoct.study._outputs import write_profile_outputs, write_section_outputs
 
-        with stages("outputs"):
-            images = write_outputs(Path(out_dir), image, seg, morph, analysis)
+            section_files = pool.submit(write_section_outputs, Path(out_dir), image, seg, morph)
+        profile = grade_profile(
+            image,
+            morph["dej_for_tiles"] if given_dej is None else given_dej,
+            matrix,
+            depth_stop_um=opts.depth_stop_um,
+            depth_step_um=opts.depth_step_um,
+            n_tiles=opts.n_tiles,
+            tile_size_um=opts.tile_size_um,
+            engine=opts.engine,
+            dej_margin_um=opts.dej_margin_um,
+            stage=_releasing(stages, image.data),
+        )
+        analysis = _record(image, input_sha, opts, morph, profile, (layers, matrix), given_dej)
+        analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
+        images: dict[str, str] = {}
+        if section_files is not None:
+            # "outputs" times what is left on the critical path: the wait for the
+            # background writer, then the profile files (analysis.json only once the
+            # maps and overlays are on disk)
+            with stages("outputs"):
+                images = section_files.result()  # re-raises the writer's error
+                images.update(write_profile_outputs(Path(out_dir), analysis))
     return {
         **analysis,
         "images": images,
@@ -282,6 +293,7 @@ def _releasing(stages: Stages, data):
     """``stages`` for :func:`~skinoct.matrix.grade_profile`: after each of its stages
     (tiles, grading) the pages of the mapped volume that the tiles touched (≈ 0.26 GB of
     the float32 default volume) and the freed heap go back to the OS."""
+
     @contextmanager
     def stage(name: str):
         with stages(name):
