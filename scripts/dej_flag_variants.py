@@ -3,6 +3,7 @@
     python scripts/dej_flag_variants.py                       # bundled model, ~2 min
     python scripts/dej_flag_variants.py --model OLD_BUNDLED   # another model
     python scripts/dej_flag_variants.py --mc-dropout 6        # + MC-dropout mutual information
+    python scripts/dej_flag_variants.py --image --tta         # + image contrast, TTA, ~5 min
 
 The sections are those of ``scripts/evaluate_uncertainty.py`` (40 clean calibration
 sections, seeds 7000+; 30 clean and 30 disrupted test sections, seeds 8000+). Each is
@@ -17,8 +18,15 @@ and the AUC of the section scores (disrupted vs clean).
 Variants: the map (softmax entropy; the epidermis/dermis confusion
 ``min(p_e, p_d) / (p_e + p_d)``; with ``--mc-dropout``, the mutual information), the
 band around the DEJ (±5–20 µm; for the entropy also its integral in µm), the lateral
-window (20–80 µm). This is an exploration of the flag's design space on phantoms, not a
-clinical figure.
+window (20–80 µm). ``--image`` adds the image's own junction contrast (the mean vertical
+gradient of the laterally smoothed image within ±4 µm of the decoded DEJ, negated: a
+blurred junction scores high) alone and added to the confusion statistic (each divided
+by the spread of its calibration curves). ``--tta`` segments five more views of each
+section (lateral flip, gamma 0.7 and 1.4, a Gaussian blur, added noise) and adds the
+per-column standard deviation of the decoded DEJ across the six views (Wang et al.,
+"Aleatoric uncertainty estimation with test-time augmentation", Neurocomputing 2019)
+and the confusion map of the views' mean probabilities. This is an exploration of the
+flag's design space on phantoms, not a clinical figure.
 """
 
 from __future__ import annotations
@@ -39,7 +47,39 @@ BANDS_UM = (5.0, 10.0, 20.0)
 WINDOWS_UM = (20.0, 40.0, 80.0)
 
 
-def collect(model_dir, *, mc_dropout: int) -> list[dict]:
+def _views(image: np.ndarray, seed: int) -> list[tuple[np.ndarray, bool]]:
+    """The section and five perturbed copies, each with "flipped laterally"."""
+    from scipy.ndimage import gaussian_filter
+
+    img = image.astype(np.float32)
+    lo, hi = np.percentile(img, [1, 99.5])
+    unit = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+    noise = np.random.default_rng(seed).normal(0, 0.15 * img.std(), img.shape)
+    return [(img, False), (np.ascontiguousarray(img[:, ::-1]), True), (unit**0.7, False),
+            (unit**1.4, False), (gaussian_filter(img, (1.0, 2.0)), False),
+            ((img + noise).astype(np.float32), False)]  # fmt: skip
+
+
+def _confusion(probabilities: np.ndarray) -> np.ndarray:
+    p_epi, p_dermis = probabilities[2], probabilities[3]
+    return np.minimum(p_epi, p_dermis) / np.maximum(p_epi + p_dermis, 1e-6)
+
+
+def _junction_gradient(image: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:
+    """Minus the mean |d/dz| of the smoothed image within ±4 µm of the decoded DEJ."""
+    from scipy.ndimage import gaussian_filter1d, uniform_filter1d
+
+    dz, dx = spacing
+    smooth = uniform_filter1d(image.astype(np.float32), max(1, round(10 / dx)), axis=1)
+    grad = np.abs(np.gradient(gaussian_filter1d(smooth, 1.5 / dz, axis=0), axis=0))
+    dej = (labels < 3).sum(axis=0)
+    rows = np.arange(labels.shape[0])[:, None]
+    inside = np.abs(rows - dej) <= max(1, round(4 / dz))
+    values = -(grad * inside).sum(axis=0) / np.maximum(inside.sum(axis=0), 1)
+    return np.where((dej > 0) & (dej < labels.shape[0]), values, np.nan)
+
+
+def collect(model_dir, *, mc_dropout: int, image: bool = False, tta: bool = False) -> list[dict]:
     """Segment every section once; keep labels, uncertainty maps and the true span."""
     from skinoct.layers import load_layers_model, segment_section
 
@@ -51,14 +91,32 @@ def collect(model_dir, *, mc_dropout: int) -> list[dict]:
             sec = render(seed, disrupted=disrupted)
             r = segment_section(sec.image, model, spacing_um=sec.spacing_um, engine=engine,
                                 mc_dropout=mc_dropout, threads=1)  # fmt: skip
-            p_epi, p_dermis = r.probabilities[2], r.probabilities[3]
-            confusion = np.minimum(p_epi, p_dermis) / np.maximum(p_epi + p_dermis, 1e-6)
             maps = {"entropy": r.entropy, "entropy-integral": r.entropy,
-                    "epi/dermis confusion": confusion}  # fmt: skip
+                    "epi/dermis confusion": _confusion(r.probabilities)}  # fmt: skip
             if mc_dropout:
                 maps["mutual information"] = r.mutual_information
+            columns = {}  # per-column statistics that need no band
+            if image:
+                normalized = model.normalize(sec.image)
+                columns["image junction gradient"] = _junction_gradient(
+                    normalized, r.labels, sec.spacing_um
+                )
+            if tta:
+                dejs, probs = [], []
+                for view, flipped in _views(sec.image, seed):
+                    v = segment_section(view, model, spacing_um=sec.spacing_um, engine="onnx",
+                                        threads=1)  # fmt: skip
+                    labels, p = (v.labels[:, ::-1], v.probabilities[:, :, ::-1]) if flipped else (
+                        v.labels, v.probabilities)  # fmt: skip
+                    dejs.append((labels < 3).sum(axis=0))
+                    probs.append(p)
+                dejs = np.array(dejs, float)
+                nz = r.labels.shape[0]
+                ok = ((dejs > 0) & (dejs < nz)).all(axis=0)
+                columns["TTA DEJ s.d."] = np.where(ok, dejs.std(axis=0) * sec.spacing_um[0], np.nan)
+                maps["TTA-mean confusion"] = _confusion(np.mean(probs, axis=0))
             maps = {k: v.astype(np.float16) for k, v in maps.items()}  # 100 sections in memory
-            out.append({"group": group, "labels": r.labels, "maps": maps,
+            out.append({"group": group, "labels": r.labels, "maps": maps, "columns": columns,
                         "spacing": sec.spacing_um, "span": sec.disruption_um})  # fmt: skip
     return out
 
@@ -80,7 +138,10 @@ def section_curve(item: dict, name: str, band_um: float, window_um: float) -> np
     """Excess over the section median, smoothed over ``window_um`` laterally."""
     from scipy.ndimage import uniform_filter1d
 
-    v = column_statistic(item, name, band_um)
+    if name in item["columns"]:
+        v = item["columns"][name]
+    else:
+        v = column_statistic(item, name, band_um)
     if not np.isfinite(v).any():
         return np.full(v.shape, -np.inf)
     e = v - np.nanmedian(v)
@@ -88,8 +149,23 @@ def section_curve(item: dict, name: str, band_um: float, window_um: float) -> np
     return uniform_filter1d(e, max(1, round(window_um / item["spacing"][1])), mode="nearest")
 
 
-def evaluate(items: list[dict], name: str, band_um: float, window_um: float) -> dict:
-    curves = [(it, section_curve(it, name, band_um, window_um)) for it in items]
+def combined_curves(items, parts, window_um: float) -> list[np.ndarray]:
+    """Sum of the ``(name, band)`` curves, each divided by its calibration curves' s.d."""
+    total = [np.zeros(it["labels"].shape[1]) for it in items]
+    for name, band in parts:
+        curves = [section_curve(it, name, band, window_um) for it in items]
+        pool = np.concatenate([c[np.isfinite(c)] for c, it in zip(curves, items, strict=True)
+                               if it["group"] == "cal"])  # fmt: skip
+        scale = float(np.std(pool)) or 1.0
+        total = [t + c / scale for t, c in zip(total, curves, strict=True)]
+    return total
+
+
+def evaluate(items: list[dict], name, band_um: float, window_um: float) -> dict:
+    if isinstance(name, tuple):  # a combination of (name, band) parts
+        curves = list(zip(items, combined_curves(items, name, window_um), strict=True))
+    else:
+        curves = [(it, section_curve(it, name, band_um, window_um)) for it in items]
     cal = np.array([c.max() for it, c in curves if it["group"] == "cal"])
     threshold = float(np.quantile(cal, 0.9))
     clean = np.array([c.max() for it, c in curves if it["group"] == "clean"])
@@ -110,8 +186,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: bundled)")
     parser.add_argument("--mc-dropout", type=int, default=0)
+    parser.add_argument("--image", action="store_true", help="+ the image's junction contrast")
+    parser.add_argument("--tta", action="store_true", help="+ test-time-augmentation statistics")
     args = parser.parse_args(argv)
-    items = collect(args.model, mc_dropout=args.mc_dropout)
+    items = collect(args.model, mc_dropout=args.mc_dropout, image=args.image, tta=args.tta)
     print("| map | band (µm) | window (µm) | sensitivity | false-flag rate | AUC |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = []
@@ -119,8 +197,18 @@ def main(argv=None) -> int:
         for band in BANDS_UM:
             for window in WINDOWS_UM:
                 rows.append((name, band, window, evaluate(items, name, band, window)))
+    for name in items[0]["columns"]:
+        for window in WINDOWS_UM:
+            rows.append((name, float("nan"), window, evaluate(items, name, 0.0, window)))
+    confusion = ("epi/dermis confusion", 10.0)
+    for extra in items[0]["columns"]:
+        for window in WINDOWS_UM:
+            parts = (confusion, (extra, 0.0))
+            rows.append((" + ".join(n for n, _ in parts), 10.0, window,
+                         evaluate(items, parts, 0.0, window)))  # fmt: skip
     for name, band, window, r in sorted(rows, key=lambda row: -row[3]["auc"]):
-        print(f"| {name} | ±{band:g} | {window:g} | {r['sensitivity']:.2f} | "
+        shown = "–" if np.isnan(band) else f"±{band:g}"
+        print(f"| {name} | {shown} | {window:g} | {r['sensitivity']:.2f} | "
               f"{r['false_flags']:.2f} | {r['auc']:.2f} |")  # fmt: skip
     return 0
 
