@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         "--time-budget", type=float, default=None, help="wall-clock budget in minutes"
     )
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--layer-intensity", type=float, default=0.0,
+        help="probability of a random gain and offset per layer (SynthSeg-like)",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="processes rendering phantoms")
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         lr=args.lr,
         patches_per_section=args.patches_per_section,
+        layer_intensity=args.layer_intensity,
         num_workers=args.workers,
         time_budget_s=None if args.time_budget is None else args.time_budget * 60.0,
     )

@@ -115,3 +115,52 @@ def test_augmented_patches_keep_image_and_labels_aligned():
             total += 1
             good += int(dermis.median() > above.median())
     assert total >= 10 and good >= 0.9 * total
+
+
+def test_layer_intensity_gives_each_layer_its_own_gain_and_offset():
+    """Flat image, three layers: inside each layer (away from the 2 px softening) the
+    result is gain·x + offset with one (gain, offset) per layer, and labels are untouched."""
+    from skinoct.layers._augment import RandLayerIntensityd
+
+    label = np.zeros((1, 60, 20), np.float32)
+    label[:, 20:40], label[:, 40:] = 1, 2
+    image = np.full((1, 60, 20), 0.5, np.float32)
+    t = RandLayerIntensityd("image", prob=1.0, log_gain_sd=0.5, offset_sd=0.1)
+    t.set_random_state(seed=3)
+    out = t({"image": image, "label": label})
+    np.testing.assert_array_equal(out["label"], label)
+    res = np.asarray(out["image"])[0]
+    cores = [res[2:12], res[28:32], res[48:58]]  # ≥ 8 px (4 σ) from a boundary
+    levels = [c.mean() for c in cores]
+    for c, level in zip(cores, levels, strict=True):
+        np.testing.assert_allclose(c, level, atol=1e-4)  # one gain and offset per layer
+    assert len({round(float(v), 3) for v in levels}) == 3
+    # softened: the change across a boundary spans several rows, not one step
+    column = res[:, 5]
+    assert np.count_nonzero(np.abs(np.diff(column[10:30])) > 1e-4) >= 4
+
+
+def test_layer_intensity_off_and_in_training_transforms():
+    from skinoct.layers._augment import RandLayerIntensityd, training_transforms
+
+    t = RandLayerIntensityd("image", prob=0.0)
+    image = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    out = t({"image": image, "label": np.zeros((1, 8, 8), np.float32)})
+    np.testing.assert_array_equal(out["image"], image)
+    names = [type(x).__name__ for x in training_transforms((32, 32)).transforms]
+    assert "_RandLayerIntensityd" not in names
+    names = [
+        type(x).__name__ for x in training_transforms((32, 32), layer_intensity=0.3).transforms
+    ]
+    assert "_RandLayerIntensityd" in names
+    with pytest.raises(ValueError, match=">= 0"):
+        RandLayerIntensityd("image", log_gain_sd=-1.0)
+
+
+def test_train_config_checks_layer_intensity():
+    from skinoct.errors import InputError
+    from skinoct.layers import TrainConfig
+
+    assert TrainConfig(layer_intensity=0.3).to_dict()["layer_intensity"] == 0.3
+    with pytest.raises(InputError, match="layer_intensity"):
+        TrainConfig(layer_intensity=1.5)

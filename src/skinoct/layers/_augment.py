@@ -22,6 +22,11 @@ RandGaussianNoised      0.25   s.d. uniform in 0–0.08
 RandCoarseDropoutd      0.15   1–3 boxes of 8×8 to 48×32 px filled with 0–0.3
 ======================  =====  ===================================================
 
+Optionally first (``layer_intensity`` > 0, off by default): ``RandLayerIntensityd``
+gives each layer of the patch its own random gain and offset, softened over 2 px at
+the boundaries: the SynthSeg idea of contrasts between layers that no device has,
+so that no layer ordering of grey levels (e.g. a bright stratum corneum) is learned.
+
 Intensity transforms touch only the image, so the labels stay pixel-aligned.
 """
 
@@ -32,7 +37,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RandSpeckleNoised", "TrainPatches", "intensity_transforms", "training_transforms"]
+__all__ = [
+    "RandLayerIntensityd",
+    "RandSpeckleNoised",
+    "TrainPatches",
+    "intensity_transforms",
+    "training_transforms",
+]
 
 
 def _speckle_class():
@@ -77,11 +88,75 @@ def RandSpeckleNoised(keys, *, prob: float = 0.1, looks: tuple[float, float] = (
     return _speckle_class()(keys, prob=prob, looks=looks)
 
 
-def training_transforms(patch: Sequence[int], *, max_rotation_deg: float = 8.0):
+def _layer_intensity_class():
+    from monai.transforms import MapTransform, RandomizableTransform
+
+    class _RandLayerIntensityd(RandomizableTransform, MapTransform):
+        """Per-layer random gain and offset: ``image * G + O``, ``G``, ``O`` set per label.
+
+        Each label value present in ``label_key`` (a class index, or 255 for
+        indeterminate pixels) draws a gain ``exp(N(0, log_gain_sd))`` and an offset
+        ``N(0, offset_sd)``; the two maps are smoothed with a Gaussian of ``soften_px``
+        so the change of contrast at a boundary is not a perfect label-aligned step.
+        Domain randomisation in the spirit of SynthSeg (Billot et al., Medical Image
+        Analysis 86:102789, 2023), applied to real-looking images rather than to label
+        maps.
+        """
+
+        def __init__(self, keys, *, label_key: str = "label", prob: float = 0.3,
+                     log_gain_sd: float = 0.4, offset_sd: float = 0.08,
+                     soften_px: float = 2.0):  # fmt: skip
+            RandomizableTransform.__init__(self, prob)
+            MapTransform.__init__(self, keys)
+            if log_gain_sd < 0 or offset_sd < 0 or soften_px < 0:
+                raise ValueError("log_gain_sd, offset_sd and soften_px must be >= 0")
+            self.label_key = label_key
+            self.log_gain_sd, self.offset_sd = float(log_gain_sd), float(offset_sd)
+            self.soften_px = float(soften_px)
+
+        def __call__(self, data):
+            import torch
+            from scipy.ndimage import gaussian_filter
+
+            d = dict(data)
+            self.randomize(None)
+            if not self._do_transform:
+                return d
+            label = np.rint(np.asarray(_plain(d[self.label_key]))).astype(np.int64)
+            values, index = np.unique(label, return_inverse=True)
+            gains = np.exp(self.R.normal(0.0, self.log_gain_sd, values.size))
+            offsets = self.R.normal(0.0, self.offset_sd, values.size)
+            maps = []
+            for per_value in (gains, offsets):
+                m = per_value[index].reshape(label.shape).astype(np.float32)
+                if self.soften_px > 0:  # spatial axes only (the first is the channel)
+                    m = gaussian_filter(m, (0,) + (self.soften_px,) * (m.ndim - 1))
+                maps.append(m)
+            for key in self.key_iterator(d):
+                img = d[key]
+                if isinstance(img, torch.Tensor):
+                    g, o = (torch.as_tensor(m, device=img.device) for m in maps)
+                    d[key] = img * g + o
+                else:
+                    d[key] = img * maps[0] + maps[1]
+            return d
+
+    return _RandLayerIntensityd
+
+
+def RandLayerIntensityd(keys, **kwargs):
+    """MONAI dictionary transform: per-layer random gain and offset (see the class docstring)."""
+    return _layer_intensity_class()(keys, **kwargs)
+
+
+def training_transforms(
+    patch: Sequence[int], *, max_rotation_deg: float = 8.0, layer_intensity: float = 0.0
+):
     """MONAI ``Compose`` turning a ``{"image", "label"}`` pair into one augmented patch.
 
     Inputs are ``(1, z, x)`` arrays at least ``margin_shape(patch)`` large; the
-    output patch is ``patch`` pixels.
+    output patch is ``patch`` pixels. ``layer_intensity`` is the probability of
+    :func:`RandLayerIntensityd` (0: not used).
     """
     from monai import transforms as T
 
@@ -108,6 +183,7 @@ def training_transforms(patch: Sequence[int], *, max_rotation_deg: float = 8.0):
                 padding_mode="edge",
             ),
             T.CenterSpatialCropd(keys, roi_size=patch),
+            *([RandLayerIntensityd("image", prob=layer_intensity)] if layer_intensity else []),
             *intensity_transforms(),
         ]
     )
@@ -127,8 +203,13 @@ def intensity_transforms() -> list:
         RandSpeckleNoised("image", prob=0.3, looks=(3.0, 20.0)),
         T.RandGaussianNoised("image", prob=0.25, std=0.08),
         T.RandCoarseDropoutd(
-            "image", holes=1, max_holes=3, spatial_size=(8, 8), max_spatial_size=(48, 32),
-            fill_value=(0.0, 0.3), prob=0.15,
+            "image",
+            holes=1,
+            max_holes=3,
+            spatial_size=(8, 8),
+            max_spatial_size=(48, 32),
+            fill_value=(0.0, 0.3),
+            prob=0.15,
         ),
     ]
 
@@ -159,6 +240,7 @@ class TrainPatches:
         sampling: str = "uniform",
         air_index: int | None = 0,
         dermis_index: int | None = None,
+        layer_intensity: float = 0.0,
     ) -> None:
         from skinoct.layers._sampling import SAMPLING_MODES, tissue_band
 
@@ -178,7 +260,7 @@ class TrainPatches:
         self.seed = int(seed)
         rng = np.random.default_rng(seed)
         self.order = rng.integers(0, len(sections), size=int(length))
-        self.transform = training_transforms(self.patch)
+        self.transform = training_transforms(self.patch, layer_intensity=layer_intensity)
         self.transform.set_random_state(seed=int(seed) % (2**32))
 
     def __len__(self) -> int:

@@ -40,6 +40,9 @@ class TrainConfig:
         Patches drawn per training section per epoch (None: recipe).
     sampling : {'band', 'uniform'}
         Where patches are cut: centred on the annotated tissue band, or uniformly.
+    layer_intensity : float
+        Probability that a training patch gets a random gain and offset per layer
+        (:func:`skinoct.layers._augment.RandLayerIntensityd`; 0 = never, the default).
     lr : float
         Adam learning rate at the start of the cosine schedule.
     weight_decay : float
@@ -70,6 +73,7 @@ class TrainConfig:
     patch: tuple[int, int] | None = None
     patches_per_section: int | None = None
     sampling: str = "band"
+    layer_intensity: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 1e-5
     seed: int = 0
@@ -95,6 +99,10 @@ class TrainConfig:
         check_config(
             self.sampling in SAMPLING_MODES,
             f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}",
+        )
+        check_config(
+            0.0 <= float(self.layer_intensity) <= 1.0,
+            f"layer_intensity must be a probability in [0, 1], got {self.layer_intensity!r}",
         )
         patch = None
         if self.patch is not None:
