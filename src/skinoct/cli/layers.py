@@ -89,6 +89,12 @@ def train(
     sampling: str = typer.Option(
         "band", "--sampling", help="band (patches on the skin's layers) or uniform."
     ),
+    layer_intensity: float = typer.Option(
+        0.0,
+        "--layer-intensity",
+        help="Probability of a random gain and offset per layer of a patch "
+        "(SynthSeg-style contrast randomisation; 0 = off).",
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate (cosine schedule)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     init: Path | None = typer.Option(
@@ -124,6 +130,7 @@ def train(
         patch=None if patch is None else tuple(patch),
         patches_per_section=patches_per_section,
         sampling=sampling,
+        layer_intensity=layer_intensity,
         lr=lr,
         seed=seed,
         device=device,
