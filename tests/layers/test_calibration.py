@@ -104,9 +104,8 @@ def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, t
         mask = load_mask(tmp_path / "out" / "s_mask.tif")
         ent = load_mask(tmp_path / "out" / "s_entropy.tif", entropy=True)
         expected = measure_section(mask, spacing, entropy=ent, entropy_threshold=0.0)
-        assert (
-            record["metrics"]["dej_uncertain_segments"]
-            == (expected.to_dict()["dej_uncertain_segments"])
+        assert record["metrics"]["dej_uncertain_segments"] == (
+            expected.to_dict()["dej_uncertain_segments"]
         )
 
 
