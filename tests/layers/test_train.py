@@ -345,3 +345,24 @@ def test_masks_with_indeterminate_bands_train_and_are_scored_without_them(tmp_pa
     expected = dice_per_layer(np.where(unknown, 255, labels), reference)
     assert soft[0]["dice"] == pytest.approx(expected)
     assert soft[0]["dice"] != pytest.approx(dice_per_layer(labels, reference))
+
+
+def test_run_fingerprint_names_layer_intensity_only_when_used():
+    """Runs started before the option existed (P = 0) keep their fingerprint and resume."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from skinoct.layers import TrainConfig
+    from skinoct.layers._folds import RUN_ONLY, run_fingerprint
+
+    records = [SimpleNamespace(id="s1", subject="a"), SimpleNamespace(id="s2", subject="b")]
+    dataset = SimpleNamespace(records=records, label_values=(0, 1, 2, 3))
+    default = TrainConfig()
+    cfg = default.to_dict()
+    for key in (*RUN_ONLY, "layer_intensity"):
+        cfg.pop(key, None)
+    payload = {"config": cfg, "sections": [["s1", "a"], ["s2", "b"]],
+               "labels": [0, 1, 2, 3], "init": None}  # fmt: skip
+    before = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    assert run_fingerprint(dataset, default, None) == before
+    assert run_fingerprint(dataset, TrainConfig(layer_intensity=0.5), None) != before

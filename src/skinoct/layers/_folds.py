@@ -97,6 +97,8 @@ def run_fingerprint(dataset: LayerDataset, config, base) -> str:
     cfg = config.to_dict()
     for key in RUN_ONLY:
         cfg.pop(key, None)
+    if not cfg.get("layer_intensity"):  # added later: runs without it keep their names
+        cfg.pop("layer_intensity", None)
     payload = {
         "config": cfg,
         "sections": [[r.id, r.subject] for r in dataset.records],
