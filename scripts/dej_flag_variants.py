@@ -48,16 +48,22 @@ WINDOWS_UM = (20.0, 40.0, 80.0)
 
 
 def _views(image: np.ndarray, seed: int) -> list[tuple[np.ndarray, bool]]:
-    """The section and five perturbed copies, each with "flipped laterally"."""
+    """Five perturbed copies of the section, each with "flipped laterally"."""
     from scipy.ndimage import gaussian_filter
 
+    from skinoct.io import normalize_intensity
+
     img = image.astype(np.float32)
-    lo, hi = np.percentile(img, [1, 99.5])
-    unit = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1)
+    unit = normalize_intensity(img, lower_percentile=1.0, upper_percentile=99.5, clip=True)
     noise = np.random.default_rng(seed).normal(0, 0.15 * img.std(), img.shape)
-    return [(img, False), (np.ascontiguousarray(img[:, ::-1]), True), (unit**0.7, False),
-            (unit**1.4, False), (gaussian_filter(img, (1.0, 2.0)), False),
+    return [(np.ascontiguousarray(img[:, ::-1]), True), (unit**0.7, False), (unit**1.4, False),
+            (gaussian_filter(img, (1.0, 2.0)), False),
             ((img + noise).astype(np.float32), False)]  # fmt: skip
+
+
+def _dej_rows(labels: np.ndarray) -> np.ndarray:
+    """Per column, the number of rows above the dermis (the decoded DEJ, in rows)."""
+    return (labels < 3).sum(axis=0)
 
 
 def _confusion(probabilities: np.ndarray) -> np.ndarray:
@@ -72,7 +78,7 @@ def _junction_gradient(image: np.ndarray, labels: np.ndarray, spacing) -> np.nda
     dz, dx = spacing
     smooth = uniform_filter1d(image.astype(np.float32), max(1, round(10 / dx)), axis=1)
     grad = np.abs(np.gradient(gaussian_filter1d(smooth, 1.5 / dz, axis=0), axis=0))
-    dej = (labels < 3).sum(axis=0)
+    dej = _dej_rows(labels)
     rows = np.arange(labels.shape[0])[:, None]
     inside = np.abs(rows - dej) <= max(1, round(4 / dz))
     values = -(grad * inside).sum(axis=0) / np.maximum(inside.sum(axis=0), 1)
@@ -101,14 +107,14 @@ def collect(model_dir, *, mc_dropout: int, image: bool = False, tta: bool = Fals
                 columns["image junction gradient"] = _junction_gradient(
                     normalized, r.labels, sec.spacing_um
                 )
-            if tta:
-                dejs, probs = [], []
+            if tta:  # the pass above is the first of the six views
+                dejs, probs = [_dej_rows(r.labels)], [r.probabilities]
                 for view, flipped in _views(sec.image, seed):
                     v = segment_section(view, model, spacing_um=sec.spacing_um, engine="onnx",
                                         threads=1)  # fmt: skip
                     labels, p = (v.labels[:, ::-1], v.probabilities[:, :, ::-1]) if flipped else (
                         v.labels, v.probabilities)  # fmt: skip
-                    dejs.append((labels < 3).sum(axis=0))
+                    dejs.append(_dej_rows(labels))
                     probs.append(p)
                 dejs = np.array(dejs, float)
                 nz = r.labels.shape[0]
@@ -125,7 +131,7 @@ def column_statistic(item: dict, name: str, band_um: float) -> np.ndarray:
     """Mean (or integral, µm) of a map within ±band of the decoded DEJ per column."""
     labels, (dz, _dx) = item["labels"], item["spacing"]
     nz = labels.shape[0]
-    dej = (labels < 3).sum(axis=0)
+    dej = _dej_rows(labels)
     rows = np.arange(nz)[:, None]
     b = max(1, round(band_um / dz))
     inside = (rows >= dej - b) & (rows < dej + b)

@@ -203,13 +203,8 @@ def intensity_transforms() -> list:
         RandSpeckleNoised("image", prob=0.3, looks=(3.0, 20.0)),
         T.RandGaussianNoised("image", prob=0.25, std=0.08),
         T.RandCoarseDropoutd(
-            "image",
-            holes=1,
-            max_holes=3,
-            spatial_size=(8, 8),
-            max_spatial_size=(48, 32),
-            fill_value=(0.0, 0.3),
-            prob=0.15,
+            "image", holes=1, max_holes=3, spatial_size=(8, 8), max_spatial_size=(48, 32),
+            fill_value=(0.0, 0.3), prob=0.15,
         ),
     ]
 

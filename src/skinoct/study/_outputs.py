@@ -6,14 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_outputs", "write_profile_outputs", "write_section_outputs"]
-
-
-def write_outputs(out_dir: Path, image, seg, morph, analysis) -> dict[str, str]:
-    """Every file of an analysis (:func:`write_section_outputs` then the profile's)."""
-    images = write_section_outputs(out_dir, image, seg, morph)
-    images.update(write_profile_outputs(out_dir, analysis))
-    return images
+__all__ = ["write_profile_outputs", "write_section_outputs"]
 
 
 def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
