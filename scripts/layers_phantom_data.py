@@ -172,11 +172,11 @@ def write_phantom_dataset(root: str | Path, spec: DatasetSpec, *, jobs: int = 1)
 def _write_family(args: tuple) -> str:
     from skinoct.phantom import write_section_dataset
 
-    root, family, n, per, seed, indeterminate_um, disruption_fraction = args
+    root, family, n, per, seed, indeterminate_um, disruption_fraction, site = args
     if not (Path(root) / "index.csv").is_file():
         write_section_dataset(root, n, seed=seed, family=family, sections_per_subject=per,
                               disruption_fraction=disruption_fraction,
-                              indeterminate_um=indeterminate_um)  # fmt: skip
+                              indeterminate_um=indeterminate_um, site=site)  # fmt: skip
     return root
 
 
@@ -197,11 +197,12 @@ def write_family_datasets(
     jobs: int = 1,
     indeterminate_um: float = 0.0,
     disruption_fraction: float = 0.2,
+    site: str | None = None,
 ) -> dict[str, Path]:
     """Render ``n_per_family`` sections of each family into ``root/<family>/``.
 
-    ``indeterminate_um``, ``disruption_fraction``: as
-    :func:`skinoct.phantom.write_section_dataset`.
+    ``indeterminate_um``, ``disruption_fraction``, ``site`` (one body site for every
+    subject; None: drawn per subject): as :func:`skinoct.phantom.write_section_dataset`.
 
     Family ``f`` uses seed ``seed * 100 + k`` with ``k`` its position in
     :data:`skinoct.phantom.FAMILIES` (not in ``families``), so a subset of the families
@@ -210,7 +211,7 @@ def write_family_datasets(
     """
     root = Path(root)
     tasks = [(str(root / f), f, int(n_per_family), int(sections_per_subject),
-              family_seed(f, seed), float(indeterminate_um), float(disruption_fraction))
+              family_seed(f, seed), float(indeterminate_um), float(disruption_fraction), site)
              for f in families]  # fmt: skip
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:

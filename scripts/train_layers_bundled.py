@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         "noise model, noise 0.3-2.5; scripts/layers_phantom_data.py), so the plain look "
         "of the held-out evaluation stays in the training distribution",
     )
+    parser.add_argument(
+        "--palm-per-family", type=int, default=0,
+        help="also this many palm sections (a thick SC) per family, from disjoint "
+        "seeds: a thick SC in a randomised look is where the model lacks column context "
+        "(docs/layers.md, 'Body sites')",
+    )  # fmt: skip
     parser.add_argument("--sections", type=int, default=4, help="sections per subject")
     parser.add_argument("--init", type=Path, default=None, help="model folder to start from")
     parser.add_argument("--seed", type=int, default=0)
@@ -110,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         sections_per_subject=args.sections, seed=args.seed, jobs=args.jobs,
         indeterminate_um=args.indeterminate_um, disruption_fraction=args.disruption_fraction,
     )  # fmt: skip
+    if args.palm_per_family:
+        # Seeds of the palm parts: those of ``seed + 50`` (subjects disjoint from the
+        # families' own and from the held-out families).
+        palm = write_family_datasets(
+            args.work / "palm", families, n_per_family=args.palm_per_family,
+            sections_per_subject=args.sections, seed=args.seed + 50, jobs=args.jobs,
+            indeterminate_um=args.indeterminate_um,
+            disruption_fraction=args.disruption_fraction, site="palm",
+        )  # fmt: skip
+        parts = {**parts, **{f"palm-{f}": p for f, p in palm.items()}}
     if args.plain:
         plain_fraction = min(1.0, args.disruption_fraction + 0.05)  # 0.25 by default
         spec = DatasetSpec(n_subjects=-(-args.plain // args.sections),
@@ -173,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                 "scripts/layers_phantom_data.py",
                 "families": families,
                 "sections_per_family": args.per_family,
+                "palm_sections_per_family": args.palm_per_family,
                 "plain_look_sections": args.plain,
-                "n_sections": args.per_family * len(families) + args.plain,
+                "n_sections": (args.per_family + args.palm_per_family) * len(families)
+                + args.plain,
                 "sections_per_subject": args.sections,
                 "seed": args.seed,
                 "family_seeds": [family_seed(f, args.seed) for f in families],

@@ -165,3 +165,20 @@ def test_bundled_model_segments_a_phantom_section():
         section.image, load_layers_model(), spacing_um=section.spacing_um, device="cpu"
     )
     assert mean_dice(dice_per_layer(result.labels, section.labels)) > 0.9
+
+
+def test_single_window_logits_are_monais_sliding_window_output(tiny_model):
+    """A batch within the model's window skips MONAI's sliding window: same numbers."""
+    from monai.inferers import sliding_window_inference
+
+    from skinoct.layers._inference import _window_logits
+
+    batch = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 1, 32, 48)))
+    batch = batch.float()
+    got = _window_logits(tiny_model, batch, device="cpu", runner=None, stochastic=False)
+    net = tiny_model.network("cpu")
+    with torch.inference_mode():
+        want = sliding_window_inference(batch, roi_size=(32, 48), sw_batch_size=2,
+                                        predictor=net, overlap=0.0, mode="constant")  # fmt: skip
+    want = want.as_tensor() if hasattr(want, "as_tensor") else want
+    torch.testing.assert_close(got, want.float(), rtol=0, atol=0)

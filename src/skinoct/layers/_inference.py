@@ -448,9 +448,9 @@ def _finish(views, shape, *, mc: bool):
 
 
 def _window_logits(model, batch, *, device, runner, stochastic):
-    """Logits of a padded batch via MONAI sliding-window inference (float32, CPU)."""
+    """Logits of a padded batch, via MONAI sliding-window inference where the batch is
+    larger than the model's window (float32, CPU)."""
     import torch
-    from monai.inferers import sliding_window_inference
 
     h, w = batch.shape[-2:]
     roi = (min(h, model.max_window[0]), min(w, model.max_window[1]))
@@ -472,13 +472,19 @@ def _window_logits(model, batch, *, device, runner, stochastic):
     if runner is None:
         batch = batch.to(device)
     try:
+        if not tiled:
+            # One window covering the batch: what sliding_window_inference computes then
+            # (weights of 1), without importing MONAI on the exported engines' path.
+            return predictor(batch).float().cpu()
+        from monai.inferers import sliding_window_inference
+
         out = sliding_window_inference(
             batch,
             roi_size=roi,
             sw_batch_size=batch.shape[0],
             predictor=predictor,
-            overlap=0.25 if tiled else 0.0,
-            mode="gaussian" if tiled else "constant",
+            overlap=0.25,
+            mode="gaussian",
             padding_mode="reflect",
         )
     finally:

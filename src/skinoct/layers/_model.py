@@ -119,7 +119,11 @@ class LayersModel:
         self._state_dict = state_dict
         self._networks: dict[str, Any] = {}
         self._engines: ExportedEngines | None = None
-        self.network("cpu")  # fail now, not at the first image, if the weights do not fit
+        # Fail now, not at the first image, if the weights do not fit. A cached export of
+        # this model proves they do (it was made from them): then the torch network, and
+        # MONAI with it, is only built when torch runs it.
+        if not self._exported().has_export():
+            self.network("cpu")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -159,7 +163,10 @@ class LayersModel:
         if device not in self._networks:
             import torch
 
-            net = build_network(self.spec, self.n_classes)
+            # The random initialisation is overwritten below: building leaves the caller's
+            # RNG alone (the network may be built lazily, e.g. in seeded MC-dropout passes).
+            with torch.random.fork_rng(devices=[]):
+                net = build_network(self.spec, self.n_classes)
             try:
                 net.load_state_dict(
                     {k: torch.as_tensor(v) for k, v in self._state_dict.items()}, strict=True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,14 +149,14 @@ def normalize_batch(x, normalization: str):
     raise InputError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
-@dataclass
 class MatrixModel:
     """A loaded grading model.
 
-    Attributes
+    Parameters
     ----------
-    network : MatrixNet
-        The torch module, in eval mode on the CPU.
+    network : MatrixNet or callable
+        The torch module, or a function that builds it (on first use of
+        :attr:`network`: a model that runs on an exported engine never builds it).
     preprocessing : Preprocessing
     classes : tuple of int
         Grade of each output (1, 2, 3, 4).
@@ -164,16 +164,52 @@ class MatrixModel:
         The model's ``model.json``.
     path : Path or None
         Where it was loaded from.
+    manifest_sha256 : str or None
+    device : str, optional
+        Where a built network lives (default: that of ``network``, or ``'cpu'``).
     """
 
-    network: Any = field(repr=False)
-    preprocessing: Preprocessing
-    classes: tuple[int, ...] = GRADES
-    manifest: dict = field(default_factory=dict, repr=False)
-    path: Path | None = None
-    manifest_sha256: str | None = None
-    _engines: Any = field(default=None, repr=False)
-    _int8: Any = field(default=None, repr=False)
+    def __init__(
+        self,
+        network,
+        preprocessing: Preprocessing,
+        classes: tuple[int, ...] = GRADES,
+        manifest: dict | None = None,
+        path: Path | None = None,
+        manifest_sha256: str | None = None,
+        *,
+        device: str | None = None,
+    ) -> None:
+        import torch
+
+        if isinstance(network, torch.nn.Module):
+            self._network, self._build = network, None
+            device = device or str(next(network.parameters()).device)
+        elif callable(network):
+            self._network, self._build = None, network
+        else:
+            raise TypeError(f"network must be a torch module or a builder, got {type(network)}")
+        self.device = str(device or "cpu")
+        self.preprocessing = preprocessing
+        self.classes = tuple(classes)
+        self.manifest = dict(manifest or {})
+        self.path = path
+        self.manifest_sha256 = manifest_sha256
+        self._engines: Any = None
+        self._int8: Any = None
+
+    @property
+    def network(self):
+        """The torch module (MatrixNet), in eval mode on :attr:`device`; built on first use."""
+        if self._network is None:
+            self._network = self._build()
+        return self._network
+
+    def __repr__(self) -> str:
+        return (
+            f"MatrixModel(preprocessing={self.preprocessing!r}, classes={self.classes}, "
+            f"path={self.path!r})"
+        )
 
     @property
     def is_synthetic(self) -> bool:
@@ -210,7 +246,7 @@ class MatrixModel:
         it in outputs' provenance)."""
         from skinoct.matrix._quantize import grading_engine
 
-        return grading_engine(engine, self, device=next(self.network.parameters()).device)
+        return grading_engine(engine, self, device=self.device)
 
     def _exported(self) -> ExportedEngines:
         if self._engines is None:
@@ -237,9 +273,8 @@ class MatrixModel:
     def _reference_logits(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        device = next(self.network.parameters()).device
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(device)
+            x = torch.from_numpy(batch).to(self.device)
             x = normalize_batch(x, self.preprocessing.normalization)
             return self.network.eval()(x).float().cpu().numpy()
 
@@ -350,9 +385,22 @@ def load_matrix_model(path: str | Path | None = None, *, device: str = "cpu") ->
     if arch.get("name") != "mobilenet_v3_small":
         raise ModelError(f"unknown architecture {arch.get('name')!r}", path=artifact.path)
     classes = tuple(int(c) for c in manifest.get("classes", GRADES))
+    head = arch.get("head", "keras2")
     try:
-        network = MatrixNet(head=arch.get("head", "keras2"), num_classes=len(classes))
-        missing, unexpected = network.load_state_dict(artifact.state_dict, strict=False)
+        preprocessing = Preprocessing.from_dict(manifest.get("preprocessing", {}))
+    except InputError as exc:
+        raise ModelError(f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path) from exc
+
+    def build():
+        try:
+            # the random initialisation is overwritten: leave the caller's RNG alone
+            with torch.random.fork_rng(devices=[]):
+                network = MatrixNet(head=head, num_classes=len(classes))
+            missing, unexpected = network.load_state_dict(artifact.state_dict, strict=False)
+        except (RuntimeError, InputError) as exc:
+            raise ModelError(
+                f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path
+            ) from exc
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise ModelError(
@@ -360,16 +408,18 @@ def load_matrix_model(path: str | Path | None = None, *, device: str = "cpu") ->
                 f"unexpected {list(unexpected)[:3]})",
                 path=artifact.path,
             )
-        preprocessing = Preprocessing.from_dict(manifest.get("preprocessing", {}))
-    except (RuntimeError, InputError) as exc:
-        if isinstance(exc, ModelError):
-            raise
-        raise ModelError(f"invalid model: {str(exc).splitlines()[0]}", path=artifact.path) from exc
-    network.to(device, memory_format=torch.channels_last).eval()
-    return MatrixModel(
-        network=network, preprocessing=preprocessing, classes=classes, manifest=manifest,
-        path=artifact.path, manifest_sha256=artifact.manifest_sha256,
+        return network.to(device, memory_format=torch.channels_last).eval()
+
+    model = MatrixModel(
+        build, preprocessing, classes, manifest, artifact.path, artifact.manifest_sha256,
+        device=device,
     )  # fmt: skip
+    # Fail now, not at the first tile, if the weights do not fit. A cached export of this
+    # model proves they do (it was made from them): then torchvision is only imported
+    # when torch grades.
+    if not model._exported().has_export():
+        model.network  # noqa: B018 (builds and checks)
+    return model
 
 
 def predict_tiles(
@@ -426,7 +476,7 @@ def predict_tiles(
     """
     import torch
 
-    device = next(model.network.parameters()).device
+    device = model.device
     engine = model.engine_for(engine)
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
