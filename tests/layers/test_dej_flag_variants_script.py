@@ -1,23 +1,15 @@
 """scripts/dej_flag_variants.py: the image-contrast and TTA statistics of the flag study."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from _scripts import import_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import dej_flag_variants
-
-        yield dej_flag_variants
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    return import_script("dej_flag_variants")
 
 
 def test_blurred_junction_scores_higher_than_a_sharp_one(script):

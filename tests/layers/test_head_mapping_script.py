@@ -8,18 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from _scripts import import_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import layers_head_mapping
-
-        yield layers_head_mapping
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    return import_script("layers_head_mapping")
 
 
 def test_merge_sc_relabels_the_sc_and_declares_the_label_set(script, tmp_path):

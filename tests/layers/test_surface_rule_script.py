@@ -1,23 +1,15 @@
 """scripts/layers_surface_rule.py: rule-on vs rule-off decoding of the same probabilities."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from _scripts import import_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import layers_surface_rule
-
-        yield layers_surface_rule
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    return import_script("layers_surface_rule")
 
 
 def _probabilities(nz=40, nx=3):

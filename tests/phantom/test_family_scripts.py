@@ -1,25 +1,16 @@
 """Helpers of scripts/layers_families.py and scripts/layers_phantom_data.py."""
 
 import csv
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from _scripts import import_script
 
 
 @pytest.fixture(scope="module")
 def scripts():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import layers_families
-        import layers_phantom_data
-
-        yield layers_families, layers_phantom_data
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    return import_script("layers_families"), import_script("layers_phantom_data")
 
 
 def test_dej_error_is_the_mean_absolute_depth_difference(scripts):
@@ -109,8 +100,22 @@ def test_a_subset_of_families_renders_the_same_sections(scripts, tmp_path):
     assert a == b
 
 
+def test_family_datasets_of_one_body_site(scripts, tmp_path):
+    # train_layers_bundled --palm-per-family: thick-SC sections in every family's look
+    _, data = scripts
+    parts = data.write_family_datasets(tmp_path / "palm", ["standard", "artefact-heavy"],
+                                       n_per_family=2, sections_per_subject=1, seed=54,
+                                       site="palm")  # fmt: skip
+    for family, root in parts.items():
+        with open(root / "index.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 2 and {r["site"] for r in rows} == {"palm"}
+        assert {r["family"] for r in rows} == {family}
+        assert min(float(r["sc_thickness_um"]) for r in rows) >= 40  # face SC: 10-20 µm
+
+
 def test_bundled_training_refuses_an_unknown_family(scripts, tmp_path, capsys):
-    import train_layers_bundled
+    train_layers_bundled = import_script("train_layers_bundled")
 
     with pytest.raises(SystemExit) as exc:
         train_layers_bundled.main(["--families", "standard,nope", "--work", str(tmp_path),
