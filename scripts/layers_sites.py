@@ -48,8 +48,7 @@ def render(work: Path, families, *, n: int) -> dict[tuple[str, str], Path]:
 
 def score(model_path: str | None, datasets: dict, *, engine: str) -> dict:
     """``(family, site) -> {mean_dice, dej_error_um, n}`` of one model."""
-    from skinoct.layers import load_layers_model
-    from skinoct.layers._evaluate import evaluate_dataset
+    from skinoct.layers import evaluate_dataset, load_layers_model
 
     model = load_layers_model(model_path)
     cells = {}
