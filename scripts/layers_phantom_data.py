@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-SITE_WEIGHTS = {"face": 0.35, "forearm": 0.25, "back": 0.25, "palm": 0.15}
 #: Noise range of the training phantoms (SectionParams.noise; 1 = default LC-OCT look).
 TRAIN_NOISE = (0.3, 2.5)
 
@@ -42,7 +41,7 @@ class DatasetSpec:
 
 def section_params(spec: DatasetSpec) -> list[dict]:
     """The parameter records (kwargs of SectionParams) and ids of every section."""
-    from skinoct.phantom import SITES
+    from skinoct.phantom import SITE_WEIGHTS, SITES
 
     rng = np.random.default_rng(spec.seed)
     sites = list(SITE_WEIGHTS)

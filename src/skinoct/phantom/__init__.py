@@ -16,6 +16,7 @@ from skinoct.phantom._cohort import (
     subject_q_profile,
 )
 from skinoct.phantom._datasets import (
+    SITE_WEIGHTS,
     sample_section_params,
     write_enface_dataset,
     write_section_dataset,
@@ -34,6 +35,7 @@ __all__ = [
     "FAMILIES",
     "GROUPS",
     "SITES",
+    "SITE_WEIGHTS",
     "TEXTURES",
     "Appearance",
     "EnfaceParams",
