@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import layers_sites
+from layers_phantom_data import chosen_families
 
 
 def grid_label(grid: tuple[float, float]) -> str:
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_arm", nargs=2, metavar=("INIT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    families = chosen_families(parser, args.families)
     if args._arm:
         init, out = (Path(p) for p in args._arm)
         train_arm(args.data, init, out, minutes=args.minutes, epochs=args.epochs,
@@ -109,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     if any(p.wait() != 0 for p in procs):
         print("an arm failed; see its output above", file=sys.stderr)
         return 1
-    from skinoct.phantom import FAMILIES
-
-    families = list(FAMILIES) if args.families == "all" else args.families.split(",")
     datasets = layers_sites.render(args.work / "sites", families, n=args.n)
     results = {name: layers_sites.score(str(model), datasets, engine="auto")
                for name, model in arms.items()}  # fmt: skip

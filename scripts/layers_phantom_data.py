@@ -179,6 +179,18 @@ def _write_family(args: tuple) -> str:
     return root
 
 
+def chosen_families(parser, text: str) -> list[str]:
+    """The families a ``--families`` value names (``all`` or comma-separated); an unknown
+    name is a usage error of ``parser`` (exit 2)."""
+    from skinoct.phantom import FAMILIES
+
+    families = list(FAMILIES) if text == "all" else text.split(",")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+    return families
+
+
 def family_seed(family: str, seed: int) -> int:
     """Render seed of ``family``: ``seed * 100`` + its position in ``FAMILIES``."""
     from skinoct.phantom import FAMILIES

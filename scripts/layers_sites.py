@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _doc_blocks import replace_block
+from layers_phantom_data import chosen_families
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "layers.md"
 BLOCK = "layers_sites"
@@ -99,12 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
 
-    from skinoct.phantom import FAMILIES
-
-    families = list(FAMILIES) if args.families == "all" else args.families.split(",")
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+    families = chosen_families(parser, args.families)
     models: dict[str, str | None] = {"bundled": None}
     if args.model:
         models = {}

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from layers_phantom_data import (
     DatasetSpec,
+    chosen_families,
     combine_datasets,
     family_seed,
     write_family_datasets,
@@ -104,12 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from skinoct.layers import SYNTHETIC_NOTICE, TrainConfig, train_layers
-    from skinoct.phantom import FAMILIES
 
-    families = list(FAMILIES) if args.families == "all" else args.families.split(",")
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+    families = chosen_families(parser, args.families)
     t0 = time.perf_counter()
     parts = write_family_datasets(
         args.work / "families", families, n_per_family=args.per_family,

@@ -46,3 +46,12 @@ def test_two_arms_train_side_by_side_and_are_scored_by_site(
     out = capsys.readouterr().out
     assert "| family | grid 1x2 um face | grid 1x2 um palm | grid 2x2 um face |" in out
     assert out.count("| standard |") == 1
+
+
+def test_unknown_family_exits_2_before_training(script, tiny_model_dir, dataset_dir, tmp_path):
+    argv = ["--data", str(dataset_dir), "--init", str(tiny_model_dir), "--work",
+            str(tmp_path / "w"), "--grid", "1,2", "--families", "standard,nope"]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        script.main(argv)
+    assert info.value.code == 2
+    assert not (tmp_path / "w").exists()
