@@ -63,6 +63,17 @@ def test_normalized_entropy_analytic():
     )
 
 
+def test_normalized_entropy_torch_and_numpy_agree_with_zero_probabilities():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 6, (2, 4, 9, 13)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    probs[0, :, 0, 0] = [0.0, 0.0, 1.0, 0.0]  # certain: the zeros add nothing
+    probs[1, :, 2, 3] = [0.5, 0.0, 0.5, 0.0]
+    got = normalized_entropy(torch.from_numpy(probs)).numpy()
+    np.testing.assert_allclose(got, normalized_entropy(probs), atol=1e-6)
+    assert got[0, 0, 0] == 0.0 and got[1, 2, 3] == pytest.approx(0.5, abs=1e-6)
+
+
 def test_stack_equals_one_section_at_a_time(tiny_model):
     stack = np.stack([_image((40, 50), seed) for seed in range(3)])
     batch = segment_sections(

@@ -69,6 +69,29 @@ def test_sidecar_without_a_record_is_checked_against_torch_and_completed(model_d
     assert model.onnx_path().read_bytes() == onnx_bytes  # kept, not exported again
 
 
+def test_export_of_an_earlier_graph_version_is_exported_again_quietly(model_dir):
+    import onnx
+
+    from skinoct.models._graph import EXPORT_GRAPH_VERSION
+
+    model = load_layers_model(model_dir)
+    model.onnx_runner()
+    sidecar = _sidecar(model)
+    meta = json.loads(sidecar.read_text())
+    assert meta["graph_version"] == EXPORT_GRAPH_VERSION
+    old = {k: v for k, v in meta.items() if k != "graph_version"}  # an earlier release's
+    sidecar.write_text(json.dumps(old))
+    fresh = load_layers_model(model_dir)
+    assert not fresh._networks  # made from these weights: they fit, no eager build
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an upgrade, not a mismatch: no warning
+        fresh.onnx_runner()
+    assert fresh._networks  # the torch network made the new export and its record
+    assert json.loads(sidecar.read_text())["graph_version"] == EXPORT_GRAPH_VERSION
+    ops = {node.op_type for node in onnx.load(model.onnx_path()).graph.node}
+    assert "PRelu" not in ops and "LeakyRelu" in ops  # skinoct.models._graph
+
+
 @pytest.mark.parametrize("record", ["wrong values", "unreadable"])
 def test_export_that_does_not_reproduce_its_record_is_exported_again(model_dir, record):
     model = load_layers_model(model_dir)

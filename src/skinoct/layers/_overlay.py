@@ -123,5 +123,7 @@ def write_rgb_png(path: str | Path, rgb: np.ndarray) -> Path:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 array (h, w, 3), got {rgb.dtype} {rgb.shape}")
     with atomic_path(path) as tmp:
-        PILImage.fromarray(rgb).save(tmp, format="PNG", optimize=True)
+        # zlib level 3: speckled sections barely compress, and on them it wrote smaller
+        # files than ``optimize=True`` in a tenth of the time (0.09 vs 0.85 s a section)
+        PILImage.fromarray(rgb).save(tmp, format="PNG", compress_level=3)
     return Path(path)

@@ -266,17 +266,15 @@ def plot_confusion(
     Rows are the reference (expert) grades, columns the predicted grades; each cell
     shows the row percentage (and the count), shaded in blues by that percentage.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from skinoct.io import atomic_path
 
     percent = metrics.confusion_percent
     counts = metrics.confusion_matrix
     k = len(metrics.classes)
-    fig, ax = plt.subplots(figsize=(1.1 * k + 1.6, 1.1 * k + 1.0))
+    fig = Figure(figsize=(1.1 * k + 1.6, 1.1 * k + 1.0))  # no pyplot: nothing to close
+    ax = fig.subplots()
     image = ax.imshow(np.nan_to_num(percent), cmap="Blues", vmin=0, vmax=100)
     for i in range(k):
         for j in range(k):
@@ -299,5 +297,4 @@ def plot_confusion(
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     return path

@@ -147,10 +147,12 @@ class _PlaneSampler:
                     # whole slices: native speckle, ≤ dz/2 depth error; floor(z + ½)
                     # (not rint) so that the ±1 µm channels stay whole slices apart
                     z = np.floor(z + 0.5)
-                i0 = np.floor(z)
                 valid = np.isfinite(z) & (z >= 0) & (z <= nz - 1)
-            i0 = np.clip(np.nan_to_num(i0), 0, max(nz - 2, 0)).astype(np.intp)
-            w = np.clip(np.nan_to_num(z) - i0, 0.0, 1.0).astype(np.float32)
+            # samples outside ``valid`` become NaN below: any in-range index will do there
+            # (np.where is 3× cheaper than nan_to_num's inf checks)
+            z = np.where(valid, z, 0.0)
+            i0 = np.clip(np.floor(z), 0, max(nz - 2, 0)).astype(np.intp)
+            w = np.clip(z - i0, 0.0, 1.0).astype(np.float32)
             lower, upper = self._gather(i0), self._gather(np.minimum(i0 + 1, nz - 1))
             plane = lower + (upper - lower) * w
             plane[~valid] = np.nan

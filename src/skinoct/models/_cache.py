@@ -6,9 +6,11 @@ a sidecar ``<name>.onnx.json`` holding the model digest, the file's SHA-256 and 
 torch network's output on a fixed probe input, recorded when the file was exported and
 checked against torch. Before a cached file is used it must (1) have a sidecar naming
 this model's digest and the file's current SHA-256, and (2) reproduce that recorded
-output (a sidecar from before the output was recorded: the torch network's, computed
-again). A file that fails either — stale, corrupt, or a different network put in its
-place — is exported again; a network never runs under another model's identity.
+output (a record that cannot be read: the torch network's, computed again). A file
+that fails either — stale, corrupt, or a different network put in its place — is
+exported again; a network never runs under another model's identity. An export of an
+earlier :data:`~skinoct.models._graph.EXPORT_GRAPH_VERSION` (the same function in slower
+ops) is exported again quietly, once.
 Checking against the recorded output means a cached export runs without building the
 torch network, so inference with onnxruntime never imports MONAI (≈ 0.3 GB and seconds
 of start-up).
@@ -28,6 +30,7 @@ import numpy as np
 
 from skinoct.errors import ModelError
 from skinoct.io import write_json
+from skinoct.models._graph import EXPORT_GRAPH_VERSION
 
 __all__ = ["ExportedEngines", "cache_dir", "export_location"]
 
@@ -113,11 +116,16 @@ class ExportedEngines:
             return self.path
         if self.path.is_file():
             meta = self._sidecar_meta()
+            if meta is not None and _graph_version(meta) < EXPORT_GRAPH_VERSION:
+                # made from these weights by an earlier release: valid, but slower
+                self._write()
+                self._verified = True
+                return self.path
             if meta is not None:
                 recorded = _recorded_logits(meta)
                 want = recorded if recorded is not None else self._reference_probe()
                 if self._reproduces(want):
-                    if recorded is None:  # a sidecar from before outputs were recorded
+                    if recorded is None:  # an unreadable record: torch's output again
                         self._write_sidecar(want)
                     self._verified = True
                     return self.path
@@ -176,6 +184,7 @@ class ExportedEngines:
             {
                 "digest": self.digest,
                 "onnx_sha256": sha256_file(self.path),
+                "graph_version": EXPORT_GRAPH_VERSION,
                 "probe_logits": {
                     "shape": list(want.shape),
                     "float32_le_base64": base64.b64encode(want.astype("<f4").tobytes()).decode(),
@@ -215,6 +224,12 @@ class ExportedEngines:
             return False
         scale = max(1.0, float(np.abs(want).max()))
         return bool(np.allclose(got, want, rtol=1e-3, atol=1e-3 * scale))
+
+
+def _graph_version(meta: dict) -> int:
+    """The :data:`EXPORT_GRAPH_VERSION` of a sidecar's export (1: made before it was kept)."""
+    version = meta.get("graph_version", 1)
+    return version if isinstance(version, int) else 1
 
 
 def _recorded_logits(meta: dict) -> np.ndarray | None:

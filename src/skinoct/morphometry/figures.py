@@ -1,4 +1,8 @@
-"""Figures of morphometry results (matplotlib, Agg backend; nothing is shown).
+"""Figures of morphometry results (matplotlib figures built without pyplot; nothing is shown).
+
+Every function returns a :class:`matplotlib.figure.Figure` that no pyplot state holds
+(as :mod:`skinoct.study.figures`): nothing to close, and no ``import
+matplotlib.pyplot`` (≈ 1.4 s on a 2-core laptop) on the way to a saved PNG.
 
 Colours follow seed 000 (Figure 1): blue = skin surface, red = stratum corneum /
 epidermis junction, green = DEJ.
@@ -30,13 +34,10 @@ _THICKNESS_LABELS = {
 _LABEL_COLORS = ["#000000", "#c9a0dc", "#f2c1a0", "#8c5a3c"]  # air, SC, epidermis, dermis
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def plot_section(
@@ -61,15 +62,13 @@ def plot_section(
     -------
     matplotlib.figure.Figure
     """
-    plt = _pyplot()
     from matplotlib.colors import ListedColormap
 
     b = metrics.boundaries
     x = b.x_um
     dz, dx = metrics.spacing_um
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
-    )
+    fig = _figure(8, 6)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     background = image if image is not None else mask
     if background is not None:
         extent = (0, background.shape[1] * dx, background.shape[0] * dz, 0)
@@ -120,7 +119,6 @@ def plot_volume_maps(metrics: VolumeMetrics, *, title: str | None = None):
     -------
     matplotlib.figure.Figure
     """
-    plt = _pyplot()
     b = metrics.boundaries
     _, dy, dx = metrics.spacing_um
     ny, nx = b.shape
@@ -130,7 +128,8 @@ def plot_volume_maps(metrics: VolumeMetrics, *, title: str | None = None):
         (metrics.stratum_corneum_thickness_map_um, "stratum corneum thickness (µm)", "magma"),
         (metrics.dej_surface_um, "DEJ depth (µm)", "cividis_r"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
+    fig = _figure(14, 4.4)
+    axes = fig.subplots(1, 3)
     for ax, (data, label, cmap) in zip(axes, panels, strict=True):
         im = ax.imshow(data, cmap=cmap, extent=extent, interpolation="nearest")
         if label.startswith("DEJ") and metrics.papillae.count:
@@ -165,7 +164,6 @@ def save_figures(
     A section gives ``<name>.profile.png``; a volume ``<name>.maps.png`` (thickness
     and DEJ maps).
     """
-    plt = _pyplot()
     out_dir = Path(out_dir)
     if isinstance(metrics, VolumeMetrics):
         figures = {f"{name}.maps.png": plot_volume_maps(metrics, title=name)}
@@ -176,6 +174,5 @@ def save_figures(
         path = out_dir / filename
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi)
-        plt.close(fig)
         paths.append(path)
     return paths

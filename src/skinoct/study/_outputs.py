@@ -41,7 +41,6 @@ def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
 
     fig = plot_volume_maps(metrics, title="thickness and DEJ maps")
     save_figure(fig, out_dir / "maps.png", dpi=90)
-    _close(fig)
     images["thickness and DEJ maps"] = "maps.png"
     fig = _uncertainty_figure(morph["entropy_map"], morph["uncertain"], (dy, dx))
     save_figure(fig, out_dir / "uncertainty.png", dpi=90)
@@ -80,12 +79,6 @@ def write_profile_outputs(out_dir: Path, analysis) -> dict[str, str]:
     )
     save_figure(fig, out_dir / "profile.png", dpi=90)
     return {"profile": "profile.png"}
-
-
-def _close(fig) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _uncertainty_figure(entropy_map, uncertain, spacing_yx):
