@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skinoct.errors import InputError
 from skinoct.io import Image
@@ -253,3 +255,25 @@ def test_auto_z_sampling_uses_whole_slices_when_they_fit(dz, expected):
     # … and the centre slice lies within half a slice of DEJ + depth (exact if linear)
     tolerance = dz / 2 + 1e-5 if expected == "nearest" else 1e-4
     assert np.abs(tiles[:, 1] - target).max() <= tolerance
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    dz=st.sampled_from([0.5, 1.0, 1.7]),
+    mode=st.sampled_from(["linear", "nearest"]),
+)
+def test_planes_read_in_depth_order_equal_planes_read_alone(seed, dz, mode):
+    """Reusing the last plane's deeper slices (1 µm steps) gives the same samples."""
+    from skinoct.matrix._tiles import _PlaneSampler
+
+    rng = np.random.default_rng(seed)
+    data = rng.random((30, 9, 11)).astype(np.float32)
+    dej = rng.uniform(-3, 30 * dz, (9, 11))
+    dej[rng.random(dej.shape) < 0.1] = np.nan
+    box = (0, 9, 0, 11)
+    offsets = [-1.0, 0.0, 1.0, 2.0, 3.0, 2.5, 7.0, 8.0]
+    ordered = _PlaneSampler(data, dz, dej, box, mode=mode)
+    for offset in offsets:
+        alone = _PlaneSampler(data, dz, dej, box, mode=mode)(offset)
+        np.testing.assert_array_equal(ordered(offset), alone)

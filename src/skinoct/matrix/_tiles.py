@@ -131,6 +131,9 @@ class _PlaneSampler:
         self.flat = data.reshape(-1) if _is_c_contiguous(data) else None
         self.lateral = (self.yy * nx + self.xx).astype(np.intp)
         self.plane_px = ny * nx
+        # the slices gathered last as a plane's upper neighbours: 1 µm deeper, they are
+        # the next plane's lower ones (same indices, so the same values), read once
+        self._upper: tuple[np.ndarray, np.ndarray] | None = None
 
     def _gather(self, zi: np.ndarray) -> np.ndarray:
         if self.flat is not None:
@@ -153,7 +156,13 @@ class _PlaneSampler:
             z = np.where(valid, z, 0.0)
             i0 = np.clip(np.floor(z), 0, max(nz - 2, 0)).astype(np.intp)
             w = np.clip(z - i0, 0.0, 1.0).astype(np.float32)
-            lower, upper = self._gather(i0), self._gather(np.minimum(i0 + 1, nz - 1))
+            i1 = np.minimum(i0 + 1, nz - 1)
+            if self._upper is not None and np.array_equal(self._upper[0], i0):
+                lower = self._upper[1]
+            else:
+                lower = self._gather(i0)
+            upper = self._gather(i1)
+            self._upper = (i1, upper)
             plane = lower + (upper - lower) * w
             plane[~valid] = np.nan
             self.cache[key] = plane
