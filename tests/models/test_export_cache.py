@@ -164,3 +164,17 @@ def test_running_cached_exports_imports_neither_monai_nor_torchvision(
         env={**os.environ, "SKINOCT_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_concurrent_first_runners_export_once(model_dir, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_layers_model(model_dir)
+    engines = model._exported()
+    exports = []
+    real = engines._export
+    monkeypatch.setattr(engines, "_export", lambda path: (exports.append(path), real(path)))
+    with ThreadPoolExecutor(4) as pool:  # torch's ONNX exporter is not thread-safe
+        runners = list(pool.map(lambda _: engines.runner("onnx", threads=1), range(4)))
+    assert len(exports) == 1
+    assert all(r is runners[0] for r in runners)

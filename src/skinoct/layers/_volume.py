@@ -12,7 +12,9 @@ segmented sections are for the caller to interpolate
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +64,7 @@ def segment_volume(
     entropy_band_um: float = 5.0,
     n_overlays: int = 0,
     after_batch: Callable[[], None] | None = None,
+    workers: int | None = None,
 ) -> VolumeSegmentation:
     """Segment the vertical sections of a volume and find their boundaries.
 
@@ -91,7 +94,16 @@ def segment_volume(
     n_overlays : int
         Pilot sections (evenly spread) kept in ``overlays``.
     after_batch : callable, optional
-        Called after each batch (e.g. to release the pages of a memory-mapped volume).
+        Called after each batch (e.g. to release the pages of a memory-mapped volume),
+        from the thread that segmented it.
+    workers : int, optional
+        Batches segmented at once, each in a thread of its own running the network and
+        the post-processing on an equal share of the thread budget
+        (:func:`skinoct.models.default_threads`, else every core). Default: 2 with an
+        exported engine (onnxruntime, OpenVINO) and a budget of 2 threads or more,
+        else 1. Two one-thread workers keep both cores of a laptop busy through each
+        batch's serial steps, where one two-thread worker leaves one idle (≈ 1.5×
+        faster, BENCHMARKS.md); the results are the same.
 
     Returns
     -------
@@ -129,7 +141,13 @@ def segment_volume(
     if n_overlays:
         picks = np.linspace(0, pilot.size - 1, int(n_overlays)).round().astype(int)
         keep = {int(rows[pilot[i]]) for i in np.unique(picks)}
-    run = _Runner(volume, model, (dz, dx), engine, int(batch_size), entropy_band_um, after_batch)
+    if workers is not None and int(workers) < 1:
+        raise InputError(f"workers must be ≥ 1, got {workers}")
+    n_workers, threads = _worker_plan(engine, workers)
+    run = _Runner(
+        volume, model, (dz, dx), engine, int(batch_size), entropy_band_um, after_batch,
+        workers=n_workers, threads=threads,
+    )  # fmt: skip
     run(out, pilot, nz, keep)
     depth_rows = nz
     rest = np.setdiff1d(np.arange(rows.size), pilot)
@@ -143,6 +161,36 @@ def segment_volume(
     return out
 
 
+def _worker_plan(engine: str, workers: int | None) -> tuple[int, int | None]:
+    """``(workers, threads per worker)`` for :func:`segment_volume` (``None``: as before)."""
+    from skinoct.models import default_threads, resolve_engine
+
+    budget = default_threads() or os.cpu_count() or 1
+    if workers is None:
+        exported = resolve_engine(engine, task="layers", device="auto") in ("onnx", "openvino")
+        workers = 2 if exported and budget >= 2 else 1
+    workers = int(workers)
+    if workers == 1:
+        return 1, None
+    return workers, max(1, budget // workers)
+
+
+@contextmanager
+def _torch_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` for the block (process-wide), then restored."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class _Runner:
     """Segments sections ``rows[which]`` down to ``depth_rows``; fills the result in place."""
@@ -154,35 +202,63 @@ class _Runner:
     batch: int
     band_um: float
     after_batch: Callable[[], None] | None
+    workers: int = 1
+    threads: int | None = None
 
     def __call__(self, out: VolumeSegmentation, which, depth_rows: int, keep: set[int]) -> None:
+        batches = [which[start : start + self.batch] for start in range(0, which.size, self.batch)]
+        if self.workers == 1 or len(batches) < 2:
+            for idx in batches:
+                self._batch(out, idx, depth_rows, keep)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from skinoct.layers import resolve_section_engine
+
+        engine = resolve_section_engine(self.engine, device="auto")
+        if engine != "torch":  # export (first use) and open the session once, here
+            self.model.runner(engine, threads=self.threads)
+        # Each batch fills its own rows of ``out``: the workers share nothing else.
+        with (
+            _torch_threads(self.threads),
+            ThreadPoolExecutor(self.workers, thread_name_prefix="skinoct-segment") as pool,
+        ):
+            futures = [pool.submit(self._batch, out, idx, depth_rows, keep) for idx in batches]
+            try:
+                for future in futures:
+                    future.result()  # in order: the first error is raised
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _batch(self, out: VolumeSegmentation, idx, depth_rows: int, keep: set[int]) -> None:
         from skinoct.layers import segment_sections  # the package name: patchable in tests
         from skinoct.morphometry import BOUNDARY_NAMES, dej_entropy, extract_boundaries
 
         dz = self.spacing[0]
-        for start in range(0, which.size, self.batch):
-            idx = which[start : start + self.batch]
-            ys = out.rows[idx]
-            section = np.asarray(self.data[:depth_rows, ys, :])
-            stack = np.ascontiguousarray(section.transpose(1, 0, 2))
-            result = segment_sections(
-                stack,
-                self.model,
-                spacing_um=self.spacing,
-                engine=self.engine,
-                batch_size=self.batch,
-            )
-            for i, (k, y) in enumerate(zip(idx, ys, strict=True)):
-                labels = result.labels[i]
-                if not (labels > 0).any():  # a section without skin: all boundaries NaN
-                    continue
-                b = extract_boundaries(labels, self.spacing, smoothing_um=0)
-                for name in BOUNDARY_NAMES:
-                    out.bounds[name][k] = b[name]
-                out.dej_entropy[k] = dej_entropy(result.entropy[i], b.dej, dz, band_um=self.band_um)
-                if int(y) in keep:
-                    drawn = {name: b[name] for name in BOUNDARY_NAMES}
-                    out.overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
-            del stack, section, result
-            if self.after_batch is not None:
-                self.after_batch()
+        ys = out.rows[idx]
+        section = np.asarray(self.data[:depth_rows, ys, :])
+        stack = np.ascontiguousarray(section.transpose(1, 0, 2))
+        result = segment_sections(
+            stack,
+            self.model,
+            spacing_um=self.spacing,
+            engine=self.engine,
+            batch_size=self.batch,
+            threads=self.threads,
+        )
+        for i, (k, y) in enumerate(zip(idx, ys, strict=True)):
+            labels = result.labels[i]
+            if not (labels > 0).any():  # a section without skin: all boundaries NaN
+                continue
+            b = extract_boundaries(labels, self.spacing, smoothing_um=0)
+            for name in BOUNDARY_NAMES:
+                out.bounds[name][k] = b[name]
+            out.dej_entropy[k] = dej_entropy(result.entropy[i], b.dej, dz, band_um=self.band_um)
+            if int(y) in keep:
+                drawn = {name: b[name] for name in BOUNDARY_NAMES}
+                out.overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
+        del stack, section, result
+        if self.after_batch is not None:
+            self.after_batch()

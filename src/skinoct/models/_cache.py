@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +106,7 @@ class ExportedEngines:
         self.path = (folder if folder is not None else cache_dir() / "onnx") / f"{stem}.onnx"
         self._verified = False
         self._runners: dict[Any, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def sidecar(self) -> Path:
@@ -146,11 +148,18 @@ class ExportedEngines:
         return self.path.is_file() and self._sidecar_meta() is not None
 
     def runner(self, engine: str, *, threads: int | None = None, **options):
-        """An onnxruntime (``'onnx'``) or OpenVINO (``'openvino'``) runner, kept per options."""
+        """An onnxruntime (``'onnx'``) or OpenVINO (``'openvino'``) runner, kept per options.
+
+        Thread-safe: concurrent first calls export the file once.
+        """
+        key = (engine, threads, tuple(sorted(options.items())))
+        with self._lock:  # threads segmenting batches at once: one export, one runner
+            return self._runner(key, engine, threads, options)
+
+    def _runner(self, key, engine: str, threads: int | None, options: dict):
         from skinoct.models._onnx import OnnxRunner, OpenVinoRunner
         from skinoct.models._runtime import onnxruntime_available
 
-        key = (engine, threads, tuple(sorted(options.items())))
         if key not in self._runners:
             if engine == "onnx":
                 if not onnxruntime_available():
