@@ -102,7 +102,7 @@ def segment_volume(
         (:func:`skinoct.models.default_threads`, else every core). Default: 2 with an
         exported engine (onnxruntime, OpenVINO) and a budget of 2 threads or more,
         else 1. Two one-thread workers keep both cores of a laptop busy through each
-        batch's serial steps, where one two-thread worker leaves one idle (≈ 1.5×
+        batch's serial steps, where one two-thread worker leaves one idle (≈ 1.4×
         faster, BENCHMARKS.md); the results are the same.
 
     Returns
