@@ -216,8 +216,9 @@ class _Runner:
         from skinoct.layers import resolve_section_engine
 
         engine = resolve_section_engine(self.engine, device="auto")
-        if engine != "torch":  # export (first use) and open the session once, here
-            self.model.runner(engine, threads=self.threads)
+        runner = getattr(self.model, "runner", None)  # stand-in models have none
+        if engine != "torch" and runner is not None:
+            runner(engine, threads=self.threads)  # export (first use) and open it once, here
         # Each batch fills its own rows of ``out``: the workers share nothing else.
         with (
             _torch_threads(self.threads),
