@@ -103,7 +103,9 @@ def segment_volume(
         exported engine (onnxruntime, OpenVINO) and a budget of 2 threads or more,
         else 1. Two one-thread workers keep both cores of a laptop busy through each
         batch's serial steps, where one two-thread worker leaves one idle (≈ 1.4×
-        faster, BENCHMARKS.md); the results are the same.
+        faster, BENCHMARKS.md); the results are the same. With more than one worker,
+        torch's intra-op thread count (process-wide) is set to the share for the call
+        and restored after it.
 
     Returns
     -------
