@@ -145,7 +145,13 @@ def segment_volume(
         keep = {int(rows[pilot[i]]) for i in np.unique(picks)}
     if workers is not None and int(workers) < 1:
         raise InputError(f"workers must be ≥ 1, got {workers}")
+    from skinoct.layers import resolve_section_engine
+
+    engine = resolve_section_engine(engine, device="auto")  # once, for every batch
     n_workers, threads = _worker_plan(engine, workers)
+    runner = getattr(model, "runner", None)  # stand-in models in tests have none
+    if n_workers > 1 and engine != "torch" and runner is not None:
+        runner(engine, threads=threads)  # export (first use) and open it here, not in a worker
     run = _Runner(
         volume, model, (dz, dx), engine, int(batch_size), entropy_band_um, after_batch,
         workers=n_workers, threads=threads,
@@ -164,13 +170,13 @@ def segment_volume(
 
 
 def _worker_plan(engine: str, workers: int | None) -> tuple[int, int | None]:
-    """``(workers, threads per worker)`` for :func:`segment_volume` (``None``: as before)."""
-    from skinoct.models import default_threads, resolve_engine
+    """``(workers, threads per worker)`` for :func:`segment_volume` on a resolved
+    ``engine`` (threads ``None``: the engines' own default)."""
+    from skinoct.models import default_threads
 
     budget = default_threads() or os.cpu_count() or 1
     if workers is None:
-        exported = resolve_engine(engine, task="layers", device="auto") in ("onnx", "openvino")
-        workers = 2 if exported and budget >= 2 else 1
+        workers = 2 if engine in ("onnx", "openvino") and budget >= 2 else 1
     workers = int(workers)
     if workers == 1:
         return 1, None
@@ -215,12 +221,6 @@ class _Runner:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        from skinoct.layers import resolve_section_engine
-
-        engine = resolve_section_engine(self.engine, device="auto")
-        runner = getattr(self.model, "runner", None)  # stand-in models have none
-        if engine != "torch" and runner is not None:
-            runner(engine, threads=self.threads)  # export (first use) and open it once, here
         # Each batch fills its own rows of ``out``: the workers share nothing else.
         with (
             _torch_threads(self.threads),
