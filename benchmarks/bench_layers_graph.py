@@ -34,16 +34,19 @@ from _machine import cpu_name  # benchmarks/ is on sys.path when run as a script
 def _sections(n: int, seed: int) -> np.ndarray:
     """``n`` phantom sections, normalised and resampled as segment_sections does."""
     import torch
+    import torch.nn.functional as F
 
     from skinoct.layers import load_layers_model
-    from skinoct.layers._resample import pad_to_multiple, resample_images
     from skinoct.phantom import VolumeParams, render_volume
 
     model = load_layers_model(None)
     vol = render_volume(VolumeParams(size_um=(224.0, float(max(n, 10)), 1216.0)), seed=seed)
     stack = np.stack([model.normalize(vol.volume[:, y, :]) for y in range(n)])
-    grid = resample_images(torch.from_numpy(stack)[:, None], (224, 608))
-    return pad_to_multiple(grid, model.spec.divisor).numpy()
+    # the model's 1 × 2 µm grid, antialiased as segment_sections resamples; 224 × 608 is
+    # a multiple of the U-Net's divisor (16): no padding
+    grid = F.interpolate(torch.from_numpy(stack)[:, None], size=(224, 608), mode="bilinear",
+                         align_corners=False, antialias=True)  # fmt: skip
+    return grid.numpy()
 
 
 def _export(folder: Path, int8: bool, calibration: np.ndarray) -> dict[str, Path]:
