@@ -182,6 +182,22 @@ def test_a_wrong_dej_gives_non_uniform_tiles(stand_ins, volume_file, tmp_path):
     assert r["score"] == pytest.approx(4.0)
 
 
+def test_input_sha256_is_that_of_the_file_or_of_the_array_bytes(stand_ins, volume_file):
+    """The hash computed in the background is the file's, or the C-order bytes' of an
+    in-memory volume (also a non-contiguous one, hashed without ``tobytes``)."""
+    import hashlib
+
+    from skinoct.io import Image
+
+    r = analyze_mod.analyze_volume(volume_file, section_step=3, **SMALL)
+    assert r["input"]["sha256"] == hashlib.sha256(volume_file.read_bytes()).hexdigest()
+    data = np.asfortranarray(fakes.layered_volume())  # not C-contiguous
+    image = Image(data=data, spacing_um=(1.0, 1.0, 1.0), axes="zyx")
+    r = analyze_mod.analyze_volume(image, section_step=3, **SMALL)
+    want = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+    assert r["input"]["sha256"] == want
+
+
 def test_outputs_and_determinism(stand_ins, volume_file, tmp_path):
     a = analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "a", section_step=3, **SMALL)
     analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "b", section_step=3, **SMALL)
@@ -308,21 +324,23 @@ def test_auto_falls_back_cleanly_without_openvino(stand_ins, volume_file, monkey
     assert "engines" not in model_fingerprint(engine=None)
 
 
+@pytest.mark.parametrize("writer", ["write_overlays", "write_map_outputs"])
 def test_background_writer_error_reaches_the_caller_and_no_analysis_json(
-    stand_ins, volume_file, tmp_path, monkeypatch
+    stand_ins, volume_file, tmp_path, monkeypatch, writer
 ):
-    """Maps and overlays are written in a thread during grading; its error is not lost."""
+    """Overlays (during morphometry) and maps (during grading) are written in a thread;
+    its error is not lost."""
     import threading
 
     from skinoct.study import _outputs
 
     seen = {}
 
-    def failing(out_dir, image, seg, morph):
+    def failing(out_dir, *args):
         seen["thread"] = threading.current_thread().name
         raise OSError(f"{out_dir}: disk full")
 
-    monkeypatch.setattr(_outputs, "write_section_outputs", failing)
+    monkeypatch.setattr(_outputs, writer, failing)
     with pytest.raises(OSError, match="disk full"):
         analyze_mod.analyze_volume(volume_file, out_dir=tmp_path / "o", section_step=3, **SMALL)
     assert seen["thread"].startswith("skinoct-outputs")  # not the caller's thread

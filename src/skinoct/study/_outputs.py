@@ -6,21 +6,47 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_profile_outputs", "write_section_outputs"]
+__all__ = ["write_map_outputs", "write_overlays", "write_profile_outputs", "write_section_outputs"]
 
 
 def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
-    """The maps, their figures and the section overlays: all known before grading.
+    """The section overlays, the maps and their figures: all known before grading."""
+    images = write_overlays(out_dir, image, seg)
+    images.update(write_map_outputs(out_dir, image, morph))
+    return images
 
-    ``analyze_volume`` runs this in a background thread while the tiles are sampled
-    and graded (stages that leave the second core mostly idle).
+
+def write_overlays(out_dir: Path, image, seg) -> dict[str, str]:
+    """``overlays/section_y*.png``: boundaries above, entropy below (known after segmentation).
+
+    ``analyze_volume`` writes them in a background thread during the morphometry, a
+    stage that leaves the second core idle.
+    """
+    from skinoct.layers import boundary_overlay, entropy_overlay, write_rgb_png
+
+    dz, _, dx = image.spacing_um
+    images: dict[str, str] = {}
+    for y, (section, bounds, entropy) in sorted(seg.overlays.items()):
+        top = boundary_overlay(section, bounds, (dz, dx))
+        bottom = entropy_overlay(section, entropy)
+        rgb = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom])
+        rel = f"overlays/section_y{y:04d}.png"
+        write_rgb_png(out_dir / rel, rgb)
+        images.setdefault("section overlay (boundaries / entropy)", rel)
+    return images
+
+
+def write_map_outputs(out_dir: Path, image, morph) -> dict[str, str]:
+    """``maps/*.npy``, ``maps.png`` and ``uncertainty.png`` (known after the morphometry).
+
+    ``analyze_volume`` writes them in a background thread while the tiles are sampled
+    and graded (stages that leave the second core partly idle).
     """
     from skinoct.io import atomic_path
-    from skinoct.layers import boundary_overlay, entropy_overlay, write_rgb_png
     from skinoct.study.figures import save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    dz, dy, dx = image.spacing_um
+    _, dy, dx = image.spacing_um
     metrics = morph["volume_metrics"]
     maps = {
         "dej_um": morph["surfaces"]["dej"],
@@ -45,14 +71,6 @@ def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
     fig = _uncertainty_figure(morph["entropy_map"], morph["uncertain"], (dy, dx))
     save_figure(fig, out_dir / "uncertainty.png", dpi=90)
     images["DEJ uncertainty map"] = "uncertainty.png"
-
-    for y, (section, bounds, entropy) in sorted(seg.overlays.items()):
-        top = boundary_overlay(section, bounds, (dz, dx))
-        bottom = entropy_overlay(section, entropy)
-        rgb = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom])
-        rel = f"overlays/section_y{y:04d}.png"
-        write_rgb_png(out_dir / rel, rgb)
-        images.setdefault("section overlay (boundaries / entropy)", rel)
     return images
 
 

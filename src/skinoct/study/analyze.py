@@ -2,8 +2,9 @@
 
 The path from a raw volume to the numbers a study needs (seed 000 + seed 002):
 
-1. **read** — the volume is memory-mapped (``skinoct.io.read_volume(mmap=True)``) and
-   hashed (SHA-256); nothing volume-sized is loaded.
+1. **read** — the volume is memory-mapped (``skinoct.io.read_volume(mmap=True)``);
+   nothing volume-sized is loaded. Its SHA-256 is computed in a background thread
+   during the morphometry.
 2. **segmentation** — :func:`skinoct.layers.segment_volume`: the vertical sections
    ``volume[:, y, :]`` (every ``section_step``-th, in batches) give the surface,
    SC-junction and DEJ depths per column and the entropy along the DEJ.
@@ -222,7 +223,7 @@ def analyze_volume(
     opts = AnalysisOptions(**options)
     stages = Stages(track_memory=track_memory)
     with stages("read"):
-        image, input_sha = _read(volume, spacing_um)
+        image = _read(volume, spacing_um)
         # the orientation check read every page of a mapped volume: 0.7 GB resident
         # (a float32 default volume) until the first segmentation batch otherwise
         release_pages(image.data)
@@ -244,17 +245,30 @@ def analyze_volume(
             after_batch=lambda: release_pages(image.data),
         )
         trim_heap()
-    with stages("morphometry"):
-        morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
-        trim_heap()
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None:
+        from skinoct.study._outputs import (
+            write_map_outputs,
+            write_overlays,
+            write_profile_outputs,
+        )
     with ThreadPoolExecutor(1, thread_name_prefix="skinoct-outputs") as pool:
-        # The maps, figures and overlays need nothing from grading: they are written
-        # while the tiles are sampled and graded, stages that leave a core mostly idle.
-        section_files = None
-        if out_dir is not None:
-            from skinoct.study._outputs import write_profile_outputs, write_section_outputs
-
-            section_files = pool.submit(write_section_outputs, Path(out_dir), image, seg, morph)
+        # Work off the critical path, on the core that the single-threaded stages leave
+        # idle: the input's hash (0.6 s for the default volume) and the overlays need
+        # only the segmentation, so they run during the morphometry; the maps and
+        # figures need nothing from grading, so they run during the tiles and grading.
+        input_sha = pool.submit(_input_sha256, image)
+        overlays = None if out is None else pool.submit(write_overlays, out, image, seg)
+        with stages("morphometry"):
+            try:
+                morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
+            except BaseException:
+                for future in (input_sha, overlays):
+                    if future is not None:
+                        future.cancel()  # no overlays of a volume that fails
+                raise
+            trim_heap()
+        maps = None if out is None else pool.submit(write_map_outputs, out, image, morph)
         profile = grade_profile(
             image,
             morph["dej_for_tiles"] if given_dej is None else given_dej,
@@ -267,16 +281,18 @@ def analyze_volume(
             dej_margin_um=opts.dej_margin_um,
             stage=_releasing(stages, image.data),
         )
-        analysis = _record(image, input_sha, opts, morph, profile, (layers, matrix), given_dej)
+        models = (layers, matrix)
+        analysis = _record(image, input_sha.result(), opts, morph, profile, models, given_dej)
         analysis["provenance"] = provenance_banner(analysis["versions"])  # plain words, or None
         images: dict[str, str] = {}
-        if section_files is not None:
+        if out is not None:
             # "outputs" times what is left on the critical path: the wait for the
             # background writer, then the profile files (analysis.json only once the
             # maps and overlays are on disk)
             with stages("outputs"):
-                images = section_files.result()  # re-raises the writer's error
-                images.update(write_profile_outputs(Path(out_dir), analysis))
+                images = overlays.result()  # re-raises the writer's error
+                images.update(maps.result())
+                images.update(write_profile_outputs(out, analysis))
     return {
         **analysis,
         "images": images,
@@ -340,9 +356,8 @@ def _record(image, input_sha, opts, morph, profile, models, given_dej) -> dict[s
 
 
 def _read(volume, spacing_um):
-    """The volume (memory-mapped when it is a file) and the SHA-256 of its input."""
+    """The volume, memory-mapped when it is a file."""
     from skinoct.io import Image, read_volume
-    from skinoct.models import sha256_file
 
     if isinstance(volume, Image):
         image = volume
@@ -350,15 +365,22 @@ def _read(volume, spacing_um):
             raise InputError(f"expected a 'zyx' volume, got axes {image.axes!r}", path=image.path)
         if spacing_um is not None:
             image = image.with_data(image.data, spacing_um=spacing_um)
-    else:
-        image = read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
+        return image
+    return read_volume(volume, mmap=True, spacing_um=spacing_um, check_orientation=True)
+
+
+def _input_sha256(image) -> str:
+    """SHA-256 of the input: its file, an OME-Zarr's files, else the array's bytes."""
+    from skinoct.models import sha256_file
+
     if image.path is not None and Path(image.path).is_file():
-        return image, sha256_file(image.path)
+        return sha256_file(image.path)
     if image.path is not None and Path(image.path).is_dir():  # OME-Zarr: hash its files
         from skinoct.io import tree_sha256
 
-        return image, tree_sha256(image.path)
-    return image, hashlib.sha256(np.ascontiguousarray(image.data).tobytes()).hexdigest()
+        return tree_sha256(image.path)
+    # the bytes of a C-contiguous copy, hashed without one more volume-sized copy
+    return hashlib.sha256(memoryview(np.ascontiguousarray(image.data)).cast("B")).hexdigest()
 
 
 def _dej_threshold(layers, opts: AnalysisOptions) -> float:
