@@ -277,3 +277,28 @@ def test_planes_read_in_depth_order_equal_planes_read_alone(seed, dz, mode):
     for offset in offsets:
         alone = _PlaneSampler(data, dz, dej, box, mode=mode)(offset)
         np.testing.assert_array_equal(ordered(offset), alone)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), dz=st.sampled_from([0.5, 1.0, 1.7]), c_order=st.booleans())
+def test_nearest_planes_are_the_whole_slices_at_the_rounded_depth(seed, dz, c_order):
+    """Nearest sampling gathers slice floor(z + ½) as stored (the last one included),
+    NaN outside the volume or where the DEJ is unknown; no interpolation arithmetic."""
+    from skinoct.matrix._tiles import _PlaneSampler
+
+    rng = np.random.default_rng(seed)
+    nz = 12
+    data = rng.normal(size=(nz, 7, 8)).astype(np.float32)
+    data = data if c_order else np.asfortranarray(data)
+    dej = rng.uniform(-2 * dz, (nz + 1) * dz, (7, 8))
+    dej[rng.random(dej.shape) < 0.1] = np.nan
+    dej[0, 0] = (nz - 1) * dz  # exactly on the last slice
+    sampler = _PlaneSampler(data, dz, dej, (0, 7, 0, 8), mode="nearest")
+    for offset in (0.0, 1.0, 0.4):
+        plane = sampler(offset)
+        z = np.floor((dej + offset) / dz + 0.5)
+        inside = np.isfinite(z) & (z >= 0) & (z <= nz - 1)
+        assert np.isnan(plane[~inside]).all()
+        yy, xx = np.nonzero(inside)
+        np.testing.assert_array_equal(plane[inside], data[z[inside].astype(int), yy, xx])
+    assert sampler(0.0)[0, 0] == data[nz - 1, 0, 0]

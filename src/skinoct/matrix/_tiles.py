@@ -154,6 +154,11 @@ class _PlaneSampler:
             # samples outside ``valid`` become NaN below: any in-range index will do there
             # (np.where is 3× cheaper than nan_to_num's inf checks)
             z = np.where(valid, z, 0.0)
+            if self.mode == "nearest":  # whole slices: gathered, nothing to interpolate
+                plane = self._gather(z.astype(np.intp))
+                plane[~valid] = np.nan
+                self.cache[key] = plane
+                return plane
             i0 = np.clip(np.floor(z), 0, max(nz - 2, 0)).astype(np.intp)
             w = np.clip(z - i0, 0.0, 1.0).astype(np.float32)
             i1 = np.minimum(i0 + 1, nz - 1)
@@ -246,14 +251,19 @@ def _cut_tiles(sampler, depths, plans, offsets, tile_px, origin, spacing, names,
     rows, dropped, n = [], 0, 0
     tiles = np.empty((sum(len(plan) for plan in plans), 3, out_size, out_size), np.float32)
     for k, (depth, plan) in enumerate(zip(depths, plans, strict=True)):
-        planes = np.stack([sampler(depth + off) for off in offsets])  # (3, Yb, Xb)
-        cut = []
+        planes = [sampler(depth + off) for off in offsets]  # 3 × (Yb, Xb), cached
+        # each tile's three channels copied once, straight into the batch to resize
+        cut = np.empty((len(plan), len(offsets), *tile_px), np.float32)
+        kept = 0
         for r, c, y0, x0 in plan:
-            tile = planes[:, y0 - y_lo : y0 - y_lo + tile_px[0], x0 - x_lo : x0 - x_lo + tile_px[1]]
-            if not np.isfinite(tile).all():
+            ys = slice(y0 - y_lo, y0 - y_lo + tile_px[0])
+            xs = slice(x0 - x_lo, x0 - x_lo + tile_px[1])
+            for channel, plane in enumerate(planes):
+                cut[kept, channel] = plane[ys, xs]
+            if not np.isfinite(cut[kept]).all():
                 dropped += 1
                 continue
-            cut.append(tile)
+            kept += 1
             rows.append(
                 {
                     "tile_id": f"{volume_id}_d{depth:05.1f}_r{r}_c{c}",
@@ -269,9 +279,9 @@ def _cut_tiles(sampler, depths, plans, offsets, tile_px, origin, spacing, names,
                     "n_tiles": len(plan),
                 }
             )
-        if cut:  # filled in place: no list of batches to concatenate (126 MB twice)
-            tiles[n : n + len(cut)] = _resize(np.stack(cut), int(out_size))
-            n += len(cut)
+        if kept:  # filled in place: no list of batches to concatenate (126 MB twice)
+            tiles[n : n + kept] = _resize(cut[:kept], int(out_size))
+            n += kept
         # Forget the planes no later depth needs (neighbouring depths share planes).
         later = {round(float(d + off), 6) for d in depths[k + 1 :] for off in offsets}
         for key in [key for key in sampler.cache if key not in later]:
