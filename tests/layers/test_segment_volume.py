@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skinoct.errors import InputError
 from skinoct.layers import load_layers_model, segment_volume
@@ -79,3 +81,63 @@ def test_worker_plan(monkeypatch, budget, engine, workers, plan):
 def test_workers_must_be_positive(phantom):
     with pytest.raises(InputError, match="workers must be ≥ 1"):
         segment_volume(phantom.volume, None, spacing_um=phantom.spacing_um, workers=0)
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_dej_entropy_from_the_band_rows_equals_that_of_the_full_map(phantom, monkeypatch, engine):
+    """segment_volume computes the entropy on the rows the DEJ band can reach only (and
+    in full for overlays): the same numbers, bit for bit, as from the full entropy map
+    that segment_sections computes."""
+    import skinoct.layers
+
+    model = load_layers_model(None)
+    options = dict(spacing_um=phantom.spacing_um, engine=engine, batch_size=3, n_overlays=2,
+                   crop_margin_um=30.0, workers=1)  # fmt: skip
+    band = segment_volume(phantom.volume, model, **options)
+    real = skinoct.layers.segment_sections
+    seen = []
+
+    def full_map(stack, model, **kwargs):
+        seen.append(kwargs.pop("entropy"))
+        return real(stack, model, **kwargs)  # entropy=True: the full map, as before
+
+    monkeypatch.setattr(skinoct.layers, "segment_sections", full_map)
+    full = segment_volume(phantom.volume, model, **options)
+    assert seen and not any(seen)  # segment_volume asked for no full map
+    assert np.isfinite(full.dej_entropy).mean() > 0.9
+    np.testing.assert_array_equal(band.dej_entropy, full.dej_entropy)
+    assert sorted(band.overlays) == sorted(full.overlays)
+    for y, (_section, _bounds, entropy) in full.overlays.items():
+        np.testing.assert_array_equal(band.overlays[y][2], entropy)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    classes=st.sampled_from([(0, 1, 2, 3), (0, 2, 3), (1, 2, 3), (0, 3)]),
+    shape=st.tuples(st.integers(8, 70), st.integers(1, 37)),
+    dz=st.sampled_from([0.5, 1.0, 2.3]),
+    band_um=st.sampled_from([0.1, 3.0, 5.0]),
+)
+def test_band_entropy_equals_the_full_entropy_where_dej_entropy_reads(
+    seed, classes, shape, dz, band_um
+):
+    """Any class set (the entropy over the model's classes in its order, divided by
+    log K), DEJ gaps, a DEJ above or below the section, odd widths (vector tails)."""
+    from skinoct.layers import normalized_entropy
+    from skinoct.layers._volume import _band_entropy
+    from skinoct.morphometry import dej_entropy
+
+    rng = np.random.default_rng(seed)
+    nz, nx = shape
+    logits = torch.from_numpy(rng.normal(0, 3, (1, len(classes), nz, nx)).astype(np.float32))
+    model_order = torch.softmax(logits, dim=1)
+    full_entropy = normalized_entropy(model_order.clone())[0].numpy()
+    probs = np.zeros((4, nz, nx), np.float32)  # label order, as segment_sections keeps them
+    probs[list(classes)] = model_order[0].numpy()
+    dej = rng.uniform(-5, nz * dz + 5, nx)
+    dej[rng.random(nx) < 0.3] = np.nan
+    got = dej_entropy(_band_entropy(probs, list(classes), dej, dz, band_um), dej, dz,
+                      band_um=band_um)  # fmt: skip
+    want = dej_entropy(full_entropy, dej, dz, band_um=band_um)
+    np.testing.assert_array_equal(got, want)

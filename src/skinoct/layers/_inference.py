@@ -50,10 +50,11 @@ class SegmentationResult:
         Softmax probability of each of the four skinoct labels, in label order
         ``(4, z, x)``; a label the model does not predict has probability 0. ``None``
         when not kept (stacks, by default, to save memory).
-    entropy : ndarray of float32
+    entropy : ndarray of float32 or None
         Softmax entropy divided by ``log(K)`` for the model's ``K`` classes: 0 =
         certain, 1 = uniform over the classes. Raw per-pixel uncertainty, computed
-        from the softmax before decoding.
+        from the softmax before decoding. ``None`` when not computed
+        (:func:`segment_sections` with ``entropy=False``).
     spacing_um : tuple of float
         ``(dz, dx)`` of the input, unchanged.
     label_values : tuple of int
@@ -67,7 +68,7 @@ class SegmentationResult:
 
     labels: np.ndarray = field(repr=False)
     probabilities: np.ndarray | None = field(repr=False)
-    entropy: np.ndarray = field(repr=False)
+    entropy: np.ndarray | None = field(repr=False)
     spacing_um: tuple[float, float]
     label_values: tuple[int, ...]
     mutual_information: np.ndarray | None = field(default=None, repr=False)
@@ -240,6 +241,7 @@ def segment_sections(
     keep_probabilities: bool = False,
     seed: int = 0,
     decoding: str = "ordered",
+    entropy: bool = True,
 ) -> SegmentationResult:
     """Segment a stack of vertical sections ``(n, z, x)`` in batches.
 
@@ -259,6 +261,10 @@ def segment_sections(
         Sections per network call.
     keep_probabilities : bool
         Also return the ``(n, 4, z, x)`` probabilities (16 bytes per pixel).
+    entropy : bool
+        Compute the per-pixel entropy (default). ``False`` leaves ``entropy`` None:
+        for callers that keep the probabilities and need the entropy of a few rows
+        only (:func:`skinoct.layers.segment_volume`: the band around the DEJ).
 
     Returns
     -------
@@ -301,7 +307,7 @@ def segment_sections(
 
     n, z, x = stack.shape
     labels = np.empty((n, z, x), np.uint8)
-    entropy = np.empty((n, z, x), np.float32)
+    entropy_out = np.empty((n, z, x), np.float32) if entropy else None
     probs_out = np.zeros((n, len(LABEL_VALUES), z, x), np.float32) if keep_probabilities else None
     mi_out = np.empty((n, z, x), np.float32) if mc_dropout else None
     lut = torch.as_tensor(model.label_values, dtype=torch.uint8)
@@ -330,7 +336,8 @@ def segment_sections(
             probs, mi = _finish([v[i : i + 1] for v in views], (z, x), mc=bool(mc_dropout))
             # max().indices: the same as argmax(1) but several times faster on the CPU
             labels[k] = lut[probs.max(dim=1).indices[0]].numpy()
-            entropy[k] = normalized_entropy(probs)[0].numpy()
+            if entropy_out is not None:
+                entropy_out[k] = normalized_entropy(probs)[0].numpy()
             full = _label_order(probs[0].numpy(), model.label_values)
             if decoding == "ordered":
                 labels[k] = decode_ordered(
@@ -346,7 +353,7 @@ def segment_sections(
     return SegmentationResult(
         labels=labels,
         probabilities=probs_out,
-        entropy=entropy,
+        entropy=entropy_out,
         spacing_um=spacing,
         label_values=model.label_values,
         mutual_information=mi_out,

@@ -243,6 +243,9 @@ class _Runner:
         ys = out.rows[idx]
         section = np.asarray(self.data[:depth_rows, ys, :])
         stack = np.ascontiguousarray(section.transpose(1, 0, 2))
+        # The entropy is needed near the DEJ only (and in full for an overlay), and the
+        # DEJ is known after decoding: the probabilities are kept and the entropy is
+        # computed on the rows the band can reach (a fifth of a section's work).
         result = segment_sections(
             stack,
             self.model,
@@ -250,7 +253,10 @@ class _Runner:
             engine=self.engine,
             batch_size=self.batch,
             threads=self.threads,
+            keep_probabilities=True,
+            entropy=False,
         )
+        order = list(result.label_values)  # the model's classes: segment_sections' entropy
         for i, (k, y) in enumerate(zip(idx, ys, strict=True)):
             labels = result.labels[i]
             if not (labels > 0).any():  # a section without skin: all boundaries NaN
@@ -258,10 +264,46 @@ class _Runner:
             b = extract_boundaries(labels, self.spacing, smoothing_um=0)
             for name in BOUNDARY_NAMES:
                 out.bounds[name][k] = b[name]
-            out.dej_entropy[k] = dej_entropy(result.entropy[i], b.dej, dz, band_um=self.band_um)
+            if result.entropy is not None:  # computed anyway (a stand-in in tests)
+                band = entropy = result.entropy[i]
+            else:
+                probs = result.probabilities[i]
+                band = _band_entropy(probs, order, b.dej, dz, self.band_um)
+                entropy = None
+            out.dej_entropy[k] = dej_entropy(band, b.dej, dz, band_um=self.band_um)
             if int(y) in keep:
+                if entropy is None:
+                    entropy = _entropy(probs, order, 0, probs.shape[1])
                 drawn = {name: b[name] for name in BOUNDARY_NAMES}
-                out.overlays[int(y)] = (stack[i].copy(), drawn, result.entropy[i].copy())
+                out.overlays[int(y)] = (stack[i].copy(), drawn, entropy.copy())
         del stack, section, result
         if self.after_batch is not None:
             self.after_batch()
+
+
+def _entropy(probs: np.ndarray, order, start: int, stop: int) -> np.ndarray:
+    """Normalised entropy of rows ``start:stop`` of label-order ``(4, z, x)`` probabilities,
+    over the model's classes in its order (as :func:`segment_sections` computes it)."""
+    import torch
+
+    from skinoct.layers import normalized_entropy
+
+    with torch.inference_mode():
+        block = torch.from_numpy(np.ascontiguousarray(probs[order, start:stop]))
+        return normalized_entropy(block[None])[0].numpy()
+
+
+def _band_entropy(probs, order, dej_um: np.ndarray, dz: float, band_um: float) -> np.ndarray:
+    """A section's entropy map, computed only on the rows that :func:`dej_entropy` can
+    read for this DEJ (NaN elsewhere): a gap in the DEJ is bridged between finite
+    depths, so the band lies within their range ± the half-height (+ 2 rows)."""
+    nz = probs.shape[1]
+    entropy = np.full(probs.shape[1:], np.nan, np.float32)
+    finite = dej_um[np.isfinite(dej_um)]
+    if finite.size:
+        half = max(band_um, 0.5 * dz)
+        start = max(0, int(np.floor((finite.min() - half) / dz)) - 2)
+        stop = min(nz, int(np.floor((finite.max() + half) / dz)) + 3)
+        if stop > start:
+            entropy[start:stop] = _entropy(probs, order, start, stop)
+    return entropy
