@@ -28,9 +28,11 @@ writes the same file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata as md
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -222,6 +224,10 @@ def analyze_volume(
 
     opts = AnalysisOptions(**options)
     stages = Stages(track_memory=track_memory)
+    if out_dir is not None:
+        # matplotlib's first import (0.75 s, holding the GIL) happens while the volume is
+        # read, not beside the morphometry or the tiles, whose numpy calls need the GIL
+        threading.Thread(target=_import_figure_modules, daemon=True).start()
     with stages("read"):
         image = _read(volume, spacing_um)
         # the orientation check read every page of a mapped volume: 0.7 GB resident
@@ -353,6 +359,14 @@ def _record(image, input_sha, opts, morph, profile, models, given_dej) -> dict[s
             },
         },
     }
+
+
+def _import_figure_modules() -> None:
+    """Import what the outputs draw with (failures surface where they are used)."""
+    with contextlib.suppress(Exception):
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
+        from matplotlib import colormaps  # noqa: F401
 
 
 def _read(volume, spacing_um):
