@@ -57,6 +57,17 @@ def test_measure_volume_is_boundaries_plus_measure_surfaces():
     np.testing.assert_array_equal(surf.dej_surface_um, vol.dej_surface_um)
 
 
+def test_measure_surfaces_on_threads_gives_the_same_numbers():
+    surface, sc, dej = _surfaces(3, ny=40, nx=60, holes=0.05)
+    one = measure_surfaces(surface, sc, dej, spacing_um=(1, 1, 1))
+    three = measure_surfaces(surface, sc, dej, spacing_um=(1, 1, 1), workers=3)
+    assert three.to_dict() == one.to_dict()
+    for name in ("surface", "sc_junction", "dej"):
+        np.testing.assert_array_equal(three.boundaries[name], one.boundaries[name])
+    with pytest.raises(ValueError, match="workers"):
+        measure_surfaces(surface, sc, dej, spacing_um=(1, 1, 1), workers=0)
+
+
 def test_measure_surfaces_analytic_thickness_and_errors():
     flat = np.full((20, 30), 10.0)
     m = measure_surfaces(flat, flat + 5, flat + 40, spacing_um=(1.0, 1.0, 1.0))

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import importlib.metadata as md
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ import numpy as np
 
 from skinoct._version import __version__
 from skinoct.errors import InputError
-from skinoct.models import resolve_engine
+from skinoct.models import default_threads, resolve_engine
 from skinoct.study._models import load_models, model_fingerprint, model_info
 from skinoct.study._resources import Stages, release_pages, trim_heap
 
@@ -224,10 +225,6 @@ def analyze_volume(
 
     opts = AnalysisOptions(**options)
     stages = Stages(track_memory=track_memory)
-    if out_dir is not None:
-        # matplotlib's first import (0.75 s, holding the GIL) happens while the volume is
-        # read, not beside the morphometry or the tiles, whose numpy calls need the GIL
-        threading.Thread(target=_import_figure_modules, daemon=True).start()
     with stages("read"):
         image = _read(volume, spacing_um)
         # the orientation check read every page of a mapped volume: 0.7 GB resident
@@ -237,6 +234,11 @@ def analyze_volume(
         if dej is not None:
             given_dej = read_dej(dej, shape_yx=image.shape[1:], path=image.path)
     layers, matrix = load_models(layers_model, matrix_model)
+    if out_dir is not None:
+        # matplotlib's first import (0.75 s, holding the GIL) happens beside the
+        # segmentation, whose workers spend most of their time without the GIL, not
+        # beside the morphometry or the tiles, whose NumPy calls keep asking for it
+        threading.Thread(target=_import_figure_modules, daemon=True).start()
     with stages("segmentation"):
         seg = segment_volume(
             image.data,
@@ -421,12 +423,20 @@ def _morphometry(image, seg, opts: AnalysisOptions, *, threshold: float) -> dict
 
     nz, ny, nx = image.shape
     dz, dy, dx = image.spacing_um
-    surfaces, outliers = {}, {}
-    for name, values in seg.bounds.items():
+    # the three surfaces are independent: two threads (NumPy releases the GIL) when the
+    # thread budget allows, with the same numbers
+    workers = min(2, default_threads() or os.cpu_count() or 1)
+
+    def clean(values):
         full = interpolate_rows(values, seg.rows, ny)
-        surfaces[name], outliers[name] = remove_outliers(
+        return remove_outliers(
             full, (dy, dx), window_um=opts.outlier_window_um, threshold_um=opts.outlier_um
         )
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="skinoct-morphometry") as pool:
+        cleaned = dict(zip(seg.bounds, pool.map(clean, seg.bounds.values()), strict=True))
+    surfaces = {name: c[0] for name, c in cleaned.items()}
+    outliers = {name: c[1] for name, c in cleaned.items()}
     dej = surfaces["dej"]
     if not np.isfinite(dej).any():
         raise InputError(
@@ -442,7 +452,7 @@ def _morphometry(image, seg, opts: AnalysisOptions, *, threshold: float) -> dict
         n_z=crop_depth(dej, dz, nz),
     )
     metrics = measure_surfaces(
-        raw["surface"], raw["sc_junction"], raw["dej"], spacing_um=(dz, dy, dx)
+        raw["surface"], raw["sc_junction"], raw["dej"], spacing_um=(dz, dy, dx), workers=workers
     )
     entropy_map = interpolate_rows(seg.dej_entropy, seg.rows, ny)
     entropy_map[~np.isfinite(metrics.dej_surface_um)] = np.nan
