@@ -219,6 +219,13 @@ def test_outputs_and_determinism(stand_ins, volume_file, tmp_path):
     np.testing.assert_allclose(dej.mean(axis=0), np.round(fakes.true_dej(180)), atol=1.0)
     for rel in a["images"].values():
         assert (out / rel).is_file()
+    # the order of the report's gallery: maps, uncertainty, then overlays, then profile
+    assert list(a["images"]) == [
+        "thickness and DEJ maps",
+        "DEJ uncertainty map",
+        "section overlay (boundaries / entropy)",
+        "profile",
+    ]
     assert len(list((out / "overlays").glob("section_y*.png"))) == 3
     assert set(a["timings_s"]) == {
         "read",
@@ -322,6 +329,52 @@ def test_auto_falls_back_cleanly_without_openvino(stand_ins, volume_file, monkey
     assert model_fingerprint()["engines"] == {"layers": want, "matrix": want}
     assert model_fingerprint(engine="torch")["engines"] == {"layers": "torch", "matrix": "torch"}
     assert "engines" not in model_fingerprint(engine=None)
+
+
+def test_a_failing_morphometry_leaves_no_overlays_and_no_analysis_json(
+    stand_ins, volume_file, tmp_path, monkeypatch
+):
+    """The overlays are written beside the morphometry; when it fails they are removed."""
+    import threading
+
+    started = threading.Event()
+    real = analyze_mod._morphometry
+
+    def failing(*args, **kwargs):
+        real(*args, **kwargs)
+        raise InputError("no DEJ found in the volume")
+
+    from skinoct.study import _outputs
+
+    write = _outputs.write_overlays
+
+    def overlays(*args):
+        started.set()
+        return write(*args)
+
+    monkeypatch.setattr(analyze_mod, "_morphometry", failing)
+    monkeypatch.setattr(_outputs, "write_overlays", overlays)
+    out = tmp_path / "o"
+    with pytest.raises(InputError, match="no DEJ"):
+        analyze_mod.analyze_volume(volume_file, out_dir=out, section_step=3, **SMALL)
+    assert started.is_set()  # the overlays were being written when the stage failed
+    assert not (out / "overlays").exists()
+    assert not (out / "analysis.json").exists()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_morphometry_threads_give_the_same_analysis(
+    stand_ins, volume_file, tmp_path, monkeypatch, threads
+):
+    """The thread budget (OMP_NUM_THREADS) sets the morphometry's threads, not its numbers."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = analyze_mod.analyze_volume(volume_file, section_step=1, **SMALL)
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    other = analyze_mod.analyze_volume(volume_file, section_step=1, **SMALL)
+    assert json.dumps(other["morphometry"], sort_keys=True) == json.dumps(
+        one["morphometry"], sort_keys=True
+    )
+    assert other["score"] == one["score"]
 
 
 @pytest.mark.parametrize("writer", ["write_overlays", "write_map_outputs"])

@@ -275,7 +275,8 @@ class _Runner:
                 if entropy is None:
                     entropy = _entropy(probs, order, 0, probs.shape[1])
                 drawn = {name: b[name] for name in BOUNDARY_NAMES}
-                out.overlays[int(y)] = (stack[i].copy(), drawn, entropy.copy())
+                kept = entropy.copy() if result.entropy is not None else entropy  # not a view
+                out.overlays[int(y)] = (stack[i].copy(), drawn, kept)
         del stack, section, result
         if self.after_batch is not None:
             self.after_batch()

@@ -6,14 +6,34 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_map_outputs", "write_overlays", "write_profile_outputs", "write_section_outputs"]
+__all__ = [
+    "remove_overlays",
+    "write_map_outputs",
+    "write_overlays",
+    "write_profile_outputs",
+    "write_section_outputs",
+]
 
 
 def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
-    """The section overlays, the maps and their figures: all known before grading."""
-    images = write_overlays(out_dir, image, seg)
-    images.update(write_map_outputs(out_dir, image, morph))
+    """The maps, their figures and the section overlays: all known before grading."""
+    images = write_map_outputs(out_dir, image, morph)
+    images.update(write_overlays(out_dir, image, seg))
     return images
+
+
+def _overlay_name(y: int) -> str:
+    return f"overlays/section_y{y:04d}.png"
+
+
+def remove_overlays(out_dir: Path, seg) -> None:
+    """Remove the overlays :func:`write_overlays` writes for ``seg`` (and their folder
+    when it is left empty): a volume whose analysis fails leaves none behind."""
+    for y in seg.overlays:
+        (out_dir / _overlay_name(y)).unlink(missing_ok=True)
+    folder = out_dir / "overlays"
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def write_overlays(out_dir: Path, image, seg) -> dict[str, str]:
@@ -30,7 +50,7 @@ def write_overlays(out_dir: Path, image, seg) -> dict[str, str]:
         top = boundary_overlay(section, bounds, (dz, dx))
         bottom = entropy_overlay(section, entropy)
         rgb = np.concatenate([top, np.full((4, top.shape[1], 3), 255, np.uint8), bottom])
-        rel = f"overlays/section_y{y:04d}.png"
+        rel = _overlay_name(y)
         write_rgb_png(out_dir / rel, rgb)
         images.setdefault("section overlay (boundaries / entropy)", rel)
     return images

@@ -34,7 +34,7 @@ import importlib.metadata as md
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +238,9 @@ def analyze_volume(
         # matplotlib's first import (0.75 s, holding the GIL) happens beside the
         # segmentation, whose workers spend most of their time without the GIL, not
         # beside the morphometry or the tiles, whose NumPy calls keep asking for it
-        threading.Thread(target=_import_figure_modules, daemon=True).start()
+        # (not a daemon: an exit during matplotlib's first font-cache build would leave
+        # its lock file behind)
+        threading.Thread(target=_import_figure_modules, name="skinoct-import").start()
     with stages("segmentation"):
         seg = segment_volume(
             image.data,
@@ -256,6 +258,7 @@ def analyze_volume(
     out = None if out_dir is None else Path(out_dir)
     if out is not None:
         from skinoct.study._outputs import (
+            remove_overlays,
             write_map_outputs,
             write_overlays,
             write_profile_outputs,
@@ -271,9 +274,11 @@ def analyze_volume(
             try:
                 morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
             except BaseException:
-                for future in (input_sha, overlays):
-                    if future is not None:
-                        future.cancel()  # no overlays of a volume that fails
+                input_sha.cancel()
+                if overlays is not None:  # a volume that fails leaves no overlays
+                    overlays.cancel()
+                    wait([overlays])
+                    remove_overlays(out, seg)
                 raise
             trim_heap()
         maps = None if out is None else pool.submit(write_map_outputs, out, image, morph)
@@ -298,8 +303,9 @@ def analyze_volume(
             # background writer, then the profile files (analysis.json only once the
             # maps and overlays are on disk)
             with stages("outputs"):
-                images = overlays.result()  # re-raises the writer's error
-                images.update(maps.result())
+                # maps first, then overlays: the order of the report's gallery
+                images = maps.result()  # re-raises the writer's error
+                images.update(overlays.result())
                 images.update(write_profile_outputs(out, analysis))
     return {
         **analysis,
