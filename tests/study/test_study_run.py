@@ -332,3 +332,16 @@ def test_cli_exit_codes_and_dej_column(run_cli, tmp_path):
     assert code == 2  # every subject failed
     code, out, err = run_cli("study", "run", manifest, "--out", tmp_path / "t", "--option", "x")
     assert code == 2 and "KEY=VALUE" in err
+
+
+def test_plan_hashes_every_volume_in_manifest_order(tmp_path):
+    """The input hashes are computed on threads; each subject keeps its own."""
+    from skinoct.study.run import _plan, input_hash
+
+    manifest = read_manifest(make_cohort(tmp_path))
+    kwargs = {"options": {"a": 1}, "fingerprint": {"models": "x"}}
+    todo, skipped = _plan(manifest, tmp_path / "out", name="f", **kwargs)
+    want = [input_hash(t, function="f", **kwargs) for t in manifest.tasks]
+    assert not skipped and len(set(want)) == len(want) > 2
+    assert [t.subject for t in todo] == [t.subject for t in manifest.tasks]
+    assert [t.input_hash for t in todo] == want
