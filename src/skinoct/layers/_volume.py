@@ -265,18 +265,18 @@ class _Runner:
             for name in BOUNDARY_NAMES:
                 out.bounds[name][k] = b[name]
             if result.entropy is not None:  # computed anyway (a stand-in in tests)
-                band = entropy = result.entropy[i]
+                band = result.entropy[i]
             else:
                 probs = result.probabilities[i]
                 band = _band_entropy(probs, order, b.dej, dz, self.band_um)
-                entropy = None
             out.dej_entropy[k] = dej_entropy(band, b.dej, dz, band_um=self.band_um)
             if int(y) in keep:
-                if entropy is None:
+                if result.entropy is not None:
+                    entropy = result.entropy[i].copy()  # not a view of the batch
+                else:
                     entropy = _entropy(probs, order, 0, probs.shape[1])
                 drawn = {name: b[name] for name in BOUNDARY_NAMES}
-                kept = entropy.copy() if result.entropy is not None else entropy  # not a view
-                out.overlays[int(y)] = (stack[i].copy(), drawn, kept)
+                out.overlays[int(y)] = (stack[i].copy(), drawn, entropy)
         del stack, section, result
         if self.after_batch is not None:
             self.after_batch()

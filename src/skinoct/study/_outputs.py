@@ -11,15 +11,7 @@ __all__ = [
     "write_map_outputs",
     "write_overlays",
     "write_profile_outputs",
-    "write_section_outputs",
 ]
-
-
-def write_section_outputs(out_dir: Path, image, seg, morph) -> dict[str, str]:
-    """The maps, their figures and the section overlays: all known before grading."""
-    images = write_map_outputs(out_dir, image, morph)
-    images.update(write_overlays(out_dir, image, seg))
-    return images
 
 
 def _overlay_name(y: int) -> str:

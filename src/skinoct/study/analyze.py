@@ -28,14 +28,13 @@ writes the same file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata as md
 import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -371,7 +370,7 @@ def _record(image, input_sha, opts, morph, profile, models, given_dej) -> dict[s
 
 def _import_figure_modules() -> None:
     """Import what the outputs draw with (failures surface where they are used)."""
-    with contextlib.suppress(Exception):
+    with suppress(Exception):
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
         from matplotlib import colormaps  # noqa: F401
