@@ -85,6 +85,8 @@ def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
     assert code == 2 and "layer_intensity must be a probability" in err
     code, _, err = run_cli("layers", "train", tmp_path / "none", "--out", tmp_path / "m")
     assert code == 2 and "dataset folder not found" in err
+    code, _, err = run_cli("layers", "train", dataset_dir, "--out", tmp_path / "m", "--levels", "9")
+    assert code == 2 and "levels must be an integer in 2-8" in err and "Traceback" not in err
 
 
 def test_segment_writes_every_output(run_cli, sections, tiny_model_dir, tmp_path):
@@ -297,6 +299,20 @@ def test_train_can_fine_tune_the_bundled_model(run_cli, dataset_dir, tmp_path):
     assert tuned.spec == bundled.spec and tuned.spacing_um == bundled.spacing_um
     assert tuned.manifest["training"]["init"]["sha256"] == bundled.weights_sha256
     assert tuned.weights_sha256 != bundled.weights_sha256
+
+
+def test_train_deepens_the_bundled_model_with_levels(run_cli, dataset_dir, tmp_path):
+    out = tmp_path / "deep"
+    code, stdout, err = run_cli(
+        "layers", "train", dataset_dir, "--out", out, "--folds", "0", "--epochs", "1",
+        "--batch-size", "2", "--patch", "32", "64", "--patches-per-section", "1",
+        "--device", "cpu", "--init", "bundled", "--levels", "6", "--no-compare",
+    )  # fmt: skip
+    assert code == 0, err
+    tuned, bundled = load_layers_model(out), load_layers_model()
+    assert tuned.spec == bundled.spec.with_levels(6)
+    assert tuned.spec.channels == (8, 16, 32, 64, 128, 128)
+    assert "set by you" in stdout and "levels" in stdout
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,16 @@ def test_init_at_grid_declares_the_grid_and_keeps_the_weights(script, tiny_model
     assert load_layers_model(dest).spacing_um == (2.0, 4.0)
 
 
-@pytest.mark.parametrize("text", ["2", "a,b", "0,2", "1,-1"])
+@pytest.mark.parametrize(
+    ("text", "arm", "label"),
+    [("1,2", (1.0, 2.0, None), "grid 1x2 um"), ("2,4@7", (2.0, 4.0, 7), "grid 2x4 um, 7 levels")],
+)
+def test_arms_are_a_grid_and_an_optional_depth(script, text, arm, label):
+    assert script.parse_grid(text) == arm
+    assert script.grid_label(arm) == label
+
+
+@pytest.mark.parametrize("text", ["2", "a,b", "0,2", "1,-1", "1,2@1", "1,2@x", "1,2@9"])
 def test_bad_grids_are_refused(script, text):
     with pytest.raises(argparse.ArgumentTypeError):
         script.parse_grid(text)
@@ -36,15 +45,17 @@ def test_two_arms_train_side_by_side_and_are_scored_by_site(
     script, tiny_model_dir, dataset_dir, tmp_path, capsys
 ):
     argv = ["--data", str(dataset_dir), "--init", str(tiny_model_dir), "--work",
-            str(tmp_path), "--grid", "1,2", "--grid", "2,2", "--minutes", "2", "--epochs",
+            str(tmp_path), "--grid", "1,2", "--grid", "2,2@4", "--minutes", "2", "--epochs",
             "1", "--n", "1", "--families", "standard"]  # fmt: skip
     assert script.main(argv) == 0
     from skinoct.layers import load_layers_model
 
-    for name, grid in (("grid_1x2_um", (1.0, 2.0)), ("grid_2x2_um", (2.0, 2.0))):
-        assert load_layers_model(tmp_path / name / "model").spacing_um == grid
+    for name, grid, levels in (("grid_1x2_um", (1.0, 2.0), 3),
+                               ("grid_2x2_um_4_levels", (2.0, 2.0), 4)):  # fmt: skip
+        model = load_layers_model(tmp_path / name / "model")
+        assert model.spacing_um == grid and len(model.spec.channels) == levels
     out = capsys.readouterr().out
-    assert "| family | grid 1x2 um face | grid 1x2 um palm | grid 2x2 um face |" in out
+    assert "| family | grid 1x2 um face | grid 1x2 um palm | grid 2x2 um, 4 levels face |" in out
     assert out.count("| standard |") == 1
 
 

@@ -38,6 +38,44 @@ def test_spec_rejects_bad_arguments(kwargs, match):
         NetworkSpec(**kwargs)
 
 
+@pytest.mark.parametrize("levels", [2, 3, 5, 6, 8])
+def test_with_levels_changes_the_depth_and_keeps_the_upper_levels(levels):
+    spec = NetworkSpec(channels=(4, 8, 16), strides=(2, 2), num_res_units=1, dropout=0.2)
+    deep = spec.with_levels(levels)
+    assert len(deep.channels) == levels and len(deep.strides) == levels - 1
+    assert deep.channels[:3] == spec.channels[:levels]
+    assert set(deep.channels[3:]) <= {16} and set(deep.strides) == {2}
+    assert deep.divisor == 2 ** (levels - 1)
+    assert (deep.num_res_units, deep.dropout, deep.norm) == (1, 0.2, "batch")
+    assert deep.with_levels(3) == spec or levels < 3  # shrinking drops the deep widths
+    # Every tensor of the shallower network's top level exists in the deeper one.
+    small, big = build_network(spec, 4).state_dict(), build_network(deep, 4).state_dict()
+    top = [k for k in small if k.startswith("model.0.")]
+    assert top and all(k in big and big[k].shape == small[k].shape for k in top)
+
+
+def test_a_deeper_network_sees_more_rows():
+    """Receptive field by back-propagating one output pixel (an analytic property:
+    each added stride-2 level widens it)."""
+
+    def rows_seen(spec):
+        torch.manual_seed(0)
+        net = build_network(spec, 2).eval()
+        x = torch.zeros(1, 1, 256, 16, requires_grad=True)
+        net(x)[0, 0, 128, 8].backward()
+        touched = torch.nonzero(x.grad[0, 0].abs().sum(1) > 0)
+        return int(touched.max() - touched.min() + 1)
+
+    spec = NetworkSpec(channels=(4, 4, 4), strides=(2, 2), num_res_units=0, dropout=0.0)
+    assert rows_seen(spec.with_levels(5)) > rows_seen(spec) * 2
+
+
+@pytest.mark.parametrize("levels", [1, 9])
+def test_with_levels_refuses_impossible_depths(levels):
+    with pytest.raises(ValueError, match="levels must be 2-8"):
+        NetworkSpec().with_levels(levels)
+
+
 def test_from_unet_args_rejects_garbage():
     with pytest.raises(ModelError, match="invalid UNet arguments"):
         NetworkSpec.from_unet_args({"strides": [2]})

@@ -32,6 +32,10 @@ from skinoct.layers import (
         ({"lr": float("nan")}, "lr"),
         ({"model_spacing_um": (1.0, -2.0)}, "model_spacing_um"),
         ({"num_workers": -1}, "num_workers"),
+        ({"levels": 1}, "levels must be an integer in 2-8"),
+        ({"levels": True}, "levels must be an integer"),
+        ({"levels": 6, "network": NetworkSpec()}, r"levels \(6\) and network \(5 levels\)"),
+        ({"levels": 7, "patch": (32, 64)}, "multiples of 64"),
     ],
 )
 def test_config_is_validated(kwargs, match):
@@ -180,7 +184,7 @@ def test_too_few_subjects_for_the_folds(dataset_dir, tmp_path):
 def test_fine_tuning_from_a_model_with_another_class_set(trained, tmp_path):
     result, _ = trained
     data = write_dataset(tmp_path / "partial", n=2, labels=[0, 2, 3])
-    cfg = replace(TINY_CONFIG, folds=0, epochs=1, network=NetworkSpec())  # ignored with init
+    cfg = replace(TINY_CONFIG, folds=0, epochs=1, network=None)  # the initial model's
     with pytest.warns(UserWarning, match=r"class set changed \(\[0, 1, 2, 3\] -> \[0, 2, 3\]\)"):
         tuned = train_layers(data, tmp_path / "tuned", cfg, init=result.model_dir).model
     assert tuned.spec == result.model.spec and tuned.label_values == (0, 2, 3)
@@ -190,6 +194,45 @@ def test_fine_tuning_from_a_model_with_another_class_set(trained, tmp_path):
     base = result.model.state_dict()
     name = next(iter(base))
     assert tuned.state_dict()[name].shape == base[name].shape
+
+
+def test_fine_tuning_into_a_deeper_network_warm_starts_its_upper_levels(trained, tmp_path):
+    result, _ = trained
+    base = result.model
+    deeper = NetworkSpec(channels=(*base.spec.channels, 16), strides=(*base.spec.strides, 2),
+                         num_res_units=base.spec.num_res_units,
+                         dropout=base.spec.dropout)  # fmt: skip
+    data = write_dataset(tmp_path / "data", n=2)
+    cfg = replace(TINY_CONFIG, folds=0, epochs=1, lr=1e-12, network=deeper)
+    with pytest.warns(UserWarning, match="another class set or architecture"):
+        tuned = train_layers(data, tmp_path / "deep", cfg, init=result.model_dir).model
+    assert tuned.spec == deeper and tuned.spacing_um == base.spacing_um
+    recipe = tuned.manifest["training"]["recipe"]
+    assert "network" in recipe["overridden"]
+    assert recipe["chosen"]["network"]["channels"] == list(deeper.channels)
+    # The top level's input convolution exists in both and starts from the initial
+    # model's weights (a learning rate of 1e-12 leaves them where they started).
+    old, new = base.state_dict(), tuned.state_dict()
+    shared = [k for k in old if k in new and old[k].shape == new[k].shape
+              and k.endswith(".conv.weight")]  # fmt: skip
+    fresh = [k for k in new if k not in old or old[k].shape != new[k].shape]
+    assert shared and fresh
+    first = next(k for k in shared if k.startswith("model.0."))
+    torch.testing.assert_close(new[first], old[first], rtol=0, atol=1e-6)
+
+
+def test_levels_deepen_the_recipe_network_and_the_initial_model(trained, dataset_dir, tmp_path):
+    cfg = TrainConfig(folds=0, epochs=1, levels=4, seed=1, device="cpu", num_workers=0)
+    model = train_layers(dataset_dir, tmp_path / "m", cfg).model
+    assert model.spec == NetworkSpec().with_levels(4)
+    recipe = model.manifest["training"]["recipe"]
+    assert recipe["overridden"] == ["folds", "levels"]
+    assert all(p % 8 == 0 for p in recipe["chosen"]["patch"])
+    result, _ = trained
+    tuned_cfg = replace(TINY_CONFIG, folds=0, epochs=1, network=None, levels=4)
+    with pytest.warns(UserWarning, match="another class set or architecture"):
+        tuned = train_layers(dataset_dir, tmp_path / "t", tuned_cfg, init=result.model_dir).model
+    assert tuned.spec == result.model.spec.with_levels(4)
 
 
 def test_sampler_hook_is_called_once_per_epoch(dataset_dir, tmp_path):
@@ -347,8 +390,9 @@ def test_masks_with_indeterminate_bands_train_and_are_scored_without_them(tmp_pa
     assert soft[0]["dice"] != pytest.approx(dice_per_layer(labels, reference))
 
 
-def test_run_fingerprint_names_layer_intensity_only_when_used():
-    """Runs started before the option existed (P = 0) keep their fingerprint and resume."""
+def test_run_fingerprint_names_layer_intensity_only_when_used_and_levels_never():
+    """Runs started before the options existed (P = 0, no levels) keep their fingerprint
+    and resume; the depth is named by the resolved network."""
     import hashlib
     from types import SimpleNamespace
 
@@ -359,10 +403,14 @@ def test_run_fingerprint_names_layer_intensity_only_when_used():
     dataset = SimpleNamespace(records=records, label_values=(0, 1, 2, 3))
     default = TrainConfig()
     cfg = default.to_dict()
-    for key in (*RUN_ONLY, "layer_intensity"):
+    for key in (*RUN_ONLY, "layer_intensity", "levels"):
         cfg.pop(key, None)
     payload = {"config": cfg, "sections": [["s1", "a"], ["s2", "b"]],
                "labels": [0, 1, 2, 3], "init": None}  # fmt: skip
     before = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert run_fingerprint(dataset, default, None) == before
     assert run_fingerprint(dataset, TrainConfig(layer_intensity=0.5), None) != before
+    deep = NetworkSpec().with_levels(6)
+    named = run_fingerprint(dataset, TrainConfig(network=deep), None)
+    assert named != before
+    assert run_fingerprint(dataset, TrainConfig(network=deep, levels=6), None) == named

@@ -89,6 +89,13 @@ def train(
     sampling: str = typer.Option(
         "band", "--sampling", help="band (patches on the skin's layers) or uniform."
     ),
+    levels: int | None = typer.Option(
+        None,
+        "--levels",
+        help="U-Net resolution levels, 2-8: each level doubles the rows of context "
+        "(default: recipe, or the --init model's; with --init the levels both share "
+        "start from its weights).",
+    ),
     layer_intensity: float = typer.Option(
         0.0,
         "--layer-intensity",
@@ -130,6 +137,7 @@ def train(
         patch=None if patch is None else tuple(patch),
         patches_per_section=patches_per_section,
         sampling=sampling,
+        levels=levels,
         layer_intensity=layer_intensity,
         lr=lr,
         seed=seed,

@@ -99,6 +99,7 @@ def run_fingerprint(dataset: LayerDataset, config, base) -> str:
         cfg.pop(key, None)
     if not cfg.get("layer_intensity"):  # added later: runs without it keep their names
         cfg.pop("layer_intensity", None)
+    cfg.pop("levels", None)  # the resolved network, part of the config, says it
     payload = {
         "config": cfg,
         "sections": [[r.id, r.subject] for r in dataset.records],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from skinoct.errors import ModelError
@@ -19,6 +19,8 @@ __all__ = [
 
 #: Value of ``manifest["architecture"]["name"]`` for layer models.
 ARCHITECTURE_NAME = "monai.networks.nets.UNet"
+#: Most resolution levels :meth:`NetworkSpec.with_levels` builds (a 2**7 grid divisor).
+MAX_LEVELS = 8
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,31 @@ class NetworkSpec:
         for s in self.strides:
             out *= s
         return out
+
+    def with_levels(self, levels: int) -> NetworkSpec:
+        """This network with ``levels`` resolution levels.
+
+        Deeper: the deepest width is repeated and each new level halves the grid
+        again (stride 2), so every added level roughly doubles the rows of context
+        (the receptive field) at little cost, the new levels being the smallest
+        feature maps. Shallower: the lower levels are dropped. The upper levels keep
+        their shapes and names, so weights of this network fit them
+        (:func:`load_matching_weights`).
+
+        Examples
+        --------
+        >>> NetworkSpec().with_levels(7).channels
+        (8, 16, 32, 64, 128, 128, 128)
+        """
+        levels = int(levels)
+        if not 2 <= levels <= MAX_LEVELS:
+            raise ValueError(f"levels must be 2-{MAX_LEVELS}, got {levels}")
+        extra = max(0, levels - len(self.channels))
+        return replace(
+            self,
+            channels=self.channels[:levels] + (self.channels[-1],) * extra,
+            strides=self.strides[: levels - 1] + (2,) * extra,
+        )
 
     def unet_args(self, out_channels: int) -> dict[str, Any]:
         """Keyword arguments of ``monai.networks.nets.UNet``, JSON-ready."""
@@ -204,8 +231,8 @@ def load_matching_weights(
         )
     if skipped:
         warnings.warn(
-            f"{len(skipped)} tensors of the initial model did not fit (class set changed) and "
-            f"start from fresh weights: {', '.join(skipped[:6])}"
+            f"{len(skipped)} tensors of the initial model did not fit (another class set or "
+            f"architecture) and start from fresh weights: {', '.join(skipped[:6])}"
             + (" ..." if len(skipped) > 6 else ""),
             stacklevel=2,
         )

@@ -102,9 +102,11 @@ def train_layers(
     config : TrainConfig, optional
         Training options; ``None`` fields are chosen by the recipe from the data.
     init : str or Path, optional
-        Model directory to start from (fine-tuning): its architecture, model spacing
-        and normalisation are kept; output layers that do not fit a different
-        class set are re-initialised, with a warning.
+        Model directory to start from (fine-tuning): its model spacing and
+        normalisation are kept, and its architecture unless ``config.network`` sets
+        another (whose tensors that do not fit start fresh, with a warning); output
+        layers that do not fit a different class set are re-initialised, with a
+        warning.
     restart : bool
         Discard completed folds (and checkpoints) of an earlier run in ``out_dir``
         instead of resuming.
@@ -235,7 +237,13 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     base = load_layers_model(init) if init is not None else None
     overridden = config.overridden()  # before the initial model's architecture fills in
     if base is not None:
-        config = replace(config, network=base.spec, model_spacing_um=base.spacing_um)
+        # An explicit network wins (a deeper or wider one, warm-started by name and
+        # shape, :func:`~skinoct.layers._network.load_matching_weights`); else the
+        # initial model's architecture is kept.
+        network = config.network or base.spec
+        if config.levels is not None:
+            network = network.with_levels(config.levels)
+        config = replace(config, network=network, model_spacing_um=base.spacing_um)
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
     device = resolve_device(config.device)
     normalize = make_normalizer(normalization)
@@ -273,7 +281,8 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
 
 def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[TrainConfig, dict]:
     """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
-    divisor = (base.spec if base is not None else config.network or NetworkSpec()).divisor
+    network = config.network or (base.spec if base is not None else NetworkSpec())
+    divisor = (network if config.levels is None else network.with_levels(config.levels)).divisor
     fp = dataset_fingerprint(
         [s.target for s in sections],
         subjects=dataset.subjects,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from skinoct.layers._model import DEFAULT_MODEL_SPACING_UM
-from skinoct.layers._network import NetworkSpec
+from skinoct.layers._network import MAX_LEVELS, NetworkSpec
 from skinoct.layers._recipe import Recipe
 from skinoct.layers._sampling import SAMPLING_MODES
 from skinoct.models import check_config, check_positive
@@ -55,8 +55,16 @@ class TrainConfig:
         Data-loader processes (None: 0 on the CPU, up to 8 with CUDA). Results are
         reproducible for a given value.
     network : NetworkSpec or None
-        UNet arguments (ignored with ``init``, which brings its own; None: the
-        recipe's width with the default depth).
+        UNet arguments. None: the initial model's architecture with ``init``, else
+        the recipe's width with the default depth. Given with ``init``, the network
+        is warm-started from the tensors of the initial model that fit it by name
+        and shape (e.g. its upper levels when ``network`` is deeper); the others
+        start fresh and are named in a warning.
+    levels : int or None
+        Resolution levels of the U-Net (2-8), i.e. its context: each level doubles
+        the rows it sees. None: the initial model's depth with ``init``, else the
+        recipe's. Applied to the initial model's or the recipe's widths
+        (:meth:`NetworkSpec.with_levels`); not combined with ``network``.
     model_spacing_um : (float, float)
         Grid ``(dz, dx)`` the network runs on (ignored with ``init``).
     time_budget_s : float, optional
@@ -80,6 +88,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int | None = None
     network: NetworkSpec | None = None
+    levels: int | None = None
     model_spacing_um: tuple[float, float] = DEFAULT_MODEL_SPACING_UM
     time_budget_s: float | None = None
 
@@ -104,6 +113,19 @@ class TrainConfig:
             0.0 <= float(self.layer_intensity) <= 1.0,
             f"layer_intensity must be a probability in [0, 1], got {self.layer_intensity!r}",
         )
+        if self.levels is not None:
+            check_config(
+                isinstance(self.levels, int)
+                and not isinstance(self.levels, bool)
+                and 2 <= self.levels <= MAX_LEVELS,
+                f"levels must be an integer in 2-{MAX_LEVELS}, got {self.levels!r}",
+            )
+            if self.network is not None:
+                n = len(self.network.channels)
+                check_config(
+                    n == self.levels,
+                    f"levels ({self.levels}) and network ({n} levels) disagree: set one",
+                )
         patch = None
         if self.patch is not None:
             patch = tuple(int(p) for p in self.patch)
@@ -112,6 +134,8 @@ class TrainConfig:
                 f"patch must be two positive sizes (z, x), got {self.patch!r}",
             )
             d = (self.network or NetworkSpec()).divisor
+            if self.levels is not None and self.network is None:
+                d = NetworkSpec().with_levels(self.levels).divisor
             check_config(
                 not any(p % d for p in patch),
                 f"patch sizes must be multiples of {d} (the network's strides), got {patch}",
@@ -133,11 +157,14 @@ class TrainConfig:
 
     def overridden(self) -> list[str]:
         """The recipe's fields that this config sets explicitly."""
-        return [name for name in self.RECIPE_FIELDS if getattr(self, name) is not None]
+        out = [name for name in self.RECIPE_FIELDS if getattr(self, name) is not None]
+        return out + (["levels"] if self.levels is not None and self.network is None else [])
 
     def with_recipe(self, recipe: Recipe) -> TrainConfig:
         """This config with every ``None`` recipe field filled from ``recipe``."""
         network = self.network or NetworkSpec(channels=recipe.channels)
+        if self.levels is not None:
+            network = network.with_levels(self.levels)
         return replace(
             self,
             folds=recipe.folds if self.folds is None else self.folds,
