@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "--layer-intensity", type=float, default=0.0,
         help="probability of a random gain and offset per layer (SynthSeg-like)",
     )  # fmt: skip
+    parser.add_argument("--levels", type=int, default=None,
+                        help="U-Net resolution levels (default: the recipe's or "
+                             "--init's)")  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="processes rendering phantoms")
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         patches_per_section=args.patches_per_section,
         layer_intensity=args.layer_intensity,
+        levels=args.levels,
         num_workers=args.workers,
         time_budget_s=None if args.time_budget is None else args.time_budget * 60.0,
     )

@@ -125,6 +125,24 @@ def test_bundled_training_refuses_an_unknown_family(scripts, tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing rendered
 
 
+@pytest.mark.slow
+def test_bundled_training_passes_the_depth_to_the_network(scripts, tmp_path):
+    train_layers_bundled = import_script("train_layers_bundled")
+
+    out = tmp_path / "m"
+    code = train_layers_bundled.main(
+        ["--families", "standard", "--per-family", "2", "--sections", "1", "--folds", "0",
+         "--epochs", "1", "--batch-size", "2", "--patches-per-section", "1", "--levels", "6",
+         "--device", "cpu", "--workers", "0", "--work", str(tmp_path / "w"), "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    from skinoct.layers import NetworkSpec, load_layers_model
+
+    model = load_layers_model(out)
+    assert model.spec == NetworkSpec().with_levels(6)
+    assert "levels" in model.manifest["training"]["recipe"]["overridden"]
+
+
 def test_another_block_name_replaces_only_that_block(scripts, tmp_path):
     families, _ = scripts
     doc = tmp_path / "doc.md"
