@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "--layer-intensity", type=float, default=0.0,
         help="probability of a random gain and offset per layer (SynthSeg-like)",
     )  # fmt: skip
-    parser.add_argument("--levels", type=int, default=None,
-                        help="U-Net resolution levels (default: the recipe's or "
-                             "--init's)")  # fmt: skip
+    parser.add_argument("--levels", type=int, default=None, choices=range(2, 9),
+                        metavar="{2..8}", help="U-Net resolution levels (default: the "
+                        "recipe's or --init's)")  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=1, help="processes rendering phantoms")

@@ -97,7 +97,7 @@ def test_matching_weights_keep_features_and_reinitialise_the_head():
     four = build_network(spec, 4)
     three = build_network(spec, 3)
     before = {k: v.clone() for k, v in three.state_dict().items()}
-    with pytest.warns(UserWarning, match="did not fit"):
+    with pytest.warns(UserWarning, match="no match in the initial model"):
         skipped = load_matching_weights(three, four.state_dict())
     assert skipped  # the class-dependent output layers
     after = three.state_dict()
@@ -190,3 +190,16 @@ def test_matching_weights_refuse_a_foreign_network():
     net = build_network(NetworkSpec(channels=(4, 8), strides=(2,)), 4)
     with pytest.raises(ModelError, match="do not fit"):
         load_matching_weights(net, {"other.weight": torch.zeros(3)})
+
+
+def test_a_network_of_other_widths_does_not_fit_through_its_counters_alone():
+    """BatchNorm counters, PReLU slopes and the head bias match any network by name and shape;
+    an initial model whose every weight has other widths is still refused."""
+    spec = NetworkSpec(channels=(4, 8), strides=(2,), num_res_units=0)
+    wide = build_network(NetworkSpec(channels=(6, 12), strides=(2,), num_res_units=0), 4)
+    net = build_network(spec, 4)
+    own = net.state_dict()
+    shared = [k for k, v in wide.state_dict().items() if k in own and own[k].shape == v.shape]
+    assert shared  # the counters, slopes and head bias
+    with pytest.raises(ModelError, match="do not fit"):
+        load_matching_weights(net, wide.state_dict())

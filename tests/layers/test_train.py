@@ -208,7 +208,7 @@ def test_fine_tuning_into_a_deeper_network_warm_starts_its_upper_levels(trained,
         tuned = train_layers(data, tmp_path / "deep", cfg, init=result.model_dir).model
     assert tuned.spec == deeper and tuned.spacing_um == base.spacing_um
     recipe = tuned.manifest["training"]["recipe"]
-    assert "network" in recipe["overridden"]
+    assert "network" in recipe["overridden"] and "channels" not in recipe["reasons"]
     assert recipe["chosen"]["network"]["channels"] == list(deeper.channels)
     # The top level's input convolution exists in both and starts from the initial
     # model's weights (a learning rate of 1e-12 leaves them where they started).
@@ -222,12 +222,13 @@ def test_fine_tuning_into_a_deeper_network_warm_starts_its_upper_levels(trained,
 
 
 def test_levels_deepen_the_recipe_network_and_the_initial_model(trained, dataset_dir, tmp_path):
-    cfg = TrainConfig(folds=0, epochs=1, levels=4, seed=1, device="cpu", num_workers=0)
+    cfg = TrainConfig(folds=0, epochs=1, levels=6, seed=1, device="cpu", num_workers=0)
     model = train_layers(dataset_dir, tmp_path / "m", cfg).model
-    assert model.spec == NetworkSpec().with_levels(4)
+    assert model.spec == NetworkSpec().with_levels(6)
     recipe = model.manifest["training"]["recipe"]
     assert recipe["overridden"] == ["folds", "levels"]
-    assert all(p % 8 == 0 for p in recipe["chosen"]["patch"])
+    # 48 model-grid columns: a full-width strip rounded up to 32 (16 would give 48).
+    assert recipe["chosen"]["patch"] == [64, 64]
     result, _ = trained
     tuned_cfg = replace(TINY_CONFIG, folds=0, epochs=1, network=None, levels=4)
     with pytest.warns(UserWarning, match="another class set or architecture"):
@@ -410,6 +411,11 @@ def test_run_fingerprint_names_layer_intensity_only_when_used_and_levels_never()
     before = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert run_fingerprint(dataset, default, None) == before
     assert run_fingerprint(dataset, TrainConfig(layer_intensity=0.5), None) != before
+    # Golden values computed with the code of 34d13fa (before ``levels`` existed): runs
+    # started then still resume.
+    assert before == "7784f2a741406920"
+    resolved = TrainConfig(network=NetworkSpec(), lr=5e-4, layer_intensity=0.5)
+    assert run_fingerprint(dataset, resolved, None) == "32f755fbcf42ae3b"
     deep = NetworkSpec().with_levels(6)
     named = run_fingerprint(dataset, TrainConfig(network=deep), None)
     assert named != before

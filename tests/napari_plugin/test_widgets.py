@@ -109,6 +109,14 @@ def test_analyze_volume_shows_the_dej_surface_maps_and_profile(
     assert axes.get_ylabel() == "depth below DEJ (µm)" and len(axes.lines[0].get_xdata()) == 10
 
 
+def test_finetune_patch_is_rounded_up_to_the_network_divisor(make_napari_viewer):
+    """A model trained with more levels needs patches in multiples of 32, 64, ..."""
+    finetune = FineTuneWidget(make_napari_viewer())
+    finetune.patch.value = 96
+    assert finetune.config().patch == (96, 96)
+    assert finetune.config(divisor=64).patch == (128, 128)
+
+
 def test_correct_save_finetune_loop(
     make_napari_viewer, wait, phantom_section_image, tmp_path, run_cli
 ):

@@ -93,8 +93,8 @@ def train(
         None,
         "--levels",
         help="U-Net resolution levels, 2-8: each level doubles the rows of context "
-        "(default: recipe, or the --init model's; with --init the levels both share "
-        "start from its weights).",
+        "(default: recipe, or the --init model's; with --init, all but the deepest "
+        "level both networks share start from its weights).",
     ),
     layer_intensity: float = typer.Option(
         0.0,

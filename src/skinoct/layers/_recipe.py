@@ -12,9 +12,9 @@ training. Every choice and the reason for it are written to the model manifest
 The rules (``model grid`` = the section resampled to the model spacing):
 
 * **patch height** covers the tissue band (surface to DEJ, 90th percentile over
-  columns and sections) plus 64 rows of context above and below (about half the
-  receptive field of the 5-level U-Net), rounded up to the network's divisor and
-  kept within 128–384 rows and within the median section height;
+  columns and sections) plus 64 rows of context above and below (together about two
+  thirds of the 5-level U-Net's 187-row receptive field), rounded up to the network's
+  divisor and kept within 128–384 rows and within the median section height;
 * **patch width**: full-width strips where sections are narrow (median width up to
   512 columns), else 512 columns, rounded to the divisor (wide patches see the
   lateral continuity of the layers, which is what the ordered decoding relies on);

@@ -305,11 +305,14 @@ def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[
     chosen["network"] = config.network.to_dict()
     chosen["patch"] = list(config.patch)
     chosen["sampling"] = config.sampling
+    reasons = {k: v for k, v in recipe.reasons.items() if k not in overridden}
+    if "network" in overridden:  # the widths are the user's, not the recipe's
+        reasons.pop("channels", None)
     return config, {
         "fingerprint": fp.to_dict(),
         "chosen": chosen,
         "overridden": overridden,
-        "reasons": {k: v for k, v in recipe.reasons.items() if k not in overridden},
+        "reasons": reasons,
     }
 
 

@@ -15,7 +15,7 @@ from skinoct.models import check_config, check_positive
 __all__ = ["TrainConfig"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Options of :func:`train_layers`.
 

@@ -209,10 +209,12 @@ class FineTuneWidget(WorkerWidget):
         self._finish_layout()
         self.append(self.table)
 
-    def config(self):
+    def config(self, *, divisor: int = 16):
+        """The training options; the patch rounded up to the network's ``divisor`` (a
+        model trained with more levels needs multiples of 32, 64, ...)."""
         from skinoct.layers import TrainConfig
 
-        size = int(self.patch.value)
+        size = -(-int(self.patch.value) // divisor) * divisor
         return TrainConfig(folds=0, epochs=1, patch=(size, size), batch_size=4,
                            patches_per_section=2, device="cpu", num_workers=0)  # fmt: skip
 
@@ -225,15 +227,15 @@ class FineTuneWidget(WorkerWidget):
             raise InputError("choose the dataset folder and a folder for the new model")
         init = _segment_model(self.viewer)
         epochs, budget_s = int(self.epochs.value), float(self.budget_min.value) * 60
-        config = self.config()
         self.history = []
 
         def work():
-            from skinoct.layers import train_layers
+            from skinoct.layers import load_layers_model, train_layers
             from skinoct.models import bundled_model_dir
 
             start = time.monotonic()
             previous = init if init is not None else bundled_model_dir("layers")
+            config = self.config(divisor=load_layers_model(previous).spec.divisor)
             rounds = out.parent / f".{out.name}.rounds"
             events: list[dict] = []
             for epoch in range(1, epochs + 1):
