@@ -391,6 +391,37 @@ def test_masks_with_indeterminate_bands_train_and_are_scored_without_them(tmp_pa
     assert soft[0]["dice"] != pytest.approx(dice_per_layer(labels, reference))
 
 
+def test_holdout_training_recalibrates_the_dej_flag_on_clean_validation_sections(
+    tmp_path, monkeypatch
+):
+    """The hold-out model's threshold: the quantile of its flag scores on the validation
+    sections without an annotated disruption (scores faked: the tiny model finds no DEJ)."""
+    from skinoct.layers import _calibration
+
+    seen: list[int] = []
+
+    def fake_scores(model, sections, **kw):
+        seen.append(len(list(sections)))
+        return [0.1, 0.3]
+
+    monkeypatch.setattr(_calibration, "section_flag_scores", fake_scores)
+    data = write_dataset(tmp_path / "data", n=6, subjects=3)
+    events: list = []
+    result = train_layers(data, tmp_path / "m", replace(TINY_CONFIG, folds=1, epochs=1),
+                          callback=events.append)  # fmt: skip
+    cal = result.model.manifest["uncertainty"]
+    assert seen == [2]  # the validation subject's two sections
+    assert cal["dej_entropy_threshold"] == pytest.approx(np.quantile([0.1, 0.3], 0.9))
+    assert cal["n_sections"] == 2 and "2 clean validation sections" in cal["computed_on"]
+    assert cal["weights_sha256"] == result.model.weights_sha256 and "20" in cal["note"]
+    assert next(e for e in events if e["event"] == "calibrated")["n_sections"] == 2
+    # Sections with an annotated disruption (255 band) are left out; none left: warned.
+    _with_indeterminate_dej(data)
+    with pytest.warns(UserWarning, match="no clean validation section"):
+        again = train_layers(data, tmp_path / "m2", replace(TINY_CONFIG, folds=1, epochs=1))
+    assert "uncertainty" not in again.model.manifest and seen == [2]
+
+
 def test_run_fingerprint_names_layer_intensity_only_when_used_and_levels_never():
     """Runs started before the options existed (P = 0, no levels) keep their fingerprint
     and resume; the depth is named by the resolved network."""

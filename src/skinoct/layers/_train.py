@@ -119,7 +119,8 @@ def train_layers(
         Called with a :class:`~skinoct.models.TrainEvent` for each event (kind, read
         as ``event["event"]``: ``'data'``, ``'fold_start'``, ``'resumed'``, ``'step'``,
         ``'epoch'``, ``'fold_done'``, ``'fold_skipped'``, ``'final_start'``,
-        ``'final_skipped'``, ``'stopped_by_time'``, ``'done'``; values as
+        ``'final_skipped'``, ``'stopped_by_time'``, ``'compared'``, ``'calibrated'``
+        (the hold-out split's DEJ-uncertainty threshold), ``'done'``; values as
         ``event[key]``); the CLI draws its progress bars from them.
     sampler : callable, optional
         ``sampler(sections, *, patch, length, seed)`` → the dataset of one epoch's
@@ -426,7 +427,53 @@ def _holdout_model(run: _Run, report, fold: dict, provenance, notice):
     model = run.model_from(model)
     scores = {"holdout": report["summary"], "cv_folds": 1}
     save_layers_model(run.out_dir, model, training=training, scores=scores, notice=notice)
+    if _calibrate_on_validation(run, model, fold) is not None:
+        model = load_layers_model(run.out_dir)  # its manifest now holds the threshold
     return model, stopped
+
+
+def _calibrate_on_validation(run: _Run, model: LayersModel, fold: dict) -> dict | None:
+    """Recalibrate the DEJ-uncertainty threshold on the clean validation sections.
+
+    Clean: no indeterminate (255) band in the mask, i.e. no annotated disruption. The
+    hold-out model never trained on these sections, so their entropy is what new
+    images will show (:func:`~skinoct.layers.calibrate_uncertainty`). Returns the
+    calibration written to the manifest, or None (with a warning) when no clean
+    validation section shows a DEJ.
+    """
+    import warnings
+
+    from skinoct.errors import InputError
+    from skinoct.io import INDETERMINATE, read_image, read_mask
+    from skinoct.layers._calibration import calibrate_uncertainty, write_uncertainty_calibration
+
+    by_id = {r.id: r for r in run.dataset.records}
+    records = [by_id[s["id"]] for s in fold.get("sections", []) if s["id"] in by_id]
+    images = [
+        read_image(r.image, axes="zx")
+        for r in records
+        if not (read_mask(r.mask, axes="zx", allow_indeterminate=True).data == INDETERMINATE).any()
+    ]
+    try:
+        if not images:
+            raise InputError("no clean validation section")
+        calibration = calibrate_uncertainty(
+            model, images, device=str(run.device),
+            computed_on=f"{len(images)} clean validation sections of the hold-out split "
+            "(no indeterminate band), by layers train",
+        )  # fmt: skip
+    except InputError as exc:
+        warnings.warn(
+            f"DEJ-uncertainty threshold not recalibrated ({exc}); the model uses the "
+            "default threshold (scripts/calibrate_layers.py calibrates it later)",
+            stacklevel=3,
+        )
+        return None
+    if calibration["n_sections"] < 20:
+        calibration["note"] = "fewer than 20 sections: a rough quantile"
+    write_uncertainty_calibration(run.out_dir, calibration)
+    run.emit("calibrated", **{k: calibration[k] for k in ("dej_entropy_threshold", "n_sections")})
+    return calibration
 
 
 def _training_record(run: _Run, provenance, **extra) -> dict[str, Any]:
