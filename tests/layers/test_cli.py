@@ -60,7 +60,13 @@ def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir
     assert json.loads((out / "cv_report.json").read_text())["folds"][1]["fold"] == 1
 
 
-def test_train_with_a_time_budget_uses_a_hold_out_split(run_cli, dataset_dir, tmp_path):
+def test_train_with_a_time_budget_uses_a_hold_out_split(
+    run_cli, dataset_dir, tmp_path, monkeypatch
+):
+    from skinoct.layers import _calibration
+
+    # The tiny model finds no DEJ on these sections: fake its flag scores.
+    monkeypatch.setattr(_calibration, "section_flag_scores", lambda m, s, **kw: [0.2] * len(s))
     out = tmp_path / "budget"
     code, stdout, err = run_cli(
         "layers", "train", dataset_dir, "--out", out, "--time-budget", "0.5", "--epochs", "2",
@@ -72,6 +78,7 @@ def test_train_with_a_time_budget_uses_a_hold_out_split(run_cli, dataset_dir, tm
     assert manifest["recipe"]["chosen"]["folds"] == 1
     assert "time budget" in manifest["recipe"]["reasons"]["folds"]
     assert "Hold-out validation Dice" in stdout and "on the same" not in stdout
+    assert "DEJ-uncertainty threshold 0.200 (calibrated on 2 clean validation sections)" in stdout
 
 
 def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
