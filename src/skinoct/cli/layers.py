@@ -206,8 +206,9 @@ def _print_training_summary(result) -> None:
             "stopped by the time budget: run the same command again to continue", highlight=False
         )
     if result.model is not None:
-        calibration = result.model.manifest.get("uncertainty") or {}
-        if "layers train" in str(calibration.get("computed_on", "")):
+        # a trained model's manifest starts without one: this run calibrated it
+        calibration = result.model.manifest.get("uncertainty")
+        if calibration:
             console.print(
                 f"DEJ-uncertainty threshold {calibration['dej_entropy_threshold']:.3f} "
                 f"(calibrated on {calibration['n_sections']} clean validation sections)",

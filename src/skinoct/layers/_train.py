@@ -241,9 +241,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
         # An explicit network wins (a deeper or wider one, warm-started by name and
         # shape, :func:`~skinoct.layers._network.load_matching_weights`); else the
         # initial model's architecture is kept.
-        network = config.network or base.spec
-        if config.levels is not None:
-            network = network.with_levels(config.levels)
+        network = config.resolved_network(base.spec)
         config = replace(config, network=network, model_spacing_um=base.spacing_um)
     normalization = dict(base.normalization) if base is not None else dict(DEFAULT_NORMALIZATION)
     device = resolve_device(config.device)
@@ -282,8 +280,7 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
 
 def _apply_recipe(config, dataset, sections, base, device, overridden) -> tuple[TrainConfig, dict]:
     """Fill the config's ``None`` fields from the dataset fingerprint; what and why."""
-    network = config.network or (base.spec if base is not None else NetworkSpec())
-    divisor = (network if config.levels is None else network.with_levels(config.levels)).divisor
+    divisor = config.resolved_network(base.spec if base is not None else NetworkSpec()).divisor
     fp = dataset_fingerprint(
         [s.target for s in sections],
         subjects=dataset.subjects,
@@ -454,17 +451,19 @@ def _calibrate_on_validation(run: _Run, model: LayersModel, fold: dict) -> dict 
         for r in records
         if not (read_mask(r.mask, axes="zx", allow_indeterminate=True).data == INDETERMINATE).any()
     ]
-    try:
-        if not images:
-            raise InputError("no clean validation section")
-        calibration = calibrate_uncertainty(
-            model, images, device=str(run.device),
-            computed_on=f"{len(images)} clean validation sections of the hold-out split "
-            "(no indeterminate band), by layers train",
-        )  # fmt: skip
-    except InputError as exc:
+    calibration, reason = None, "no clean validation section"
+    if images:
+        try:
+            calibration = calibrate_uncertainty(
+                model, images, device=str(run.device),
+                computed_on=f"{len(images)} clean validation sections of the hold-out split "
+                "(no indeterminate band), by layers train",
+            )  # fmt: skip
+        except InputError as exc:  # no section with a DEJ the model finds
+            reason = str(exc)
+    if calibration is None:
         warnings.warn(
-            f"DEJ-uncertainty threshold not recalibrated ({exc}); the model uses the "
+            f"DEJ-uncertainty threshold not recalibrated ({reason}); the model uses the "
             "default threshold (scripts/calibrate_layers.py calibrates it later)",
             stacklevel=3,
         )

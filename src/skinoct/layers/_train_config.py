@@ -133,9 +133,7 @@ class TrainConfig:
                 len(patch) == 2 and min(patch) >= 1,
                 f"patch must be two positive sizes (z, x), got {self.patch!r}",
             )
-            d = (self.network or NetworkSpec()).divisor
-            if self.levels is not None and self.network is None:
-                d = NetworkSpec().with_levels(self.levels).divisor
+            d = self.resolved_network(NetworkSpec()).divisor
             check_config(
                 not any(p % d for p in patch),
                 f"patch sizes must be multiples of {d} (the network's strides), got {patch}",
@@ -160,11 +158,15 @@ class TrainConfig:
         out = [name for name in self.RECIPE_FIELDS if getattr(self, name) is not None]
         return out + (["levels"] if self.levels is not None and self.network is None else [])
 
+    def resolved_network(self, default: NetworkSpec) -> NetworkSpec:
+        """``network``, else ``default``, at ``levels`` when those are set."""
+        network = self.network or default
+        return network if self.levels is None else network.with_levels(self.levels)
+
     def with_recipe(self, recipe: Recipe) -> TrainConfig:
         """This config with every ``None`` recipe field filled from ``recipe``."""
-        network = self.network or NetworkSpec(channels=recipe.channels)
-        if self.levels is not None:
-            network = network.with_levels(self.levels)
+        # the recipe's spec only when it is used: its widths may not fit the default strides
+        network = self.resolved_network(self.network or NetworkSpec(channels=recipe.channels))
         return replace(
             self,
             folds=recipe.folds if self.folds is None else self.folds,
