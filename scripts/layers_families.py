@@ -256,6 +256,28 @@ def update_doc(path: Path, block: str, name: str = BLOCK) -> None:
     replace_block(path, *markers(name), block)
 
 
+def install_problem(name: str, models: dict[str, Path]) -> str | None:
+    """Why model ``name`` cannot be installed as the bundled model, or None.
+
+    Checked before any scoring: the candidate must be one of the ``--model`` models and
+    carry a calibrated DEJ-uncertainty threshold of its own (``uncertainty`` in its
+    manifest). A threshold calibrated for other weights would set the false-flag rate
+    of the shipped flag to an unknown value.
+    """
+    if name not in models:
+        return f"--install {name}: not one of the --model names ({', '.join(models) or 'none'})"
+    manifest_path = Path(models[name]) / "model.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{manifest_path}: cannot read the model manifest ({exc})"
+    calibration = manifest.get("uncertainty")
+    if not isinstance(calibration, dict) or "dej_entropy_threshold" not in calibration:
+        return (f"{manifest_path}: no calibrated DEJ-uncertainty threshold; run "
+                f"python scripts/calibrate_layers.py {models[name]} first")  # fmt: skip
+    return None
+
+
 def install(name: str, results: dict, dest: Path) -> None:
     """Copy model ``name`` into ``dest`` (the bundled folder) with its held-out family scores.
 
@@ -357,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy model NAME (of --model) into the bundled folder with its "
                         "held-out scores")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.install:
+        problem = install_problem(args.install, dict(args.model))
+        if problem:
+            parser.error(problem)
     results = run(args)
     if args.only:
         return 0

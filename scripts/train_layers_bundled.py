@@ -14,7 +14,9 @@ model.json and cv_report.json into OUT (default: the package's bundled-model fol
         --per-family 48 --sections 4 --patches-per-section 3 --batch-size 16 --lr 1e-3 \
         --init src/skinoct/models/bundled/layers --work out/bundled_work --out out/bundled_new
     # Install it only once scripts/layers_families.py shows it beats the shipped model on
-    # the held-out families (--model new=out/bundled_new --install new).
+    # the held-out families, after calibrating its DEJ-uncertainty threshold
+    # (scripts/calibrate_layers.py out/bundled_new; --install refuses an uncalibrated
+    # model): --model new=out/bundled_new --install new.
     # GPU, with 5-fold CV and more data:
     python scripts/train_layers_bundled.py --device cuda --jobs 16 --workers 12 \
         --per-family 120 --epochs 16

@@ -163,3 +163,28 @@ def test_plain_look_datasets_can_mark_the_disrupted_dej_indeterminate(scripts, t
     masks = [read_mask(p, allow_indeterminate=True).data for p in (root / "masks").iterdir()]
     assert all(INDETERMINATE in m for m in masks if 3 in m)
     assert any(3 in m for m in masks)
+
+
+def test_install_refuses_a_model_without_its_own_uncertainty_calibration(scripts, tmp_path):
+    import json
+
+    families, _ = scripts
+    model = tmp_path / "cand"
+    model.mkdir()
+    (model / "model.json").write_text(json.dumps({"task": "layers"}), encoding="utf-8")
+    problem = families.install_problem("cand", {"cand": model})
+    assert "no calibrated DEJ-uncertainty threshold" in problem
+    assert f"calibrate_layers.py {model}" in problem
+    assert "not one of the --model names (cand)" in families.install_problem("x", {"cand": model})
+    assert "cannot read the model manifest" in families.install_problem(
+        "gone", {"gone": tmp_path / "missing"}
+    )
+    (model / "model.json").write_text(
+        json.dumps({"task": "layers", "uncertainty": {"dej_entropy_threshold": 0.14}}),
+        encoding="utf-8",
+    )
+    assert families.install_problem("cand", {"cand": model}) is None
+    with pytest.raises(SystemExit) as exc:  # argparse's exit code 2, before any scoring
+        families.main(["--work", str(tmp_path / "w"), "--install", "x",
+                       "--model", f"cand={model}"])  # fmt: skip
+    assert exc.value.code == 2
