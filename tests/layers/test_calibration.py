@@ -146,3 +146,19 @@ def test_volume_flag_uses_the_excess_entropy_and_the_default_threshold():
         uncertain_dej_area(entropy_map, dej, (2.0, 2.0)),
         uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=default_entropy_threshold()),
     )
+
+
+def test_stored_threshold_rounds_up_so_the_quantile_score_is_not_flagged(
+    tiny_model, monkeypatch
+):
+    from skinoct.layers import _calibration
+
+    # Scores with more than 6 decimals; the 0.8 quantile (linear) is exactly 0.06183121,
+    # which rounded to the nearest 1e-6 (0.061831) would flag that section as well.
+    scores = [0.06183121, 0.09630901, 0.00839511, 0.04815052, 0.04201251, 0.02055663]
+    monkeypatch.setattr(_calibration, "section_flag_scores", lambda m, s, **kw: scores)
+    cal = calibrate_uncertainty(tiny_model, [None] * 6, quantile=0.8)
+    assert 0.06183121 <= cal["dej_entropy_threshold"] <= 0.06183121 + 1e-6
+    assert np.mean(np.array(scores) > cal["dej_entropy_threshold"]) <= 0.2
+    monkeypatch.setattr(_calibration, "section_flag_scores", lambda m, s, **kw: [1.0, 1.0])
+    assert calibrate_uncertainty(tiny_model, [None] * 2)["dej_entropy_threshold"] == 1.0

@@ -191,8 +191,11 @@ def calibrate_uncertainty(
     if valid.size == 0:
         raise InputError("no calibration section has a DEJ the model can find")
     threshold = float(np.clip(np.quantile(valid, quantile), 0.0, 1.0))
+    # Stored to 6 decimals, rounded up: rounded to nearest, a quantile that falls on a
+    # calibration score could land below it and flag that section too.
+    stored = min(1.0, math.ceil(threshold * 1e6) / 1e6)
     return {
-        "dej_entropy_threshold": round(threshold, 6),
+        "dej_entropy_threshold": stored,
         "quantile": float(quantile),
         "n_sections": int(valid.size),
         "computed_on": str(computed_on),
