@@ -291,8 +291,8 @@ def test_train_can_fine_tune_the_bundled_model(run_cli, dataset_dir, tmp_path):
         "--batch-size",
         "4",
         "--patch",
-        "32",
-        "32",
+        "64",  # the bundled model's 7 levels need multiples of 64
+        "64",
         "--patches-per-section",
         "1",
         "--device",

@@ -162,7 +162,7 @@ def test_correct_save_finetune_loop(
     assert segment.model_path() == tmp_path / "model"
     # The saved dataset is what `skinoct layers train` reads, from the command line too.
     code, _, err = run_cli("layers", "train", tmp_path / "data", "--out", tmp_path / "cli_model",
-                           "--folds", "0", "--epochs", "1", "--patch", "32", "32",
-                           "--init", tmp_path / "model")  # fmt: skip
+                           "--folds", "0", "--epochs", "1", "--patch", "64", "64",
+                           "--init", tmp_path / "model")  # fmt: skip  (7 levels: x 64)
     assert code == 0, err
     assert (tmp_path / "cli_model" / "model.safetensors").is_file()
