@@ -148,9 +148,7 @@ def test_volume_flag_uses_the_excess_entropy_and_the_default_threshold():
     )
 
 
-def test_stored_threshold_rounds_up_so_the_quantile_score_is_not_flagged(
-    tiny_model, monkeypatch
-):
+def test_stored_threshold_rounds_up_so_the_quantile_score_is_not_flagged(tiny_model, monkeypatch):
     from skinoct.layers import _calibration
 
     # Scores with more than 6 decimals; the 0.8 quantile (linear) is exactly 0.06183121,

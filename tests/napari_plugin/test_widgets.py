@@ -160,9 +160,10 @@ def test_correct_save_finetune_loop(
     assert finetune.switch_button.enabled
     finetune.switch_model()
     assert segment.model_path() == tmp_path / "model"
-    # The saved dataset is what `skinoct layers train` reads, from the command line too.
+    # The saved dataset is what `skinoct layers train` reads, from the command line too
+    # (patches of 64: the bundled model's 7 levels need multiples of 64).
     code, _, err = run_cli("layers", "train", tmp_path / "data", "--out", tmp_path / "cli_model",
                            "--folds", "0", "--epochs", "1", "--patch", "64", "64",
-                           "--init", tmp_path / "model")  # fmt: skip  (7 levels: x 64)
+                           "--init", tmp_path / "model")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "cli_model" / "model.safetensors").is_file()
