@@ -275,6 +275,10 @@ def install_problem(name: str, models: dict[str, Path]) -> str | None:
     if not isinstance(calibration, dict) or "dej_entropy_threshold" not in calibration:
         return (f"{manifest_path}: no calibrated DEJ-uncertainty threshold; run "
                 f"python scripts/calibrate_layers.py {models[name]} first")  # fmt: skip
+    if calibration.get("weights_sha256") != manifest.get("weights_sha256"):
+        return (f"{manifest_path}: the DEJ-uncertainty threshold was calibrated for "
+                f"other weights; run python scripts/calibrate_layers.py {models[name]} "
+                "again")  # fmt: skip
     return None
 
 

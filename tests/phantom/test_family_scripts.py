@@ -179,10 +179,15 @@ def test_install_refuses_a_model_without_its_own_uncertainty_calibration(scripts
     assert "cannot read the model manifest" in families.install_problem(
         "gone", {"gone": tmp_path / "missing"}
     )
-    (model / "model.json").write_text(
-        json.dumps({"task": "layers", "uncertainty": {"dej_entropy_threshold": 0.14}}),
-        encoding="utf-8",
-    )
+    def manifest(calibrated_for):
+        calibration = {"dej_entropy_threshold": 0.14, "weights_sha256": calibrated_for}
+        text = json.dumps({"task": "layers", "weights_sha256": "ab" * 32,
+                           "uncertainty": calibration})  # fmt: skip
+        (model / "model.json").write_text(text, encoding="utf-8")
+
+    manifest("cd" * 32)  # a threshold copied from another model's manifest
+    assert "calibrated for other weights" in families.install_problem("cand", {"cand": model})
+    manifest("ab" * 32)
     assert families.install_problem("cand", {"cand": model}) is None
     with pytest.raises(SystemExit) as exc:  # argparse's exit code 2, before any scoring
         families.main(["--work", str(tmp_path / "w"), "--install", "x",

@@ -193,7 +193,7 @@ def calibrate_uncertainty(
     threshold = float(np.clip(np.quantile(valid, quantile), 0.0, 1.0))
     # Stored to 6 decimals, rounded up: rounded to nearest, a quantile that falls on a
     # calibration score could land below it and flag that section too.
-    stored = min(1.0, math.ceil(threshold * 1e6) / 1e6)
+    stored = math.ceil(threshold * 1e6) / 1e6  # at most 1.0: threshold is clipped
     return {
         "dej_entropy_threshold": stored,
         "quantile": float(quantile),
