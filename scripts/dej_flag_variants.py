@@ -5,7 +5,7 @@
     python scripts/dej_flag_variants.py --mc-dropout 6        # + MC-dropout mutual information
     python scripts/dej_flag_variants.py --image --tta         # + image contrast, TTA, ~5 min
 
-The sections are those of ``scripts/evaluate_uncertainty.py`` (40 clean calibration
+The sections are those of ``scripts/evaluate_uncertainty.py`` (its first 40 clean calibration
 sections, seeds 7000+; 30 clean and 30 disrupted test sections, seeds 8000+). Each is
 segmented once (``segment_section``, ordered decoding); then, for every variant, a
 per-column statistic of the uncertainty map near the decoded DEJ is smoothed over a

@@ -2,6 +2,7 @@
 
     python scripts/evaluate_uncertainty.py                 # bundled model, ~3 min on 2 cores
     python scripts/evaluate_uncertainty.py --model MODEL_DIR --n 20
+    python scripts/evaluate_uncertainty.py --bands 5 10 15 20 --test-seed 9000  # choose a band
 
 1. Calibration: ``--n-calibration`` clean phantom sections (seed 7000 + i) →
    :func:`skinoct.layers.calibrate_uncertainty` at ``--quantile``.
@@ -13,7 +14,11 @@
    overlaps the true disrupted span; a *false flag* is a clean section with any
    segment. Overlap: the fraction of flagged length inside the span and the fraction of
    the span covered, over detected sections. The same with the old fixed threshold 0.5.
-4. ``--docs``: the table replaces the block between the ``evaluate_uncertainty``
+4. ``--bands B …``: instead, each section is segmented once and the flag is
+   calibrated and tested at each DEJ band half-height (µm), at ``--quantile``. Run it
+   on development seeds (``--test-seed 9000``), not on the test seeds of the docs'
+   table, to choose the band that ``scripts/calibrate_layers.py --band-um`` stores.
+5. ``--docs``: the table replaces the block between the ``evaluate_uncertainty``
    markers in docs/layers.md; the figure (seed 000 Figure 2 style: section on top,
    entropy overlay below, violet low → yellow high, flagged DEJ stretches marked) goes
    to docs/img/layers_uncertainty.png.
@@ -77,7 +82,7 @@ def render(seed: int, *, disrupted: bool):
     return render_section(phantom_params(seed, disrupted=disrupted), seed=seed)
 
 
-def flag_section(model, section, threshold: float, *, engine: str, band_um: float = 5.0):
+def flag_section(model, section, threshold: float, *, engine: str, band_um: float):
     """Segments of one section flagged at ``threshold`` (+ the result and metrics)."""
     from skinoct.layers import segment_section
     from skinoct.morphometry import measure_section
@@ -117,13 +122,15 @@ def evaluate(model, args) -> dict:
     from skinoct.morphometry import uncertain_segments
 
     t0 = time.perf_counter()
-    clean_cal = [(s.image, s.spacing_um)
-                 for s in (render(7000 + i, disrupted=False) for i in range(args.n_calibration))]
+    clean_cal = [
+        (s.image, s.spacing_um)
+        for s in (render(7000 + i, disrupted=False) for i in range(args.n_calibration))
+    ]
     scores = section_flag_scores(model, clean_cal, engine=args.engine, band_um=args.band_um)
     tests = []
     for i in range(args.n):
         for disrupted in (False, True):
-            section = render(8000 + i, disrupted=disrupted)
+            section = render(args.test_seed + i, disrupted=disrupted)
             result, metrics = flag_section(model, section, 0.5, engine=args.engine,
                                            band_um=args.band_um)  # fmt: skip
             tests.append((section, result, metrics))
@@ -153,7 +160,79 @@ def evaluate(model, args) -> dict:
             example = (sec, result, met)
             break
     return {"calibration": full, "calibrations": calibrations, "rows": rows, "example": example,
-            "seconds": time.perf_counter() - t0}  # fmt: skip
+            "seconds": time.perf_counter() - t0, "test_seed": args.test_seed}  # fmt: skip
+
+
+def band_sweep(model, args) -> str:
+    """Calibrate and test the flag at each of ``args.bands``; one segmentation per section.
+
+    Per band: the threshold calibrated on the clean calibration sections and what it
+    gives on the test sections, then the sensitivity at the test clean sections' own
+    ``--quantile`` (false-flag rate fixed at about ``1 − quantile``, free of the
+    calibration's sampling error) and the AUC of the section scores.
+    """
+    from skinoct.errors import InputError
+    from skinoct.layers import segment_section
+    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
+
+    def scored(section, band_um):
+        """(metrics, flag score) of a section at ``band_um``; (None, NaN): no DEJ found."""
+        result = results[id(section)]
+        dx = section.spacing_um[1]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m = measure_section(result.labels, section.spacing_um, entropy=result.entropy,
+                                    entropy_band_um=band_um)  # fmt: skip
+        except InputError:
+            return None, float("nan")
+        excess = excess_dej_entropy(m.dej_entropy_profile, m.boundaries.dej, (dx,))
+        return m, dej_flag_score(excess, dx, min_length_um=20.0)
+
+    def flagged(rows_of, threshold):
+        return summarize([_row(s, m, threshold) for s, m in rows_of if m is not None])
+
+    t0 = time.perf_counter()
+    cal = [render(7000 + i, disrupted=False) for i in range(args.n_calibration)]
+    tests = [render(args.test_seed + i, disrupted=d) for i in range(args.n) for d in (False, True)]
+    results = {id(s): segment_section(s.image, model, spacing_um=s.spacing_um, engine=args.engine)
+               for s in cal + tests}  # fmt: skip
+    q = args.quantile
+    lines = [
+        f"| DEJ band (±µm) | threshold (quantile {q:g} of the calibration sections) "
+        "| sensitivity | false-flag rate | sensitivity at the test clean sections' own "
+        f"quantile {q:g} | AUC of the section scores |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for band in args.bands:
+        cal_scores = np.array([scored(s, band)[1] for s in cal])
+        threshold = float(np.clip(np.quantile(cal_scores[np.isfinite(cal_scores)], q), 0, 1))
+        rows_of = [(s, scored(s, band)) for s in tests]
+        measured = [(s, m) for s, (m, _) in rows_of]
+        summary = flagged(measured, threshold)
+        clean = np.array([v for s, (_, v) in rows_of if s.disruption_um is None])
+        dis = np.array([v for s, (_, v) in rows_of if s.disruption_um is not None])
+        matched = flagged(measured, float(np.quantile(clean[np.isfinite(clean)], q)))
+        lines.append(
+            f"| {band:g} | {threshold:.3f} | {summary['sensitivity']:.2f} "
+            f"({summary['n_detected']}/{summary['n_disrupted']}) | "
+            f"{summary['false_flag_rate']:.2f} ({summary['n_false']}/{summary['n_clean']}) | "
+            f"{matched['sensitivity']:.2f} (at {matched['false_flag_rate']:.2f}) | "
+            f"{_auc(dis, clean):.3f} |"
+        )
+    sha = (model.weights_sha256 or "")[:16]
+    lines += ["", f"Model `{sha}…`, engine `{args.engine}`; calibration: "
+              f"{args.n_calibration} clean sections (seeds 7000+); test: {args.n} clean and "
+              f"{args.n} disrupted sections (seeds {args.test_seed}+). "
+              f"Run time {time.perf_counter() - t0:.0f} s."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(positive score > negative score), ties half (Mann–Whitney U / (n1 n2)); NaN lowest."""
+    pos = np.nan_to_num(positive, nan=-np.inf)[:, None]
+    neg = np.nan_to_num(negative, nan=-np.inf)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
 def _row(section, metrics, threshold: float) -> dict:
@@ -224,7 +303,7 @@ def table(report: dict, model) -> str:
         f"Model weights SHA-256 `{sha}…`; engine `{cal['engine']}`; DEJ band ±"
         f"{cal['entropy_band_um']:g} µm; minimum segment {cal['min_segment_um']:g} µm. "
         f"Calibration: {cal['computed_on']}. Test: {n_clean} new clean and as many "
-        "disrupted phantom sections (same anatomy draws, seeds 8000+). "
+        f"disrupted phantom sections (same anatomy draws, seeds {report['test_seed']}+). "
         f"Run time {report['seconds']:.0f} s. Synthetic phantoms only: this says the flag "
         "works as designed, not how it does on real skin.",
     ]
@@ -284,21 +363,44 @@ def figure(report: dict, path: Path) -> Path | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model dir (default bundled)")
-    parser.add_argument("--n-calibration", type=int, default=40)
+    parser.add_argument("--n-calibration", type=int, default=100)
     parser.add_argument("--n", type=int, default=30, help="clean and disrupted test sections")
     parser.add_argument("--quantile", type=float, default=0.9, help="the default's quantile")
     parser.add_argument("--quantiles", type=float, nargs="+", default=[0.8, 0.9, 0.95])
     parser.add_argument("--engine", default="onnx", choices=("torch", "onnx"))
-    parser.add_argument("--band-um", type=float, default=5.0,
-                        help="half-width of the DEJ band the entropy is averaged over")
+    parser.add_argument(
+        "--band-um",
+        type=float,
+        default=None,
+        help="half-width of the DEJ band the entropy is averaged over "
+        "(default: the band of the model's calibration)",
+    )
+    parser.add_argument(
+        "--bands",
+        type=float,
+        nargs="+",
+        default=None,
+        help="compare these band half-widths instead (choose on --test-seed 9000)",
+    )
+    parser.add_argument(
+        "--test-seed",
+        type=int,
+        default=8000,
+        help="first seed of the test sections (8000: the docs' test set)",
+    )
     parser.add_argument("--docs", action="store_true", help="update docs/layers.md + figure")
     args = parser.parse_args(argv)
     if args.quantile not in args.quantiles:
         args.quantiles.append(args.quantile)
 
-    from skinoct.layers import load_layers_model
+    from skinoct.layers import dej_entropy_band_um, load_layers_model
 
     model = load_layers_model(args.model)
+    if args.bands:
+        print(band_sweep(model, args))
+        return 0
+    if args.band_um is None:
+        args.band_um = dej_entropy_band_um(model)
     report = evaluate(model, args)
     text = table(report, model)
     print(text)

@@ -10,12 +10,15 @@ from skinoct.errors import InputError, ModelError
 from skinoct.layers import (
     UNCERTAINTY_KEY,
     calibrate_uncertainty,
+    dej_entropy_band_um,
     dej_entropy_threshold,
+    dej_flag_settings,
     load_layers_model,
     section_flag_scores,
     write_uncertainty_calibration,
 )
 from skinoct.morphometry import (
+    default_entropy_band_um,
     default_entropy_threshold,
     dej_flag_score,
     excess_dej_entropy,
@@ -67,6 +70,7 @@ def test_calibration_threshold_is_the_stated_quantile(bundled):
     assert cal["dej_entropy_threshold"] == pytest.approx(expected, abs=1e-6)
     assert cal["quantile"] == 0.8 and cal["computed_on"] == "6 phantoms"
     assert cal["weights_sha256"] == bundled.weights_sha256
+    assert cal["entropy_band_um"] == dej_entropy_band_um(bundled)  # the model's own band
     # by construction at most 1 - quantile of the calibration sections are flagged
     assert np.mean(valid > cal["dej_entropy_threshold"]) <= 0.2 + 1e-9
 
@@ -85,12 +89,33 @@ def test_calibration_is_stored_loaded_and_used(tiny_model_dir, tmp_path):
     assert reloaded.weights_sha256 == model.weights_sha256
 
 
+def test_band_is_stored_with_the_threshold_and_used(tiny_model_dir, tmp_path):
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    model = load_layers_model(model_dir)
+    # no calibration: the bundled model's pair; no model: the same
+    assert dej_flag_settings(model) == (default_entropy_threshold(), default_entropy_band_um())
+    assert dej_flag_settings(None) == dej_flag_settings(model)
+    sha = model.weights_sha256
+    write_uncertainty_calibration(model_dir, {"dej_entropy_threshold": 0.2, "weights_sha256": sha})
+    assert dej_entropy_band_um(load_layers_model(model_dir)) == 5.0  # stored before the band
+    cal = {"dej_entropy_threshold": 0.2, "entropy_band_um": 12.0, "weights_sha256": sha}
+    write_uncertainty_calibration(model_dir, cal)
+    model = load_layers_model(model_dir)
+    assert dej_flag_settings(model) == (0.2, 12.0)
+    assert dej_flag_settings(model, threshold=0.3, band_um=4.0) == (0.3, 4.0)
+    # another band with the calibrated threshold is no longer calibrated: warned
+    with pytest.warns(UserWarning, match=r"calibrated at a ±12 µm band"):
+        assert dej_flag_settings(model, band_um=4.0) == (0.2, 4.0)
+    model.manifest[UNCERTAINTY_KEY]["entropy_band_um"] = -1.0
+    with pytest.raises(ModelError, match="band"):
+        dej_entropy_band_um(model)
+
+
 def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, tmp_path):
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     model = load_layers_model(model_dir)
-    write_uncertainty_calibration(
-        model_dir, {"dej_entropy_threshold": 0.0, "weights_sha256": model.weights_sha256}
-    )
+    cal = {"dej_entropy_threshold": 0.0, "entropy_band_um": 12.0}
+    write_uncertainty_calibration(model_dir, {**cal, "weights_sha256": model.weights_sha256})
     image, spacing = _sections(1)[0]
     from skinoct.io import write_image
 
@@ -99,14 +124,17 @@ def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, t
     code, _, err = run_cli("layers", "segment", src, "--out", out, "--model", model_dir)
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "s.metrics.json").read_text())
-    assert record["uncertainty"] == {"dej_entropy_threshold": 0.0, "calibrated": True}
+    assert record["uncertainty"] == {
+        "dej_entropy_threshold": 0.0, "entropy_band_um": 12.0, "calibrated": True,
+    }  # fmt: skip
     if record["metrics"] is not None:
         mask = load_mask(tmp_path / "out" / "s_mask.tif")
         ent = load_mask(tmp_path / "out" / "s_entropy.tif", entropy=True)
-        expected = measure_section(mask, spacing, entropy=ent, entropy_threshold=0.0)
-        assert record["metrics"]["dej_uncertain_segments"] == (
-            expected.to_dict()["dej_uncertain_segments"]
-        )
+        expected = measure_section(
+            mask, spacing, entropy=ent, entropy_threshold=0.0, entropy_band_um=12.0
+        ).to_dict()
+        for key in ("dej_uncertain_segments", "dej_entropy_mean"):
+            assert record["metrics"][key] == expected[key]
 
 
 def load_mask(path, *, entropy=False):
@@ -124,6 +152,8 @@ def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
         calibrate_uncertainty(tiny_model, [])
     with pytest.raises(InputError, match="spacing_um"):
         calibrate_uncertainty(tiny_model, [np.zeros((32, 32))])
+    with pytest.raises(InputError, match="band_um"):
+        calibrate_uncertainty(tiny_model, _sections(1), band_um=-1.0)
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with pytest.raises(ModelError, match="other weights"):
         write_uncertainty_calibration(

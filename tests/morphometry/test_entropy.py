@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skinoct.errors import InputError
-from skinoct.morphometry import measure_section, measure_volume
+from skinoct.morphometry import (
+    default_entropy_band_um,
+    default_entropy_threshold,
+    measure_section,
+    measure_volume,
+)
 
 SPACING = (0.5, 1.2)
 
@@ -37,13 +44,42 @@ def _entropy_at_dej(shape, spacing, columns, value, *, half_height_um=8.0, dej_u
 def test_uncertain_segment_at_known_range(section):
     cols = slice(50, 100)  # x = 60.0 … 118.8 µm
     ent = _entropy_at_dej(section.shape, SPACING, cols, 0.9)
-    m = measure_section(section, SPACING, entropy=ent, entropy_threshold=0.5, min_segment_um=20)
+    m = measure_section(section, SPACING, entropy=ent, entropy_threshold=0.5, min_segment_um=20,
+                        entropy_band_um=5.0)  # fmt: skip
     d = m.to_dict()
     assert d["dej_uncertain_segments"] == [[pytest.approx(60.0), pytest.approx(118.8)]]
     # the band (±5 µm) lies inside the high-entropy rows: profile 0.9 there, 0.05 elsewhere
     np.testing.assert_allclose(m.dej_entropy_profile[cols], 0.9)
     expected_mean = (50 * 0.9 + 150 * 0.05) / 200
     assert d["dej_entropy_mean"] == pytest.approx(expected_mean)
+
+
+def test_band_half_height_sets_the_rows_averaged(section):
+    ent = _entropy_at_dej(section.shape, SPACING, slice(None), 0.9)  # 0.9 within ±8 µm
+    narrow = measure_section(section, SPACING, entropy=ent, entropy_band_um=5.0)
+    wide = measure_section(section, SPACING, entropy=ent, entropy_band_um=16.0)
+    assert narrow.to_dict()["dej_entropy_mean"] == pytest.approx(0.9)
+    # ±16 µm of the found DEJ: the rows within ±8 µm of the true one are 0.9, the rest 0.05
+    dej = float(np.nanmedian(wide.boundaries.dej))
+    z = np.arange(section.shape[0]) * SPACING[0]
+    in_band = np.abs(z - dej) <= 16.0
+    high = in_band & (np.abs(z - 40.2) <= 8.0)
+    expected = (0.9 * high.sum() + 0.05 * (in_band.sum() - high.sum())) / in_band.sum()
+    assert wide.to_dict()["dej_entropy_mean"] == pytest.approx(expected)
+    assert expected < 0.6  # the two bands really differ
+    # the default band is the one the bundled model's threshold was calibrated at
+    default = measure_section(section, SPACING, entropy=ent)
+    explicit = measure_section(section, SPACING, entropy=ent,
+                               entropy_band_um=default_entropy_band_um())  # fmt: skip
+    assert default.to_dict() == explicit.to_dict()
+
+
+def test_default_band_is_the_bundled_calibrations():
+    from skinoct.models import bundled_model_dir
+
+    manifest = json.loads((bundled_model_dir("layers") / "model.json").read_text())
+    assert default_entropy_band_um() == manifest["uncertainty"]["entropy_band_um"]
+    assert default_entropy_threshold() == manifest["uncertainty"]["dej_entropy_threshold"]
 
 
 def test_short_segments_are_ignored_and_low_entropy_gives_none(section):

@@ -62,6 +62,14 @@ def measure(
         min=0.0,
         max=1.0,
     ),
+    entropy_band_um: float | None = typer.Option(
+        None,
+        "--entropy-band-um",
+        help="Half-height in µm of the band around the DEJ the entropy is averaged over "
+        "(default: the band the bundled model's threshold was calibrated at; 'layers "
+        "segment' records its model's in metrics.json).",
+        min=0.0,
+    ),
 ) -> int:
     """Layer thicknesses, DEJ undulation, dermal papillae and DEJ uncertainty of masks."""
     from skinoct.io import read_mask
@@ -83,7 +91,8 @@ def measure(
                              "volume (z, y, x) mask", path=path)  # fmt: skip
         ent = _read_entropy(entropy, path, len(masks)) if entropy is not None else None
         options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing,
-                   "entropy_threshold": entropy_threshold}  # fmt: skip
+                   "entropy_threshold": entropy_threshold,
+                   "entropy_band_um": entropy_band_um}  # fmt: skip
         try:
             if mask.axes == "zyx":
                 metrics = measure_volume(mask.data, mask.spacing_um, entropy=ent, **options)

@@ -11,9 +11,11 @@ threshold is the ``quantile`` of these scores, so that a fraction ``1 − quanti
 clean sections gets a false flag. The conformal-prediction view of the same idea:
 Angelopoulos & Bates, "A gentle introduction to conformal prediction", 2021.
 
-The result is stored in the model manifest under the top-level key ``uncertainty``;
-every writer (``skinoct layers segment``, :func:`skinoct.morphometry.measure_section`
-through :func:`dej_entropy_threshold`) uses it by default.
+The result is stored in the model manifest under the top-level key ``uncertainty``,
+with the DEJ band the scores were computed over (a threshold holds only at its own
+band); every writer (``skinoct layers segment``, ``skinoct analyze``,
+:func:`skinoct.morphometry.measure_section` through :func:`dej_flag_settings`) uses
+the pair by default.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ __all__ = [
     "DEFAULT_CALIBRATION_QUANTILE",
     "UNCERTAINTY_KEY",
     "calibrate_uncertainty",
+    "dej_entropy_band_um",
     "dej_entropy_threshold",
+    "dej_flag_settings",
     "section_flag_scores",
     "write_uncertainty_calibration",
 ]
@@ -50,6 +54,8 @@ _STATISTIC = (
     "columns, of the excess DEJ entropy (mean normalised entropy within ±entropy_band_um "
     "of the decoded DEJ, divided by sqrt(1 + slope²), minus its median along the section)"
 )
+#: The band of calibrations written before the band was stored with the threshold.
+_LEGACY_BAND_UM = 5.0
 
 
 def dej_entropy_threshold(model: LayersModel | None) -> float:
@@ -60,7 +66,7 @@ def dej_entropy_threshold(model: LayersModel | None) -> float:
     """
     from skinoct.morphometry import default_entropy_threshold
 
-    block = (model.manifest if model is not None else {}).get(UNCERTAINTY_KEY) or {}
+    block = _calibration_block(model)
     try:
         value = float(block["dej_entropy_threshold"])
     except (KeyError, TypeError, ValueError):
@@ -70,12 +76,67 @@ def dej_entropy_threshold(model: LayersModel | None) -> float:
     return value
 
 
+def dej_entropy_band_um(model: LayersModel | None) -> float:
+    """Half-height (µm) of the DEJ band a model's threshold was calibrated at.
+
+    ``None``, a model without calibration, or a calibration that predates the stored
+    band gives :func:`skinoct.morphometry.default_entropy_band_um` when the threshold
+    is the bundled model's, else the band calibrations used then (5 µm).
+    """
+    from skinoct.morphometry import default_entropy_band_um
+
+    block = _calibration_block(model)
+    if "dej_entropy_threshold" not in block:
+        return default_entropy_band_um()
+    try:
+        value = float(block.get("entropy_band_um", _LEGACY_BAND_UM))
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise ModelError(f"manifest uncertainty band {block.get('entropy_band_um')!r} is not >= 0")
+    return value
+
+
+def dej_flag_settings(
+    model: LayersModel | None,
+    *,
+    threshold: float | None = None,
+    band_um: float | None = None,
+) -> tuple[float, float]:
+    """``(threshold, band_um)`` for flagging uncertain DEJ stretches with ``model``.
+
+    Each ``None`` is replaced by the model's calibrated value
+    (:func:`dej_entropy_threshold`, :func:`dej_entropy_band_um`). A band that differs
+    from the one the calibrated threshold was computed at gives a warning: the
+    threshold then no longer means "about ``1 − quantile`` of clean sections flagged".
+    """
+    calibrated_band = dej_entropy_band_um(model)
+    if threshold is None and band_um is not None and not math.isclose(band_um, calibrated_band):
+        warnings.warn(
+            f"the DEJ-uncertainty threshold was calibrated at a ±{calibrated_band:g} µm band; "
+            f"flags at ±{band_um:g} µm are not calibrated (scripts/calibrate_layers.py "
+            "--band-um recalibrates)",
+            UserWarning,
+            stacklevel=2,
+        )
+    return (
+        dej_entropy_threshold(model) if threshold is None else float(threshold),
+        calibrated_band if band_um is None else float(band_um),
+    )
+
+
+def _calibration_block(model: LayersModel | None) -> dict:
+    manifest = getattr(model, "manifest", None)  # None, or a stand-in without one
+    block = manifest.get(UNCERTAINTY_KEY) if isinstance(manifest, dict) else None
+    return block if isinstance(block, dict) else {}
+
+
 def section_flag_scores(
     model: LayersModel,
     sections: Iterable,
     *,
     spacing_um=None,
-    band_um: float = 5.0,
+    band_um: float | None = None,
     min_segment_um: float = 20.0,
     engine: str = "torch",
     tta: bool = False,
@@ -84,9 +145,13 @@ def section_flag_scores(
     """:func:`skinoct.morphometry.dej_flag_score` of each section (NaN: no DEJ found).
 
     Sections are segmented exactly as ``skinoct layers segment`` does (ordered
-    decoding, raw entropy); see :func:`calibrate_uncertainty` for ``sections``.
+    decoding, raw entropy); see :func:`calibrate_uncertainty` for ``sections``;
+    ``band_um`` defaults to the model's calibrated band (:func:`dej_entropy_band_um`).
     """
     from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
+
+    if band_um is None:
+        band_um = dej_entropy_band_um(model)
 
     scores = []
     for image, spacing in _iter_sections(sections, spacing_um):
@@ -119,7 +184,7 @@ def calibrate_uncertainty(
     *,
     spacing_um=None,
     quantile: float = DEFAULT_CALIBRATION_QUANTILE,
-    band_um: float = 5.0,
+    band_um: float | None = None,
     min_segment_um: float = 20.0,
     engine: str = "torch",
     tta: bool = False,
@@ -142,9 +207,13 @@ def calibrate_uncertainty(
     quantile : float
         Quantile of the clean sections' flag scores taken as the threshold, in (0, 1):
         about ``1 − quantile`` of such sections get a false flag.
-    band_um, min_segment_um : float
-        As :func:`skinoct.morphometry.measure_section` (``entropy_band_um``,
-        ``min_segment_um``); flagging must use the same values.
+    band_um : float, optional
+        Half-height (µm) of the DEJ band the entropy is averaged over
+        (``entropy_band_um`` of :func:`skinoct.morphometry.measure_section`); stored
+        with the threshold, and flagging uses it by default. Default: the model's
+        current calibrated band (:func:`dej_entropy_band_um`).
+    min_segment_um : float
+        As :func:`skinoct.morphometry.measure_section`; flagging must use the same value.
     engine, tta, device
         As :func:`segment_section`.
     computed_on : str
@@ -172,6 +241,10 @@ def calibrate_uncertainty(
         raise InputError(f"quantile must be in (0, 1), got {quantile!r}")
     if not isinstance(model, LayersModel):
         model = load_layers_model(model)
+    if band_um is None:
+        band_um = dej_entropy_band_um(model)
+    if not (isinstance(band_um, (int, float)) and math.isfinite(band_um) and band_um >= 0):
+        raise InputError(f"band_um must be a number >= 0, got {band_um!r}")
     scores = np.array(
         section_flag_scores(
             model,

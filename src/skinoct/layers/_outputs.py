@@ -42,7 +42,8 @@ def write_segmentation(
     mask, and the metrics are :func:`skinoct.morphometry.measure_section` of the mask
     and the raw entropy map with the model's calibrated DEJ-entropy threshold, so
     ``skinoct layers measure <stem>_mask.tif --entropy <stem>_entropy.tif`` gives the
-    same numbers (with ``--entropy-threshold`` for a model other than the bundled one).
+    same numbers (with ``--entropy-threshold`` and ``--entropy-band-um`` for a model
+    other than the bundled one).
 
     ``<stem>_mask.tif`` (labels, uint8, the image's spacing), ``<stem>_entropy.tif``
     (float32, 0–1), ``<stem>_overlay.png`` (boundaries: blue surface, red SC
@@ -58,7 +59,7 @@ def write_segmentation(
     dict of str to Path
         Keys of :data:`OUTPUT_SUFFIXES`.
     """
-    from skinoct.layers._calibration import UNCERTAINTY_KEY, dej_entropy_threshold
+    from skinoct.layers._calibration import UNCERTAINTY_KEY, dej_flag_settings
     from skinoct.morphometry import extract_boundaries, measure_section
 
     out_dir = Path(out_dir)
@@ -66,7 +67,7 @@ def write_segmentation(
     spacing = tuple(image.spacing_um)
     metrics: dict[str, Any] | None = None
     error = None
-    threshold = dej_entropy_threshold(model)
+    threshold, band_um = dej_flag_settings(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
@@ -74,8 +75,9 @@ def write_segmentation(
             # (decoded) mask and entropy map alone, exactly what `skinoct layers measure`
             # reads back; no sub-pixel refinement from probabilities that are not saved.
             section_metrics = measure_section(
-                result.labels, spacing, entropy=result.entropy, entropy_threshold=threshold
-            )
+                result.labels, spacing, entropy=result.entropy, entropy_threshold=threshold,
+                entropy_band_um=band_um,
+            )  # fmt: skip
         metrics = section_metrics.to_dict()
         boundaries = section_metrics.boundaries
     except InputError as exc:
@@ -108,6 +110,7 @@ def write_segmentation(
         "decoding": result.decoding,
         "uncertainty": {
             "dej_entropy_threshold": threshold,
+            "entropy_band_um": band_um,
             "calibrated": UNCERTAINTY_KEY in model.manifest,
         },
         "label_fraction": {LABEL_NAMES[v]: float(counts[v] / counts.sum()) for v in LABEL_NAMES},

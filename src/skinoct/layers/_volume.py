@@ -61,7 +61,7 @@ def segment_volume(
     crop_margin_um: float | None = 60.0,
     engine: str = "torch",
     batch_size: int = 4,
-    entropy_band_um: float = 5.0,
+    entropy_band_um: float | None = None,
     n_overlays: int = 0,
     after_batch: Callable[[], None] | None = None,
     workers: int | None = None,
@@ -89,8 +89,10 @@ def segment_volume(
         Inference engine (as :func:`segment_sections`).
     batch_size : int
         Sections per batch.
-    entropy_band_um : float
-        Half-height of the band around the DEJ over which the entropy is averaged.
+    entropy_band_um : float, optional
+        Half-height (µm) of the band around the DEJ over which the entropy is
+        averaged. Default: the band the model's DEJ-uncertainty threshold was
+        calibrated at (:func:`dej_entropy_band_um`).
     n_overlays : int
         Pilot sections (evenly spread) kept in ``overlays``.
     after_batch : callable, optional
@@ -125,6 +127,12 @@ def segment_volume(
         raise InputError("section_step and batch_size must be ≥ 1, n_overlays ≥ 0")
     if crop_margin_um is not None and not crop_margin_um >= 0:
         raise InputError(f"crop_margin_um must be ≥ 0 or None, got {crop_margin_um}")
+    if entropy_band_um is None:
+        from skinoct.layers._calibration import dej_entropy_band_um
+
+        entropy_band_um = dej_entropy_band_um(model)
+    elif not entropy_band_um >= 0:
+        raise InputError(f"entropy_band_um must be ≥ 0 or None, got {entropy_band_um}")
     nz, ny, nx = shape
     dz, _, dx = (float(s) for s in spacing_um)
     rows = section_rows(ny, int(section_step))

@@ -15,6 +15,7 @@ from skinoct.morphometry._boundaries import (
     extract_boundaries,
 )
 from skinoct.morphometry._entropy import (
+    default_entropy_band_um,
     default_entropy_threshold,
     dej_entropy,
     dej_flag_score,
@@ -61,6 +62,7 @@ __all__ = [
     "VolumeMetrics",
     "contour_length_ratio",
     "crop_depth",
+    "default_entropy_band_um",
     "default_entropy_threshold",
     "default_smoothing_um",
     "dej_entropy",

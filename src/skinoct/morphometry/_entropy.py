@@ -11,8 +11,11 @@ probabilities divided by ln 4 for the four skinoct classes).
 
 The threshold is calibrated per model (``skinoct.layers.calibrate_uncertainty``): the
 quantile of :func:`dej_flag_score` over clean sections, stored under the manifest's
-``uncertainty`` key. :func:`default_entropy_threshold` returns the bundled layer
-model's calibrated value (:data:`FALLBACK_ENTROPY_THRESHOLD` if it was never calibrated).
+``uncertainty`` key together with the half-height of the DEJ band it was computed
+with (``entropy_band_um``): a threshold holds only for the band it was calibrated at.
+:func:`default_entropy_threshold` and :func:`default_entropy_band_um` return the
+bundled layer model's calibrated pair (:data:`FALLBACK_ENTROPY_THRESHOLD` and
+:data:`FALLBACK_ENTROPY_BAND_UM` if it was never calibrated).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from skinoct.errors import InputError
 from skinoct.morphometry._undulation import _runs
 
 __all__ = [
+    "FALLBACK_ENTROPY_BAND_UM",
     "FALLBACK_ENTROPY_THRESHOLD",
     "check_entropy",
+    "default_entropy_band_um",
     "default_entropy_threshold",
     "dej_entropy",
     "dej_flag_score",
@@ -46,6 +51,9 @@ __all__ = [
 #: ``5fe4aab7…``, 40 clean phantoms; docs/layers.md). Run scripts/calibrate_layers.py
 #: on a new bundled model so that its own value is stored in its manifest.
 FALLBACK_ENTROPY_THRESHOLD = 0.15
+#: The band (µm either side of the DEJ) that :data:`FALLBACK_ENTROPY_THRESHOLD` was
+#: calibrated at.
+FALLBACK_ENTROPY_BAND_UM = 5.0
 _BUNDLED_LAYERS_MANIFEST = (
     Path(__file__).resolve().parents[1] / "models" / "bundled" / "layers" / "model.json"
 )
@@ -58,17 +66,30 @@ def default_entropy_threshold() -> float:
     (written by ``scripts/calibrate_layers.py``); :data:`FALLBACK_ENTROPY_THRESHOLD`
     when that key is missing. Read once per process, without importing torch.
     """
-    return _bundled_threshold(str(_BUNDLED_LAYERS_MANIFEST))
+    return _bundled_calibration(str(_BUNDLED_LAYERS_MANIFEST))[0]
+
+
+def default_entropy_band_um() -> float:
+    """Half-height (µm) of the DEJ band the bundled model's threshold was calibrated at.
+
+    ``uncertainty.entropy_band_um`` of the bundled layer model's manifest;
+    :data:`FALLBACK_ENTROPY_BAND_UM` when the manifest holds no calibration (the
+    threshold then is :data:`FALLBACK_ENTROPY_THRESHOLD`, calibrated at that band).
+    """
+    return _bundled_calibration(str(_BUNDLED_LAYERS_MANIFEST))[1]
 
 
 @functools.lru_cache(maxsize=4)
-def _bundled_threshold(path: str) -> float:
+def _bundled_calibration(path: str) -> tuple[float, float]:
+    fallback = (FALLBACK_ENTROPY_THRESHOLD, FALLBACK_ENTROPY_BAND_UM)
     try:
-        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
-        value = float(manifest["uncertainty"]["dej_entropy_threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return FALLBACK_ENTROPY_THRESHOLD
-    return value if math.isfinite(value) and 0 <= value <= 1 else FALLBACK_ENTROPY_THRESHOLD
+        block = json.loads(Path(path).read_text(encoding="utf-8"))["uncertainty"]
+        value = float(block["dej_entropy_threshold"])
+        band = float(block.get("entropy_band_um", FALLBACK_ENTROPY_BAND_UM))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return fallback
+    valid = math.isfinite(value) and 0 <= value <= 1 and math.isfinite(band) and band >= 0
+    return (value, band) if valid else fallback
 
 
 def excess_dej_entropy(profile: np.ndarray, dej_um: np.ndarray, lateral_spacing_um) -> np.ndarray:

@@ -19,8 +19,10 @@ from skinoct.morphometry._boundaries import (
     extract_boundaries,
 )
 from skinoct.morphometry._entropy import (
+    FALLBACK_ENTROPY_BAND_UM,
     FALLBACK_ENTROPY_THRESHOLD,
     check_entropy,
+    default_entropy_band_um,
     default_entropy_threshold,
     dej_entropy,
     excess_dej_entropy,
@@ -52,7 +54,8 @@ THICKNESS_KEYS = {
 #: Fallback only; the default is the bundled model's calibration (issue 11.5).
 DEFAULT_ENTROPY_THRESHOLD = FALLBACK_ENTROPY_THRESHOLD
 DEFAULT_MIN_SEGMENT_UM = 20.0
-DEFAULT_ENTROPY_BAND_UM = 5.0
+#: Fallback only; the default is the band of the bundled model's calibration.
+DEFAULT_ENTROPY_BAND_UM = FALLBACK_ENTROPY_BAND_UM
 _ENTROPY_KEYS = ("dej_entropy_mean", "dej_uncertain_segments", "dej_uncertain_area_fraction")
 
 
@@ -223,7 +226,7 @@ def measure_section(
     smoothing_um: float | None = None,
     entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
-    entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
+    entropy_band_um: float | None = None,
 ) -> SectionMetrics:
     """Layer thicknesses, DEJ undulation, papillae and uncertainty of a vertical section.
 
@@ -255,8 +258,11 @@ def measure_section(
         (``skinoct.layers.dej_entropy_threshold(model)``) for another model.
     min_segment_um : float
         Minimum length of an uncertain DEJ segment, µm.
-    entropy_band_um : float
+    entropy_band_um : float, optional
         Half-height of the band around the DEJ over which entropy is averaged, µm.
+        Default: the band the bundled model's threshold was calibrated at
+        (:func:`~skinoct.morphometry.default_entropy_band_um`); a threshold holds only
+        at its own band (``skinoct.layers.dej_entropy_band_um(model)``).
 
     Returns
     -------
@@ -289,6 +295,8 @@ def measure_section(
     spacing = check_spacing(spacing_um, 2)
     if entropy_threshold is None:
         entropy_threshold = default_entropy_threshold()
+    if entropy_band_um is None:
+        entropy_band_um = default_entropy_band_um()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     b = extract_boundaries(mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um)
     dx, bounds, dej = spacing[1], b, b.dej

@@ -19,12 +19,12 @@ from skinoct.morphometry._boundaries import (
 )
 from skinoct.morphometry._entropy import (
     check_entropy,
+    default_entropy_band_um,
     default_entropy_threshold,
     dej_entropy,
     uncertain_dej_area,
 )
 from skinoct.morphometry._metrics import (
-    DEFAULT_ENTROPY_BAND_UM,
     DEFAULT_MIN_SEGMENT_UM,
     VolumeMetrics,
     _check_options,
@@ -54,7 +54,7 @@ def measure_volume(
     smoothing_um: float | None = None,
     entropy_threshold: float | None = None,
     min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
-    entropy_band_um: float = DEFAULT_ENTROPY_BAND_UM,
+    entropy_band_um: float | None = None,
 ) -> VolumeMetrics:
     """Thickness maps, DEJ surface, 3-D undulation, papillae and uncertainty of a volume.
 
@@ -87,6 +87,8 @@ def measure_volume(
     spacing = check_spacing(spacing_um, 3)
     if entropy_threshold is None:  # the bundled layer model's calibrated threshold
         entropy_threshold = default_entropy_threshold()
+    if entropy_band_um is None:  # ... and the band it was calibrated at
+        entropy_band_um = default_entropy_band_um()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     bounds = extract_boundaries(
         labels, spacing, probabilities=probabilities, smoothing_um=smoothing_um

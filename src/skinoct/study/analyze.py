@@ -89,8 +89,10 @@ class AnalysisOptions:
         Excess DEJ entropy above which the DEJ is uncertain
         (:func:`skinoct.morphometry.uncertain_dej_area`); None: the layer model's
         calibrated threshold (``model.json`` ``uncertainty``).
-    entropy_band_um : float
-        Half-height of the band around the DEJ over which the entropy is averaged.
+    entropy_band_um : float or None
+        Half-height (µm) of the band around the DEJ over which the entropy is
+        averaged; None: the band the layer model's threshold was calibrated at
+        (``model.json`` ``uncertainty``).
     uncertain_flag_fraction : float
         Flag the volume when more than this fraction of the DEJ area is uncertain.
     crop_margin_um : float or None
@@ -118,7 +120,7 @@ class AnalysisOptions:
     outlier_window_um: float = 11.0
     outlier_um: float = 6.0
     entropy_threshold: float | None = None
-    entropy_band_um: float = 5.0
+    entropy_band_um: float | None = None
     uncertain_flag_fraction: float = 0.10
     crop_margin_um: float | None = 60.0
     engine: str = "auto"
@@ -139,6 +141,8 @@ class AnalysisOptions:
             )
         if self.entropy_threshold is not None and not 0 <= self.entropy_threshold <= 1:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
+        if self.entropy_band_um is not None and not self.entropy_band_um >= 0:
+            raise InputError(f"entropy_band_um must be ≥ 0 or None, got {self.entropy_band_um}")
         if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
             raise InputError(f"crop_margin_um must be ≥ 0 or None, got {self.crop_margin_um}")
         if int(self.batch_size) < 1 or int(self.n_overlays) < 0:
@@ -233,6 +237,7 @@ def analyze_volume(
         if dej is not None:
             given_dej = read_dej(dej, shape_yx=image.shape[1:], path=image.path)
     layers, matrix = load_models(layers_model, matrix_model)
+    flag = _dej_flag(layers, opts)
     if out_dir is not None:
         # matplotlib's first import (0.75 s, holding the GIL) happens beside the
         # segmentation, whose workers spend most of their time without the GIL, not
@@ -249,7 +254,7 @@ def analyze_volume(
             crop_margin_um=opts.crop_margin_um,
             engine=opts.engine,
             batch_size=opts.batch_size,
-            entropy_band_um=opts.entropy_band_um,
+            entropy_band_um=flag[1],
             n_overlays=opts.n_overlays,
             after_batch=lambda: release_pages(image.data),
         )
@@ -271,7 +276,7 @@ def analyze_volume(
         overlays = None if out is None else pool.submit(write_overlays, out, image, seg)
         with stages("morphometry"):
             try:
-                morph = _morphometry(image, seg, opts, threshold=_dej_threshold(layers, opts))
+                morph = _morphometry(image, seg, opts, flag=flag)
             except BaseException:
                 input_sha.cancel()
                 if overlays is not None:  # a volume that fails leaves no overlays
@@ -404,17 +409,16 @@ def _input_sha256(image) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(image.data)).cast("B")).hexdigest()
 
 
-def _dej_threshold(layers, opts: AnalysisOptions) -> float:
-    """The options' DEJ-uncertainty threshold, else the layer model's calibrated one."""
-    from skinoct.layers import dej_entropy_threshold
+def _dej_flag(layers, opts: AnalysisOptions) -> tuple[float, float]:
+    """``(threshold, band_um)`` of the DEJ flag: the options', else the model's calibration."""
+    from skinoct.layers import dej_flag_settings
 
-    if opts.entropy_threshold is not None:
-        return float(opts.entropy_threshold)
-    return dej_entropy_threshold(layers)
+    return dej_flag_settings(layers, threshold=opts.entropy_threshold, band_um=opts.entropy_band_um)
 
 
-def _morphometry(image, seg, opts: AnalysisOptions, *, threshold: float) -> dict[str, Any]:
+def _morphometry(image, seg, opts: AnalysisOptions, *, flag: tuple[float, float]) -> dict[str, Any]:
     """Surfaces from the section boundaries, their metrics and the DEJ's uncertainty."""
+    threshold, band_um = flag
     from skinoct.morphometry import (
         crop_depth,
         fill_nearest,
@@ -481,6 +485,7 @@ def _morphometry(image, seg, opts: AnalysisOptions, *, threshold: float) -> dict
         "entropy_mean": entropy_mean,
         "uncertain_area_fraction": fraction,
         "uncertainty_threshold": threshold,
+        "uncertainty_band_um": band_um,
         "sections_segmented": int(seg.rows.size),
         "segmented_depth_um": float(seg.segmented_depth_um),
         "depth_mean_um": float(np.nanmean(smoothed_dej)),
