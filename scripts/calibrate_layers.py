@@ -3,7 +3,7 @@
     python scripts/calibrate_layers.py                       # the bundled model, phantoms
     python scripts/calibrate_layers.py MODEL_DIR --data DATASET_DIR
     python scripts/calibrate_layers.py MODEL_DIR --n 60 --quantile 0.95 --dry-run
-    python scripts/calibrate_layers.py --band-um 10          # another DEJ band
+    python scripts/calibrate_layers.py --band-um 15 --min-segment-um 60   # other flag settings
 
 Sections: with ``--data``, the images of a dataset in the ``layers train`` layout
 (``images/``; use sections without DEJ disruptions, e.g. the validation sections);
@@ -13,10 +13,11 @@ scripts/evaluate_uncertainty.py, seeds 7000 + i, as the docs' figures). The resu
 ``uncertainty`` key of ``MODEL_DIR/model.json`` (weights and their SHA-256 untouched;
 the model is loaded back as a check). Run it again whenever the weights change.
 
-The DEJ band (``--band-um``, µm either side of the DEJ) is stored with the threshold
-and used with it by every writer; the default keeps the model's current band. Choose
-another one on development sections with
-``scripts/evaluate_uncertainty.py --bands 5 10 15 20 --test-seed 9000``.
+The DEJ band (``--band-um``, µm either side of the DEJ) and the shortest flagged
+stretch (``--min-segment-um``) are stored with the threshold and used with it by every
+writer; the defaults keep the model's current ones. Compare others on development
+sections, not on the docs' test sections, with
+``scripts/evaluate_uncertainty.py --bands 5 10 15 20 --min-segments 20 40 60 --test-seed 9000``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ def main(argv=None) -> int:
     parser.add_argument("model", nargs="?", type=Path, default=None,
                         help="model directory (default: the bundled model)")  # fmt: skip
     parser.add_argument("--data", type=Path, default=None, help="dataset with images/")
-    parser.add_argument("--n", type=int, default=100, help="phantom sections (without --data)")
+    parser.add_argument("--n", type=int, default=200, help="phantom sections (without --data)")
     parser.add_argument("--quantile", type=float, default=0.9)
     parser.add_argument("--engine", default="onnx", choices=("torch", "onnx"))
     parser.add_argument(
         "--band-um", type=float, default=None,
         help="DEJ band half-height, µm (default: the model's current band)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-segment-um", type=float, default=None,
+        help="shortest flagged DEJ stretch, µm (default: the model's current one)",
     )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print, do not write")
     args = parser.parse_args(argv)
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
         computed_on = f"{args.n} clean phantom sections (evaluate_uncertainty.py, seeds 7000+)"
     calibration = calibrate_uncertainty(
         model, sections, quantile=args.quantile, engine=args.engine, band_um=args.band_um,
-        computed_on=computed_on,
+        min_segment_um=args.min_segment_um, computed_on=computed_on,
     )  # fmt: skip
     print(json.dumps(calibration, indent=2))
     if not args.dry_run:

@@ -1,8 +1,9 @@
 """Calibrate the DEJ-uncertainty flag on clean phantoms and test it on disrupted ones.
 
-    python scripts/evaluate_uncertainty.py                 # bundled model, ~3 min on 2 cores
+    python scripts/evaluate_uncertainty.py                 # bundled model, ~1 min on 2 cores
     python scripts/evaluate_uncertainty.py --model MODEL_DIR --n 20
-    python scripts/evaluate_uncertainty.py --bands 5 10 15 20 --test-seed 9000  # choose a band
+    python scripts/evaluate_uncertainty.py --bands 5 10 15 20 --min-segments 20 40 60 \
+        --test-seed 9000 --n 200                           # choose the settings, ~3 min
 
 1. Calibration: ``--n-calibration`` clean phantom sections (seed 7000 + i) →
    :func:`skinoct.layers.calibrate_uncertainty` at ``--quantile``.
@@ -14,10 +15,11 @@
    overlaps the true disrupted span; a *false flag* is a clean section with any
    segment. Overlap: the fraction of flagged length inside the span and the fraction of
    the span covered, over detected sections. The same with the old fixed threshold 0.5.
-4. ``--bands B …``: instead, each section is segmented once and the flag is
-   calibrated and tested at each DEJ band half-height (µm), at ``--quantile``. Run it
-   on development seeds (``--test-seed 9000``), not on the test seeds of the docs'
-   table, to choose the band that ``scripts/calibrate_layers.py --band-um`` stores.
+4. ``--bands B … [--min-segments L …]``: instead, each section is segmented once and
+   the flag is calibrated and tested at each DEJ band half-height × shortest flagged
+   stretch (µm), at ``--quantile``. Run it on development seeds (``--test-seed 9000``),
+   not on the test seeds of the docs' table, to choose the settings that
+   ``scripts/calibrate_layers.py --band-um --min-segment-um`` stores.
 5. ``--docs``: the table replaces the block between the ``evaluate_uncertainty``
    markers in docs/layers.md; the figure (seed 000 Figure 2 style: section on top,
    entropy overlay below, violet low → yellow high, flagged DEJ stretches marked) goes
@@ -30,6 +32,7 @@ calibration into a model with scripts/calibrate_layers.py.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import warnings
 from pathlib import Path
@@ -82,7 +85,7 @@ def render(seed: int, *, disrupted: bool):
     return render_section(phantom_params(seed, disrupted=disrupted), seed=seed)
 
 
-def flag_section(model, section, threshold: float, *, engine: str, band_um: float):
+def flag_section(model, section, threshold: float, *, engine: str, band_um: float, min_um: float):
     """Segments of one section flagged at ``threshold`` (+ the result and metrics)."""
     from skinoct.layers import segment_section
     from skinoct.morphometry import measure_section
@@ -92,17 +95,17 @@ def flag_section(model, section, threshold: float, *, engine: str, band_um: floa
         warnings.simplefilter("ignore", RuntimeWarning)
         metrics = measure_section(
             result.labels, section.spacing_um, entropy=result.entropy, entropy_threshold=threshold,
-            entropy_band_um=band_um,
+            entropy_band_um=band_um, min_segment_um=min_um,
         )  # fmt: skip
     return result, metrics
 
 
-def segments_at(metrics, dx: float, threshold: float) -> list[list[float]]:
+def segments_at(metrics, dx: float, threshold: float, min_um: float) -> list[list[float]]:
     """Uncertain-DEJ segments at ``threshold`` (what measure_section flags)."""
     from skinoct.morphometry import excess_dej_entropy, uncertain_segments
 
     excess = excess_dej_entropy(metrics.dej_entropy_profile, metrics.boundaries.dej, (dx,))
-    return uncertain_segments(excess, dx, threshold=threshold, min_length_um=20.0)
+    return uncertain_segments(excess, dx, threshold=threshold, min_length_um=min_um)
 
 
 def overlap(segments, span, dx: float) -> tuple[float, float]:
@@ -126,13 +129,15 @@ def evaluate(model, args) -> dict:
         (s.image, s.spacing_um)
         for s in (render(7000 + i, disrupted=False) for i in range(args.n_calibration))
     ]
-    scores = section_flag_scores(model, clean_cal, engine=args.engine, band_um=args.band_um)
+    scores = section_flag_scores(model, clean_cal, engine=args.engine, band_um=args.band_um,
+                                 min_segment_um=args.min_segment_um)  # fmt: skip
     tests = []
     for i in range(args.n):
         for disrupted in (False, True):
             section = render(args.test_seed + i, disrupted=disrupted)
             result, metrics = flag_section(model, section, 0.5, engine=args.engine,
-                                           band_um=args.band_um)  # fmt: skip
+                                           band_um=args.band_um,
+                                           min_um=args.min_segment_um)  # fmt: skip
             tests.append((section, result, metrics))
     calibrations, rows = {}, {}
     for q in args.quantiles:
@@ -140,8 +145,9 @@ def evaluate(model, args) -> dict:
         valid = np.array([v for v in scores if np.isfinite(v)])
         threshold = float(np.clip(np.quantile(valid, q), 0, 1))
         calibrations[q] = {"dej_entropy_threshold": threshold, "n_sections": int(valid.size)}
-        rows[f"q={q:g}"] = [_row(sec, met, threshold) for sec, _, met in tests]
-    # previous behaviour: a fixed 0.5 on the raw DEJ-band entropy
+        rows[f"q={q:g}"] = [_row(sec, met, threshold, args.min_segment_um)
+                            for sec, _, met in tests]  # fmt: skip
+    # round 1's behaviour: a fixed 0.5 on the raw DEJ-band entropy, 20 µm segments
     raw = []
     for sec, _, met in tests:
         dx = sec.spacing_um[1]
@@ -150,13 +156,16 @@ def evaluate(model, args) -> dict:
     rows["raw 0.5"] = raw
     default_q = args.quantile
     full = calibrate_uncertainty(model, clean_cal, quantile=default_q, engine=args.engine,
-                                 band_um=args.band_um,
+                                 band_um=args.band_um, min_segment_um=args.min_segment_um,
                                  computed_on=f"{args.n_calibration} clean phantom sections "
                                  "(seeds 7000+)")  # fmt: skip
     threshold = full["dej_entropy_threshold"]
     example = None
     for sec, result, met in tests:
-        if sec.disruption_um is not None and _row(sec, met, threshold)["detected"]:
+        if (
+            sec.disruption_um is not None
+            and _row(sec, met, threshold, full["min_segment_um"])["detected"]
+        ):
             example = (sec, result, met)
             break
     return {"calibration": full, "calibrations": calibrations, "rows": rows, "example": example,
@@ -164,9 +173,9 @@ def evaluate(model, args) -> dict:
 
 
 def band_sweep(model, args) -> str:
-    """Calibrate and test the flag at each of ``args.bands``; one segmentation per section.
+    """Calibrate and test the flag at each band × minimum segment; one segmentation per section.
 
-    Per band: the threshold calibrated on the clean calibration sections and what it
+    Per pair: the threshold calibrated on the clean calibration sections and what it
     gives on the test sections, then the sensitivity at the test clean sections' own
     ``--quantile`` (false-flag rate fixed at about ``1 − quantile``, free of the
     calibration's sampling error) and the AUC of the section scores.
@@ -175,7 +184,7 @@ def band_sweep(model, args) -> str:
     from skinoct.layers import segment_section
     from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
 
-    def scored(section, band_um):
+    def scored(section, band_um, min_um):
         """(metrics, flag score) of a section at ``band_um``; (None, NaN): no DEJ found."""
         result = results[id(section)]
         dx = section.spacing_um[1]
@@ -187,10 +196,10 @@ def band_sweep(model, args) -> str:
         except InputError:
             return None, float("nan")
         excess = excess_dej_entropy(m.dej_entropy_profile, m.boundaries.dej, (dx,))
-        return m, dej_flag_score(excess, dx, min_length_um=20.0)
+        return m, dej_flag_score(excess, dx, min_length_um=min_um)
 
-    def flagged(rows_of, threshold):
-        return summarize([_row(s, m, threshold) for s, m in rows_of if m is not None])
+    def flagged(rows_of, threshold, min_um):
+        return summarize([_row(s, m, threshold, min_um) for s, m in rows_of if m is not None])
 
     t0 = time.perf_counter()
     cal = [render(7000 + i, disrupted=False) for i in range(args.n_calibration)]
@@ -199,22 +208,23 @@ def band_sweep(model, args) -> str:
                for s in cal + tests}  # fmt: skip
     q = args.quantile
     lines = [
-        f"| DEJ band (±µm) | threshold (quantile {q:g} of the calibration sections) "
+        f"| DEJ band (±µm) | minimum segment (µm) "
+        f"| threshold (quantile {q:g} of the calibration sections) "
         "| sensitivity | false-flag rate | sensitivity at the test clean sections' own "
         f"quantile {q:g} | AUC of the section scores |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for band in args.bands:
-        cal_scores = np.array([scored(s, band)[1] for s in cal])
+    for band, min_um in itertools.product(args.bands, args.min_segments):
+        cal_scores = np.array([scored(s, band, min_um)[1] for s in cal])
         threshold = float(np.clip(np.quantile(cal_scores[np.isfinite(cal_scores)], q), 0, 1))
-        rows_of = [(s, scored(s, band)) for s in tests]
+        rows_of = [(s, scored(s, band, min_um)) for s in tests]
         measured = [(s, m) for s, (m, _) in rows_of]
-        summary = flagged(measured, threshold)
+        summary = flagged(measured, threshold, min_um)
         clean = np.array([v for s, (_, v) in rows_of if s.disruption_um is None])
         dis = np.array([v for s, (_, v) in rows_of if s.disruption_um is not None])
-        matched = flagged(measured, float(np.quantile(clean[np.isfinite(clean)], q)))
+        matched = flagged(measured, float(np.quantile(clean[np.isfinite(clean)], q)), min_um)
         lines.append(
-            f"| {band:g} | {threshold:.3f} | {summary['sensitivity']:.2f} "
+            f"| {band:g} | {min_um:g} | {threshold:.3f} | {summary['sensitivity']:.2f} "
             f"({summary['n_detected']}/{summary['n_disrupted']}) | "
             f"{summary['false_flag_rate']:.2f} ({summary['n_false']}/{summary['n_clean']}) | "
             f"{matched['sensitivity']:.2f} (at {matched['false_flag_rate']:.2f}) | "
@@ -235,8 +245,8 @@ def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
 
 
-def _row(section, metrics, threshold: float) -> dict:
-    return _score_row(section, segments_at(metrics, section.spacing_um[1], threshold))
+def _row(section, metrics, threshold: float, min_um: float) -> dict:
+    return _score_row(section, segments_at(metrics, section.spacing_um[1], threshold, min_um))
 
 
 def _score_row(section, segs) -> dict:
@@ -341,7 +351,7 @@ def figure(report: dict, path: Path) -> Path | None:
     dej = metrics.boundaries.dej
     x = np.arange(nx) * dx
     axes[1].plot(x, dej, color="white", lw=0.6, alpha=0.7)
-    for a, b in segments_at(metrics, dx, threshold):
+    for a, b in segments_at(metrics, dx, threshold, report["calibration"]["min_segment_um"]):
         keep = (x >= a) & (x <= b)
         axes[1].plot(x[keep], dej[keep], color="cyan", lw=4)
     axes[1].set_title(
@@ -363,7 +373,7 @@ def figure(report: dict, path: Path) -> Path | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="model dir (default bundled)")
-    parser.add_argument("--n-calibration", type=int, default=100)
+    parser.add_argument("--n-calibration", type=int, default=200)
     parser.add_argument("--n", type=int, default=30, help="clean and disrupted test sections")
     parser.add_argument("--quantile", type=float, default=0.9, help="the default's quantile")
     parser.add_argument("--quantiles", type=float, nargs="+", default=[0.8, 0.9, 0.95])
@@ -383,6 +393,19 @@ def main(argv=None) -> int:
         help="compare these band half-widths instead (choose on --test-seed 9000)",
     )
     parser.add_argument(
+        "--min-segment-um",
+        type=float,
+        default=None,
+        help="shortest flagged stretch, µm (default: the model's calibration)",
+    )
+    parser.add_argument(
+        "--min-segments",
+        type=float,
+        nargs="+",
+        default=None,
+        help="with --bands: also compare these minimum segments (µm)",
+    )
+    parser.add_argument(
         "--test-seed",
         type=int,
         default=8000,
@@ -393,14 +416,18 @@ def main(argv=None) -> int:
     if args.quantile not in args.quantiles:
         args.quantiles.append(args.quantile)
 
-    from skinoct.layers import dej_entropy_band_um, load_layers_model
+    from skinoct.layers import dej_flag_settings, load_layers_model
 
     model = load_layers_model(args.model)
     if args.bands:
+        args.min_segments = args.min_segments or [dej_flag_settings(model).min_segment_um]
         print(band_sweep(model, args))
         return 0
+    calibrated = dej_flag_settings(model)
     if args.band_um is None:
-        args.band_um = dej_entropy_band_um(model)
+        args.band_um = calibrated.band_um
+    if args.min_segment_um is None:
+        args.min_segment_um = calibrated.min_segment_um
     report = evaluate(model, args)
     text = table(report, model)
     print(text)

@@ -9,8 +9,8 @@ import pytest
 from skinoct.errors import InputError, ModelError
 from skinoct.layers import (
     UNCERTAINTY_KEY,
+    DejFlag,
     calibrate_uncertainty,
-    dej_entropy_band_um,
     dej_entropy_threshold,
     dej_flag_settings,
     load_layers_model,
@@ -20,6 +20,7 @@ from skinoct.layers import (
 from skinoct.morphometry import (
     default_entropy_band_um,
     default_entropy_threshold,
+    default_min_segment_um,
     dej_flag_score,
     excess_dej_entropy,
     measure_section,
@@ -70,7 +71,9 @@ def test_calibration_threshold_is_the_stated_quantile(bundled):
     assert cal["dej_entropy_threshold"] == pytest.approx(expected, abs=1e-6)
     assert cal["quantile"] == 0.8 and cal["computed_on"] == "6 phantoms"
     assert cal["weights_sha256"] == bundled.weights_sha256
-    assert cal["entropy_band_um"] == dej_entropy_band_um(bundled)  # the model's own band
+    # the model's own band and minimum segment
+    own = dej_flag_settings(bundled)
+    assert (cal["entropy_band_um"], cal["min_segment_um"]) == (own.band_um, own.min_segment_um)
     # by construction at most 1 - quantile of the calibration sections are flagged
     assert np.mean(valid > cal["dej_entropy_threshold"]) <= 0.2 + 1e-9
 
@@ -89,32 +92,39 @@ def test_calibration_is_stored_loaded_and_used(tiny_model_dir, tmp_path):
     assert reloaded.weights_sha256 == model.weights_sha256
 
 
-def test_band_is_stored_with_the_threshold_and_used(tiny_model_dir, tmp_path):
+def test_band_and_length_are_stored_with_the_threshold_and_used(tiny_model_dir, tmp_path):
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     model = load_layers_model(model_dir)
-    # no calibration: the bundled model's pair; no model: the same
-    assert dej_flag_settings(model) == (default_entropy_threshold(), default_entropy_band_um())
+    # no calibration: the bundled model's settings; no model: the same
+    bundled = (default_entropy_threshold(), default_entropy_band_um(), default_min_segment_um())
+    assert dej_flag_settings(model) == bundled
     assert dej_flag_settings(None) == dej_flag_settings(model)
     sha = model.weights_sha256
     write_uncertainty_calibration(model_dir, {"dej_entropy_threshold": 0.2, "weights_sha256": sha})
-    assert dej_entropy_band_um(load_layers_model(model_dir)) == 5.0  # stored before the band
-    cal = {"dej_entropy_threshold": 0.2, "entropy_band_um": 12.0, "weights_sha256": sha}
-    write_uncertainty_calibration(model_dir, cal)
+    # a calibration stored before the band and length were: the values used then
+    assert dej_flag_settings(load_layers_model(model_dir)) == (0.2, 5.0, 20.0)
+    cal = {"dej_entropy_threshold": 0.2, "entropy_band_um": 12.0, "min_segment_um": 50.0}
+    write_uncertainty_calibration(model_dir, {**cal, "weights_sha256": sha})
     model = load_layers_model(model_dir)
-    assert dej_flag_settings(model) == (0.2, 12.0)
-    assert dej_flag_settings(model, threshold=0.3, band_um=4.0) == (0.3, 4.0)
-    # another band with the calibrated threshold is no longer calibrated: warned
-    with pytest.warns(UserWarning, match=r"calibrated at a ±12 µm band"):
-        assert dej_flag_settings(model, band_um=4.0) == (0.2, 4.0)
+    assert dej_flag_settings(model) == DejFlag(threshold=0.2, band_um=12.0, min_segment_um=50.0)
+    assert dej_flag_settings(model, threshold=0.3, band_um=4.0) == (0.3, 4.0, 50.0)
+    # another band or length with the calibrated threshold is no longer calibrated: warned
+    with pytest.warns(UserWarning, match=r"±12 µm band and a 50 µm minimum.*another band"):
+        assert dej_flag_settings(model, band_um=4.0) == (0.2, 4.0, 50.0)
+    with pytest.warns(UserWarning, match=r"another minimum segment are not"):
+        dej_flag_settings(model, min_segment_um=20.0)
     model.manifest[UNCERTAINTY_KEY]["entropy_band_um"] = -1.0
-    with pytest.raises(ModelError, match="band"):
-        dej_entropy_band_um(model)
+    with pytest.raises(ModelError, match="entropy_band_um"):
+        dej_flag_settings(model)
+    model.manifest[UNCERTAINTY_KEY].update(entropy_band_um=5.0, min_segment_um="long")
+    with pytest.raises(ModelError, match="min_segment_um"):
+        dej_flag_settings(model)
 
 
 def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, tmp_path):
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     model = load_layers_model(model_dir)
-    cal = {"dej_entropy_threshold": 0.0, "entropy_band_um": 12.0}
+    cal = {"dej_entropy_threshold": 0.0, "entropy_band_um": 12.0, "min_segment_um": 30.0}
     write_uncertainty_calibration(model_dir, {**cal, "weights_sha256": model.weights_sha256})
     image, spacing = _sections(1)[0]
     from skinoct.io import write_image
@@ -124,15 +134,14 @@ def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, t
     code, _, err = run_cli("layers", "segment", src, "--out", out, "--model", model_dir)
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "s.metrics.json").read_text())
-    assert record["uncertainty"] == {
-        "dej_entropy_threshold": 0.0, "entropy_band_um": 12.0, "calibrated": True,
-    }  # fmt: skip
+    assert record["uncertainty"] == {**cal, "calibrated": True}
     if record["metrics"] is not None:
         mask = load_mask(tmp_path / "out" / "s_mask.tif")
         ent = load_mask(tmp_path / "out" / "s_entropy.tif", entropy=True)
         expected = measure_section(
-            mask, spacing, entropy=ent, entropy_threshold=0.0, entropy_band_um=12.0
-        ).to_dict()
+            mask, spacing, entropy=ent, entropy_threshold=0.0, entropy_band_um=12.0,
+            min_segment_um=30.0,
+        ).to_dict()  # fmt: skip
         for key in ("dej_uncertain_segments", "dej_entropy_mean"):
             assert record["metrics"][key] == expected[key]
 
@@ -154,6 +163,8 @@ def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
         calibrate_uncertainty(tiny_model, [np.zeros((32, 32))])
     with pytest.raises(InputError, match="band_um"):
         calibrate_uncertainty(tiny_model, _sections(1), band_um=-1.0)
+    with pytest.raises(InputError, match="min_segment_um"):
+        calibrate_uncertainty(tiny_model, _sections(1), min_segment_um=float("nan"))
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with pytest.raises(ModelError, match="other weights"):
         write_uncertainty_calibration(
@@ -163,19 +174,23 @@ def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
         write_uncertainty_calibration(model_dir, {"quantile": 0.9})
 
 
-def test_volume_flag_uses_the_excess_entropy_and_the_default_threshold():
+def test_volume_flag_uses_the_excess_entropy_and_the_default_settings():
     from skinoct.morphometry import uncertain_dej_area
 
     entropy_map = np.full((40, 60), 0.3)  # a high but uniform baseline: nothing stands out
     dej = np.full((40, 60), 100.0)
     assert not uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1).any()
     entropy_map[10:25, 20:40] += 0.25  # a 30 x 40 µm stretch 0.25 above the baseline
-    flagged = uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1)
+    flagged = uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1, min_length_um=20)
     assert flagged[10:25, 20:40].all() and flagged.sum() == 15 * 20
+    # 1200 µm² is less than a 40 µm square: dropped
+    dropped = uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=0.1, min_length_um=40)
+    assert not dropped.any()
     assert np.array_equal(
         uncertain_dej_area(entropy_map, dej, (2.0, 2.0)),
-        uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=default_entropy_threshold()),
-    )
+        uncertain_dej_area(entropy_map, dej, (2.0, 2.0), threshold=default_entropy_threshold(),
+                           min_length_um=default_min_segment_um()),
+    )  # fmt: skip
 
 
 def test_stored_threshold_rounds_up_so_the_quantile_score_is_not_flagged(tiny_model, monkeypatch):

@@ -133,12 +133,14 @@ def test_segment_metrics_equal_layers_measure_on_the_same_output(run_cli, phanto
             threshold,
             "--entropy-band-um",
             saved["uncertainty"]["entropy_band_um"],
+            "--min-segment-um",
+            saved["uncertainty"]["min_segment_um"],
             "--json",
         )
         assert code == 0, err
         measured = json.loads(stdout)
         assert measured == saved["metrics"], name
-        # the default threshold and band of both are the bundled model's calibration
+        # the default threshold, band and length of both are the bundled model's calibration
         code, stdout, _ = run_cli(
             "layers", "measure", out / f"{name}_mask.tif", "--entropy",
             out / f"{name}_entropy.tif", "--json",

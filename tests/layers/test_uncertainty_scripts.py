@@ -30,16 +30,16 @@ def test_auc_counts_ordered_pairs_with_ties_half(evaluate):
 
 
 def test_band_sweep_reports_one_row_per_band(evaluate, bundled_layers):
-    args = argparse.Namespace(bands=[5.0, 10.0], n=2, n_calibration=3, test_seed=9000,
-                              quantile=0.9, engine="torch")  # fmt: skip
+    args = argparse.Namespace(bands=[5.0, 10.0], min_segments=[20.0, 40.0], n=2,
+                              n_calibration=3, test_seed=9000, quantile=0.9,
+                              engine="torch")  # fmt: skip
     table = evaluate.band_sweep(bundled_layers, args)
-    rows = [line for line in table.splitlines() if line.startswith("| 5 ") or
-            line.startswith("| 10 ")]  # fmt: skip
-    assert len(rows) == 2
-    for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        assert 0 <= float(cells[1]) <= 1  # the calibrated threshold
-        assert 0 <= float(cells[-1]) <= 1  # the AUC
+    rows = [line for line in table.splitlines() if line.startswith(("| 5 ", "| 10 "))]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [(c[0], c[1]) for c in cells] == [("5", "20"), ("5", "40"), ("10", "20"), ("10", "40")]
+    for c in cells:
+        assert 0 <= float(c[2]) <= 1  # the calibrated threshold
+        assert 0 <= float(c[-1]) <= 1  # the AUC
     assert "seeds 9000+" in table
 
 
@@ -49,11 +49,14 @@ def test_calibrate_layers_stores_the_chosen_band(tmp_path, capsys):
 
     model_dir = shutil.copytree(bundled_model_dir("layers"), tmp_path / "model")
     script = import_script("calibrate_layers")
-    assert script.main([str(model_dir), "--n", "3", "--band-um", "12", "--engine", "torch"]) == 0
+    args = ["--n", "3", "--band-um", "12", "--min-segment-um", "30", "--engine", "torch"]
+    assert script.main([str(model_dir), *args]) == 0
     printed = json.loads(capsys.readouterr().out.split("\nwrote")[0])
     model = load_layers_model(model_dir)
-    assert printed["entropy_band_um"] == 12.0 and printed["n_sections"] >= 1
-    assert dej_flag_settings(model) == (printed["dej_entropy_threshold"], 12.0)
-    # the default keeps the model's current band
+    assert printed["entropy_band_um"] == 12.0 and printed["min_segment_um"] == 30.0
+    assert printed["n_sections"] >= 1
+    assert dej_flag_settings(model) == (printed["dej_entropy_threshold"], 12.0, 30.0)
+    # the defaults keep the model's current band and length
     assert script.main([str(model_dir), "--n", "3", "--engine", "torch", "--dry-run"]) == 0
-    assert json.loads(capsys.readouterr().out)["entropy_band_um"] == 12.0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["entropy_band_um"], again["min_segment_um"]) == (12.0, 30.0)

@@ -103,20 +103,37 @@ def test_entropy_option(run_cli, tmp_path, flat_mask):
     ent = np.zeros(mask.shape)
     ent[100:125, 20:60] = 0.95  # around the DEJ at 56 µm (rows 112 ± 10)
     np.save(tmp_path / "e.npy", ent)
+    flag = ["--entropy-band-um", "5", "--min-segment-um", "20"]
     code, out, err = run_cli(
         "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
-        "--entropy", tmp_path / "e.npy", "--json",
+        "--entropy", tmp_path / "e.npy", *flag, "--json",
     )  # fmt: skip
     assert code == 0, err
     record = json.loads(out)
     assert record["dej_uncertain_segments"] == [[pytest.approx(24.0), pytest.approx(70.8)]]
+    # ±5 µm of the DEJ lies inside the 0.95 rows: 40 of 90 columns at 0.95
+    assert record["dej_entropy_mean"] == pytest.approx(40 * 0.95 / 90)
+    # the flagged stretch is 48 µm long: a 50 µm minimum drops it; a ±15 µm band dilutes it
+    code, out, _ = run_cli(
+        "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
+        "--entropy", tmp_path / "e.npy", "--entropy-band-um", "5", "--min-segment-um", "50",
+        "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["dej_uncertain_segments"] == []
+    code, out, _ = run_cli(
+        "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
+        "--entropy", tmp_path / "e.npy", "--entropy-band-um", "15", "--min-segment-um", "20",
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["dej_entropy_mean"] == pytest.approx(40 * 0.95 * 25 / 61 / 90, rel=0.05)
     # a folder of maps named like the masks, for batches
     folder = tmp_path / "entropy"
     folder.mkdir()
     np.save(folder / "m.npy", ent)
     code, out, _ = run_cli(
         "layers", "measure", tmp_path / "m.npy", "--spacing", "0.5", "1.2",
-        "--entropy", folder, "--json",
+        "--entropy", folder, *flag, "--json",
     )  # fmt: skip
     assert (
         code == 0 and json.loads(out)["dej_uncertain_segments"] == record["dej_uncertain_segments"]
@@ -200,7 +217,8 @@ def test_entropy_folder_with_segment_outputs(run_cli, tmp_path, flat_mask):
         write_image(tmp_path / f"{stem}_mask.tif", mask, spacing_um=spacing, axes="zx")
         write_image(tmp_path / f"{stem}_entropy.tif", ent, spacing_um=spacing, axes="zx")
     masks = [tmp_path / "s1_mask.tif", tmp_path / "s2_mask.tif"]
-    code, out, err = run_cli("layers", "measure", *masks, "--entropy", tmp_path, "--json")
+    code, out, err = run_cli("layers", "measure", *masks, "--entropy", tmp_path,
+                             "--min-segment-um", "20", "--json")  # fmt: skip
     assert code == 0, err
     records = [json.loads(line) for line in out.strip().splitlines()]
     assert [r["dej_uncertain_segments"] for r in records] == [[[24.0, 70.8]]] * 2

@@ -13,6 +13,7 @@ from skinoct.errors import InputError
 from skinoct.morphometry import (
     default_entropy_band_um,
     default_entropy_threshold,
+    default_min_segment_um,
     measure_section,
     measure_volume,
 )
@@ -80,12 +81,15 @@ def test_default_band_is_the_bundled_calibrations():
     manifest = json.loads((bundled_model_dir("layers") / "model.json").read_text())
     assert default_entropy_band_um() == manifest["uncertainty"]["entropy_band_um"]
     assert default_entropy_threshold() == manifest["uncertainty"]["dej_entropy_threshold"]
+    assert default_min_segment_um() == manifest["uncertainty"]["min_segment_um"]
 
 
 def test_short_segments_are_ignored_and_low_entropy_gives_none(section):
     ent = _entropy_at_dej(section.shape, SPACING, slice(50, 60), 0.9)  # 12 µm long
     d = measure_section(section, SPACING, entropy=ent, min_segment_um=20).to_dict()
     assert d["dej_uncertain_segments"] == []
+    # the default is the calibrated minimum (≥ 20 µm): not flagged either
+    assert measure_section(section, SPACING, entropy=ent).to_dict()["dej_uncertain_segments"] == []
     d = measure_section(section, SPACING, entropy=ent, min_segment_um=10).to_dict()
     assert len(d["dej_uncertain_segments"]) == 1
     quiet = np.full(section.shape, 0.1)
@@ -100,7 +104,7 @@ def test_disrupted_dej_gap_is_still_sampled(section):
     gap = slice(120, 150)
     mask[:, gap] = np.where(mask[:, gap] == 3, 2, mask[:, gap])
     ent = _entropy_at_dej(mask.shape, SPACING, gap, 0.8)
-    m = measure_section(mask, SPACING, entropy=ent)
+    m = measure_section(mask, SPACING, entropy=ent, min_segment_um=20.0)
     assert m.coverage["dej"] == pytest.approx(170 / 200)
     assert m.to_dict()["dej_uncertain_segments"] == [[pytest.approx(144.0), pytest.approx(178.8)]]
 

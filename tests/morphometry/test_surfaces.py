@@ -76,9 +76,14 @@ def test_measure_surfaces_analytic_thickness_and_errors():
     assert m.dermal_papillae["count"] == 0
     wide = np.full((40, 90), 10.0)
     entropy = np.zeros((40, 90))
-    entropy[:, :30] = 0.9  # uncertain over 30 µm (more than the 20 µm minimum)
-    m = measure_surfaces(wide, wide + 5, wide + 40, spacing_um=(1, 1, 1), dej_entropy_map=entropy)
+    entropy[:, :30] = 0.9  # uncertain over 40 × 30 µm (more than a 20 µm square)
+    m = measure_surfaces(wide, wide + 5, wide + 40, spacing_um=(1, 1, 1), dej_entropy_map=entropy,
+                         min_segment_um=20.0)  # fmt: skip
     assert m.dej_uncertain_area_fraction == pytest.approx(1 / 3, abs=0.02)
+    # ... and less than a 40 µm square (1600 µm² > 1200 µm²): not flagged
+    m = measure_surfaces(wide, wide + 5, wide + 40, spacing_um=(1, 1, 1), dej_entropy_map=entropy,
+                         min_segment_um=40.0)  # fmt: skip
+    assert m.dej_uncertain_area_fraction == 0.0
     with pytest.raises(ValueError, match="one shape"):
         measure_surfaces(flat, flat, flat[:5], spacing_um=(1, 1, 1))
     with pytest.raises(ValueError, match="dej_entropy_map has shape"):

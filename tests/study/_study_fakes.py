@@ -162,7 +162,12 @@ def uniformity_grader(tiles, model, *, engine="torch", **_):
     return p
 
 
-FAKE_MODEL_MANIFEST = {"weights_sha256": "0" * 64}
+# A calibrated DEJ flag of its own (not the bundled model's): 20 µm segments suit the
+# test volume's 48 × 180 µm field.
+FAKE_MODEL_MANIFEST = {
+    "weights_sha256": "0" * 64,
+    "uncertainty": {"dej_entropy_threshold": 0.15, "entropy_band_um": 5.0, "min_segment_um": 20.0},
+}
 
 
 def thread_report(volume, *, out_dir, dej=None):

@@ -70,6 +70,13 @@ def measure(
         "segment' records its model's in metrics.json).",
         min=0.0,
     ),
+    min_segment_um: float | None = typer.Option(
+        None,
+        "--min-segment-um",
+        help="Shortest DEJ stretch (µm) flagged uncertain (default: the length the bundled "
+        "model's threshold was calibrated at).",
+        min=0.0,
+    ),
 ) -> int:
     """Layer thicknesses, DEJ undulation, dermal papillae and DEJ uncertainty of masks."""
     from skinoct.io import read_mask
@@ -91,8 +98,8 @@ def measure(
                              "volume (z, y, x) mask", path=path)  # fmt: skip
         ent = _read_entropy(entropy, path, len(masks)) if entropy is not None else None
         options = {"normal": normal, "papilla_prominence_um": prominence, "smoothing_um": smoothing,
-                   "entropy_threshold": entropy_threshold,
-                   "entropy_band_um": entropy_band_um}  # fmt: skip
+                   "entropy_threshold": entropy_threshold, "entropy_band_um": entropy_band_um,
+                   "min_segment_um": min_segment_um}  # fmt: skip
         try:
             if mask.axes == "zyx":
                 metrics = measure_volume(mask.data, mask.spacing_um, entropy=ent, **options)

@@ -12,10 +12,10 @@ clean sections gets a false flag. The conformal-prediction view of the same idea
 Angelopoulos & Bates, "A gentle introduction to conformal prediction", 2021.
 
 The result is stored in the model manifest under the top-level key ``uncertainty``,
-with the DEJ band the scores were computed over (a threshold holds only at its own
-band); every writer (``skinoct layers segment``, ``skinoct analyze``,
-:func:`skinoct.morphometry.measure_section` through :func:`dej_flag_settings`) uses
-the pair by default.
+with the DEJ band and the minimum segment length the scores were computed with (a
+threshold holds only with those); every writer (``skinoct layers segment``,
+``skinoct analyze``, :func:`skinoct.morphometry.measure_section` through
+:func:`dej_flag_settings`) uses the three together by default.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import math
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,8 +37,8 @@ from skinoct.layers._model import LayersModel, load_layers_model
 __all__ = [
     "DEFAULT_CALIBRATION_QUANTILE",
     "UNCERTAINTY_KEY",
+    "DejFlag",
     "calibrate_uncertainty",
-    "dej_entropy_band_um",
     "dej_entropy_threshold",
     "dej_flag_settings",
     "section_flag_scores",
@@ -54,8 +54,9 @@ _STATISTIC = (
     "columns, of the excess DEJ entropy (mean normalised entropy within ±entropy_band_um "
     "of the decoded DEJ, divided by sqrt(1 + slope²), minus its median along the section)"
 )
-#: The band of calibrations written before the band was stored with the threshold.
+#: The band and length of calibrations written before they were stored with the threshold.
 _LEGACY_BAND_UM = 5.0
+_LEGACY_MIN_SEGMENT_UM = 20.0
 
 
 def dej_entropy_threshold(model: LayersModel | None) -> float:
@@ -76,25 +77,12 @@ def dej_entropy_threshold(model: LayersModel | None) -> float:
     return value
 
 
-def dej_entropy_band_um(model: LayersModel | None) -> float:
-    """Half-height (µm) of the DEJ band a model's threshold was calibrated at.
+class DejFlag(NamedTuple):
+    """The three settings of the uncertain-DEJ flag; the threshold holds only with the other two."""
 
-    ``None``, a model without calibration, or a calibration that predates the stored
-    band gives :func:`skinoct.morphometry.default_entropy_band_um` when the threshold
-    is the bundled model's, else the band calibrations used then (5 µm).
-    """
-    from skinoct.morphometry import default_entropy_band_um
-
-    block = _calibration_block(model)
-    if "dej_entropy_threshold" not in block:
-        return default_entropy_band_um()
-    try:
-        value = float(block.get("entropy_band_um", _LEGACY_BAND_UM))
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise ModelError(f"manifest uncertainty band {block.get('entropy_band_um')!r} is not >= 0")
-    return value
+    threshold: float
+    band_um: float
+    min_segment_um: float
 
 
 def dej_flag_settings(
@@ -102,27 +90,69 @@ def dej_flag_settings(
     *,
     threshold: float | None = None,
     band_um: float | None = None,
-) -> tuple[float, float]:
-    """``(threshold, band_um)`` for flagging uncertain DEJ stretches with ``model``.
+    min_segment_um: float | None = None,
+) -> DejFlag:
+    """The uncertain-DEJ flag's settings for ``model``: its calibration, else the bundled one's.
 
-    Each ``None`` is replaced by the model's calibrated value
-    (:func:`dej_entropy_threshold`, :func:`dej_entropy_band_um`). A band that differs
-    from the one the calibrated threshold was computed at gives a warning: the
-    threshold then no longer means "about ``1 − quantile`` of clean sections flagged".
+    Each ``None`` is replaced by the value stored with the model's calibrated threshold
+    (manifest key ``uncertainty``: ``dej_entropy_threshold``, ``entropy_band_um``,
+    ``min_segment_um``). ``None`` or a model without calibration gives the bundled
+    model's (:func:`skinoct.morphometry.default_entropy_threshold` and its siblings);
+    a calibration written before the band was stored gives its band then, 5 µm.
+
+    A band or length that differs from the calibrated one, with the calibrated
+    threshold, gives a warning: the threshold then no longer means "about
+    ``1 − quantile`` of clean sections flagged".
+
+    Raises
+    ------
+    ModelError
+        A stored threshold outside [0, 1], or a stored band or length below 0.
     """
-    calibrated_band = dej_entropy_band_um(model)
-    if threshold is None and band_um is not None and not math.isclose(band_um, calibrated_band):
+    from skinoct.morphometry import (
+        default_entropy_band_um,
+        default_entropy_threshold,
+        default_min_segment_um,
+    )
+
+    block = _calibration_block(model)
+    if "dej_entropy_threshold" not in block:
+        calibrated = DejFlag(
+            default_entropy_threshold(), default_entropy_band_um(), default_min_segment_um()
+        )
+    else:
+        calibrated = DejFlag(
+            dej_entropy_threshold(model),
+            _stored_size(block, "entropy_band_um", _LEGACY_BAND_UM),
+            _stored_size(block, "min_segment_um", _LEGACY_MIN_SEGMENT_UM),
+        )
+    given = {"band": band_um, "minimum segment": min_segment_um}
+    stored = {"band": calibrated.band_um, "minimum segment": calibrated.min_segment_um}
+    changed = [k for k, v in given.items() if v is not None and not math.isclose(v, stored[k])]
+    if threshold is None and changed:
         warnings.warn(
-            f"the DEJ-uncertainty threshold was calibrated at a ±{calibrated_band:g} µm band; "
-            f"flags at ±{band_um:g} µm are not calibrated (scripts/calibrate_layers.py "
-            "--band-um recalibrates)",
+            f"the DEJ-uncertainty threshold was calibrated at a ±{calibrated.band_um:g} µm band "
+            f"and a {calibrated.min_segment_um:g} µm minimum segment; flags with another "
+            f"{' and '.join(changed)} are not calibrated (scripts/calibrate_layers.py "
+            "recalibrates)",
             UserWarning,
             stacklevel=2,
         )
-    return (
-        dej_entropy_threshold(model) if threshold is None else float(threshold),
-        calibrated_band if band_um is None else float(band_um),
+    return DejFlag(
+        calibrated.threshold if threshold is None else float(threshold),
+        calibrated.band_um if band_um is None else float(band_um),
+        calibrated.min_segment_um if min_segment_um is None else float(min_segment_um),
     )
+
+
+def _stored_size(block: dict, key: str, legacy: float) -> float:
+    try:
+        value = float(block.get(key, legacy))
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise ModelError(f"manifest uncertainty {key} {block.get(key)!r} is not a number >= 0")
+    return value
 
 
 def _calibration_block(model: LayersModel | None) -> dict:
@@ -137,7 +167,7 @@ def section_flag_scores(
     *,
     spacing_um=None,
     band_um: float | None = None,
-    min_segment_um: float = 20.0,
+    min_segment_um: float | None = None,
     engine: str = "torch",
     tta: bool = False,
     device: str | None = "auto",
@@ -146,12 +176,14 @@ def section_flag_scores(
 
     Sections are segmented exactly as ``skinoct layers segment`` does (ordered
     decoding, raw entropy); see :func:`calibrate_uncertainty` for ``sections``;
-    ``band_um`` defaults to the model's calibrated band (:func:`dej_entropy_band_um`).
+    ``band_um`` and ``min_segment_um`` default to the model's calibrated ones
+    (:func:`dej_flag_settings`).
     """
     from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
 
-    if band_um is None:
-        band_um = dej_entropy_band_um(model)
+    settings = dej_flag_settings(model, threshold=1.0)  # threshold unused: no warning
+    band_um = settings.band_um if band_um is None else band_um
+    min_segment_um = settings.min_segment_um if min_segment_um is None else min_segment_um
 
     scores = []
     for image, spacing in _iter_sections(sections, spacing_um):
@@ -185,7 +217,7 @@ def calibrate_uncertainty(
     spacing_um=None,
     quantile: float = DEFAULT_CALIBRATION_QUANTILE,
     band_um: float | None = None,
-    min_segment_um: float = 20.0,
+    min_segment_um: float | None = None,
     engine: str = "torch",
     tta: bool = False,
     device: str | None = "auto",
@@ -211,9 +243,10 @@ def calibrate_uncertainty(
         Half-height (µm) of the DEJ band the entropy is averaged over
         (``entropy_band_um`` of :func:`skinoct.morphometry.measure_section`); stored
         with the threshold, and flagging uses it by default. Default: the model's
-        current calibrated band (:func:`dej_entropy_band_um`).
-    min_segment_um : float
-        As :func:`skinoct.morphometry.measure_section`; flagging must use the same value.
+        current calibrated band (:func:`dej_flag_settings`).
+    min_segment_um : float, optional
+        Minimum flagged length, µm (as :func:`skinoct.morphometry.measure_section`);
+        stored and used the same way. Default: the model's current one.
     engine, tta, device
         As :func:`segment_section`.
     computed_on : str
@@ -241,10 +274,12 @@ def calibrate_uncertainty(
         raise InputError(f"quantile must be in (0, 1), got {quantile!r}")
     if not isinstance(model, LayersModel):
         model = load_layers_model(model)
-    if band_um is None:
-        band_um = dej_entropy_band_um(model)
-    if not (isinstance(band_um, (int, float)) and math.isfinite(band_um) and band_um >= 0):
-        raise InputError(f"band_um must be a number >= 0, got {band_um!r}")
+    settings = dej_flag_settings(model, threshold=1.0)  # threshold unused: no warning
+    band_um = settings.band_um if band_um is None else band_um
+    min_segment_um = settings.min_segment_um if min_segment_um is None else min_segment_um
+    for name, value in (("band_um", band_um), ("min_segment_um", min_segment_um)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise InputError(f"{name} must be a number >= 0, got {value!r}")
     scores = np.array(
         section_flag_scores(
             model,

@@ -42,8 +42,8 @@ def write_segmentation(
     mask, and the metrics are :func:`skinoct.morphometry.measure_section` of the mask
     and the raw entropy map with the model's calibrated DEJ-entropy threshold, so
     ``skinoct layers measure <stem>_mask.tif --entropy <stem>_entropy.tif`` gives the
-    same numbers (with ``--entropy-threshold`` and ``--entropy-band-um`` for a model
-    other than the bundled one).
+    same numbers (with ``--entropy-threshold``, ``--entropy-band-um`` and
+    ``--min-segment-um`` for a model other than the bundled one).
 
     ``<stem>_mask.tif`` (labels, uint8, the image's spacing), ``<stem>_entropy.tif``
     (float32, 0–1), ``<stem>_overlay.png`` (boundaries: blue surface, red SC
@@ -67,7 +67,7 @@ def write_segmentation(
     spacing = tuple(image.spacing_um)
     metrics: dict[str, Any] | None = None
     error = None
-    threshold, band_um = dej_flag_settings(model)
+    flag = dej_flag_settings(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
@@ -75,8 +75,8 @@ def write_segmentation(
             # (decoded) mask and entropy map alone, exactly what `skinoct layers measure`
             # reads back; no sub-pixel refinement from probabilities that are not saved.
             section_metrics = measure_section(
-                result.labels, spacing, entropy=result.entropy, entropy_threshold=threshold,
-                entropy_band_um=band_um,
+                result.labels, spacing, entropy=result.entropy, entropy_threshold=flag.threshold,
+                entropy_band_um=flag.band_um, min_segment_um=flag.min_segment_um,
             )  # fmt: skip
         metrics = section_metrics.to_dict()
         boundaries = section_metrics.boundaries
@@ -109,8 +109,9 @@ def write_segmentation(
         "options": options or {},
         "decoding": result.decoding,
         "uncertainty": {
-            "dej_entropy_threshold": threshold,
-            "entropy_band_um": band_um,
+            "dej_entropy_threshold": flag.threshold,
+            "entropy_band_um": flag.band_um,
+            "min_segment_um": flag.min_segment_um,
             "calibrated": UNCERTAINTY_KEY in model.manifest,
         },
         "label_fraction": {LABEL_NAMES[v]: float(counts[v] / counts.sum()) for v in LABEL_NAMES},

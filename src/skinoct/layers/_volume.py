@@ -92,7 +92,7 @@ def segment_volume(
     entropy_band_um : float, optional
         Half-height (µm) of the band around the DEJ over which the entropy is
         averaged. Default: the band the model's DEJ-uncertainty threshold was
-        calibrated at (:func:`dej_entropy_band_um`).
+        calibrated at (:func:`dej_flag_settings`).
     n_overlays : int
         Pilot sections (evenly spread) kept in ``overlays``.
     after_batch : callable, optional
@@ -128,9 +128,9 @@ def segment_volume(
     if crop_margin_um is not None and not crop_margin_um >= 0:
         raise InputError(f"crop_margin_um must be ≥ 0 or None, got {crop_margin_um}")
     if entropy_band_um is None:
-        from skinoct.layers._calibration import dej_entropy_band_um
+        from skinoct.layers._calibration import dej_flag_settings
 
-        entropy_band_um = dej_entropy_band_um(model)
+        entropy_band_um = dej_flag_settings(model).band_um
     elif not entropy_band_um >= 0:
         raise InputError(f"entropy_band_um must be ≥ 0 or None, got {entropy_band_um}")
     nz, ny, nx = shape

@@ -17,6 +17,7 @@ from skinoct.morphometry._boundaries import (
 from skinoct.morphometry._entropy import (
     default_entropy_band_um,
     default_entropy_threshold,
+    default_min_segment_um,
     dej_entropy,
     dej_flag_score,
     excess_dej_entropy,
@@ -64,6 +65,7 @@ __all__ = [
     "crop_depth",
     "default_entropy_band_um",
     "default_entropy_threshold",
+    "default_min_segment_um",
     "default_smoothing_um",
     "dej_entropy",
     "dej_flag_score",

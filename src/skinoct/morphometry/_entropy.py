@@ -11,11 +11,12 @@ probabilities divided by ln 4 for the four skinoct classes).
 
 The threshold is calibrated per model (``skinoct.layers.calibrate_uncertainty``): the
 quantile of :func:`dej_flag_score` over clean sections, stored under the manifest's
-``uncertainty`` key together with the half-height of the DEJ band it was computed
-with (``entropy_band_um``): a threshold holds only for the band it was calibrated at.
-:func:`default_entropy_threshold` and :func:`default_entropy_band_um` return the
-bundled layer model's calibrated pair (:data:`FALLBACK_ENTROPY_THRESHOLD` and
-:data:`FALLBACK_ENTROPY_BAND_UM` if it was never calibrated).
+``uncertainty`` key together with the half-height of the DEJ band (``entropy_band_um``)
+and the minimum flagged length (``min_segment_um``) it was computed with: a threshold
+holds only for those. :func:`default_entropy_threshold`,
+:func:`default_entropy_band_um` and :func:`default_min_segment_um` return the bundled
+layer model's calibrated values (the ``FALLBACK_*`` constants if it was never
+calibrated).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from skinoct.morphometry._undulation import _runs
 __all__ = [
     "FALLBACK_ENTROPY_BAND_UM",
     "FALLBACK_ENTROPY_THRESHOLD",
+    "FALLBACK_MIN_SEGMENT_UM",
     "check_entropy",
     "default_entropy_band_um",
     "default_entropy_threshold",
+    "default_min_segment_um",
     "dej_entropy",
     "dej_flag_score",
     "excess_dej_entropy",
@@ -54,6 +57,8 @@ FALLBACK_ENTROPY_THRESHOLD = 0.15
 #: The band (µm either side of the DEJ) that :data:`FALLBACK_ENTROPY_THRESHOLD` was
 #: calibrated at.
 FALLBACK_ENTROPY_BAND_UM = 5.0
+#: ... and the minimum flagged length it was calibrated at.
+FALLBACK_MIN_SEGMENT_UM = 20.0
 _BUNDLED_LAYERS_MANIFEST = (
     Path(__file__).resolve().parents[1] / "models" / "bundled" / "layers" / "model.json"
 )
@@ -79,17 +84,28 @@ def default_entropy_band_um() -> float:
     return _bundled_calibration(str(_BUNDLED_LAYERS_MANIFEST))[1]
 
 
+def default_min_segment_um() -> float:
+    """Minimum flagged DEJ length (µm) the bundled model's threshold was calibrated at.
+
+    ``uncertainty.min_segment_um`` of the bundled layer model's manifest;
+    :data:`FALLBACK_MIN_SEGMENT_UM` when the manifest holds no calibration.
+    """
+    return _bundled_calibration(str(_BUNDLED_LAYERS_MANIFEST))[2]
+
+
 @functools.lru_cache(maxsize=4)
-def _bundled_calibration(path: str) -> tuple[float, float]:
-    fallback = (FALLBACK_ENTROPY_THRESHOLD, FALLBACK_ENTROPY_BAND_UM)
+def _bundled_calibration(path: str) -> tuple[float, float, float]:
+    fallback = (FALLBACK_ENTROPY_THRESHOLD, FALLBACK_ENTROPY_BAND_UM, FALLBACK_MIN_SEGMENT_UM)
     try:
         block = json.loads(Path(path).read_text(encoding="utf-8"))["uncertainty"]
         value = float(block["dej_entropy_threshold"])
         band = float(block.get("entropy_band_um", FALLBACK_ENTROPY_BAND_UM))
+        length = float(block.get("min_segment_um", FALLBACK_MIN_SEGMENT_UM))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return fallback
-    valid = math.isfinite(value) and 0 <= value <= 1 and math.isfinite(band) and band >= 0
-    return (value, band) if valid else fallback
+    sizes = (band, length)
+    valid = 0 <= value <= 1 and all(math.isfinite(v) and v >= 0 for v in sizes)
+    return (value, band, length) if valid else fallback
 
 
 def excess_dej_entropy(profile: np.ndarray, dej_um: np.ndarray, lateral_spacing_um) -> np.ndarray:
@@ -264,18 +280,21 @@ def uncertain_dej_area(
     lateral_spacing_um: Sequence[float],
     *,
     threshold: float | None = None,
-    min_length_um: float = 20.0,
+    min_length_um: float | None = None,
 ) -> np.ndarray:
     """The flag of a volume's DEJ: :func:`uncertain_area` of :func:`excess_dej_entropy`.
 
     ``entropy_map`` is the DEJ-band entropy per (y, x) (:func:`dej_entropy`, NaN where
-    the DEJ is absent); ``threshold`` defaults to :func:`default_entropy_threshold`
-    (pass ``skinoct.layers.dej_entropy_threshold(model)`` for the model used). What
+    the DEJ is absent); ``threshold`` and ``min_length_um`` default to
+    :func:`default_entropy_threshold` and :func:`default_min_segment_um` (pass
+    ``skinoct.layers.dej_flag_settings(model)`` values for the model used). What
     :func:`~skinoct.morphometry.measure_volume` flags, for callers that build the DEJ
     entropy map themselves (``study.analyze``).
     """
     if threshold is None:
         threshold = default_entropy_threshold()
+    if min_length_um is None:
+        min_length_um = default_min_segment_um()
     excess = excess_dej_entropy(entropy_map, dej_um, lateral_spacing_um)
     return uncertain_area(
         np.nan_to_num(excess, nan=-1.0),

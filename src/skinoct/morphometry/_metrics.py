@@ -19,11 +19,11 @@ from skinoct.morphometry._boundaries import (
     extract_boundaries,
 )
 from skinoct.morphometry._entropy import (
-    FALLBACK_ENTROPY_BAND_UM,
     FALLBACK_ENTROPY_THRESHOLD,
     check_entropy,
     default_entropy_band_um,
     default_entropy_threshold,
+    default_min_segment_um,
     dej_entropy,
     excess_dej_entropy,
     uncertain_segments,
@@ -53,9 +53,6 @@ THICKNESS_KEYS = {
 
 #: Fallback only; the default is the bundled model's calibration (issue 11.5).
 DEFAULT_ENTROPY_THRESHOLD = FALLBACK_ENTROPY_THRESHOLD
-DEFAULT_MIN_SEGMENT_UM = 20.0
-#: Fallback only; the default is the band of the bundled model's calibration.
-DEFAULT_ENTROPY_BAND_UM = FALLBACK_ENTROPY_BAND_UM
 _ENTROPY_KEYS = ("dej_entropy_mean", "dej_uncertain_segments", "dej_uncertain_area_fraction")
 
 
@@ -225,7 +222,7 @@ def measure_section(
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
     entropy_threshold: float | None = None,
-    min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
+    min_segment_um: float | None = None,
     entropy_band_um: float | None = None,
 ) -> SectionMetrics:
     """Layer thicknesses, DEJ undulation, papillae and uncertainty of a vertical section.
@@ -252,17 +249,19 @@ def measure_section(
     entropy_threshold : float, optional
         Threshold on the *excess* DEJ entropy
         (:func:`~skinoct.morphometry.excess_dej_entropy`: slope-corrected band mean
-        minus its median along the section) above which the DEJ is uncertain. Default: the bundled
-        layer model's calibrated threshold
-        (:func:`~skinoct.morphometry.default_entropy_threshold`); pass the model's own
-        (``skinoct.layers.dej_entropy_threshold(model)``) for another model.
-    min_segment_um : float
-        Minimum length of an uncertain DEJ segment, µm.
+        minus its median along the section) above which the DEJ is uncertain.
+        Default: the bundled layer model's calibrated threshold
+        (:func:`~skinoct.morphometry.default_entropy_threshold`); for another model
+        pass its own (``skinoct.layers.dej_flag_settings(model)``), with the band and
+        minimum length it was calibrated at.
+    min_segment_um : float, optional
+        Minimum length of an uncertain DEJ segment, µm. Default: the one the bundled
+        model's threshold was calibrated at
+        (:func:`~skinoct.morphometry.default_min_segment_um`).
     entropy_band_um : float, optional
         Half-height of the band around the DEJ over which entropy is averaged, µm.
         Default: the band the bundled model's threshold was calibrated at
-        (:func:`~skinoct.morphometry.default_entropy_band_um`); a threshold holds only
-        at its own band (``skinoct.layers.dej_entropy_band_um(model)``).
+        (:func:`~skinoct.morphometry.default_entropy_band_um`).
 
     Returns
     -------
@@ -297,6 +296,8 @@ def measure_section(
         entropy_threshold = default_entropy_threshold()
     if entropy_band_um is None:
         entropy_band_um = default_entropy_band_um()
+    if min_segment_um is None:
+        min_segment_um = default_min_segment_um()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     b = extract_boundaries(mask, spacing, probabilities=probabilities, smoothing_um=smoothing_um)
     dx, bounds, dej = spacing[1], b, b.dej

@@ -21,11 +21,11 @@ from skinoct.morphometry._entropy import (
     check_entropy,
     default_entropy_band_um,
     default_entropy_threshold,
+    default_min_segment_um,
     dej_entropy,
     uncertain_dej_area,
 )
 from skinoct.morphometry._metrics import (
-    DEFAULT_MIN_SEGMENT_UM,
     VolumeMetrics,
     _check_options,
     _nanmean,
@@ -53,7 +53,7 @@ def measure_volume(
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
     entropy_threshold: float | None = None,
-    min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
+    min_segment_um: float | None = None,
     entropy_band_um: float | None = None,
 ) -> VolumeMetrics:
     """Thickness maps, DEJ surface, 3-D undulation, papillae and uncertainty of a volume.
@@ -87,8 +87,10 @@ def measure_volume(
     spacing = check_spacing(spacing_um, 3)
     if entropy_threshold is None:  # the bundled layer model's calibrated threshold
         entropy_threshold = default_entropy_threshold()
-    if entropy_band_um is None:  # ... and the band it was calibrated at
+    if entropy_band_um is None:  # ... and the band and length it was calibrated at
         entropy_band_um = default_entropy_band_um()
+    if min_segment_um is None:
+        min_segment_um = default_min_segment_um()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, entropy_band_um)
     bounds = extract_boundaries(
         labels, spacing, probabilities=probabilities, smoothing_um=smoothing_um
@@ -118,7 +120,7 @@ def measure_surfaces(
     papilla_prominence_um: float = 5.0,
     smoothing_um: float | None = None,
     entropy_threshold: float | None = None,
-    min_segment_um: float = DEFAULT_MIN_SEGMENT_UM,
+    min_segment_um: float | None = None,
     workers: int = 1,
 ) -> VolumeMetrics:
     """The metrics of :func:`measure_volume` from the three boundary surfaces of a volume.
@@ -174,6 +176,8 @@ def measure_surfaces(
     spacing = check_spacing(spacing_um, 3)
     if entropy_threshold is None:  # the bundled layer model's calibrated threshold
         entropy_threshold = default_entropy_threshold()
+    if min_segment_um is None:
+        min_segment_um = default_min_segment_um()
     _check_options(papilla_prominence_um, entropy_threshold, min_segment_um, 0.0)
     if smoothing_um is None:
         smoothing_um = default_smoothing_um(spacing)

@@ -93,6 +93,9 @@ class AnalysisOptions:
         Half-height (µm) of the band around the DEJ over which the entropy is
         averaged; None: the band the layer model's threshold was calibrated at
         (``model.json`` ``uncertainty``).
+    min_segment_um : float or None
+        Uncertain DEJ areas smaller than this length squared are not flagged; None:
+        the length the layer model's threshold was calibrated at.
     uncertain_flag_fraction : float
         Flag the volume when more than this fraction of the DEJ area is uncertain.
     crop_margin_um : float or None
@@ -121,6 +124,7 @@ class AnalysisOptions:
     outlier_um: float = 6.0
     entropy_threshold: float | None = None
     entropy_band_um: float | None = None
+    min_segment_um: float | None = None
     uncertain_flag_fraction: float = 0.10
     crop_margin_um: float | None = 60.0
     engine: str = "auto"
@@ -141,8 +145,10 @@ class AnalysisOptions:
             )
         if self.entropy_threshold is not None and not 0 <= self.entropy_threshold <= 1:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
-        if self.entropy_band_um is not None and not self.entropy_band_um >= 0:
-            raise InputError(f"entropy_band_um must be ≥ 0 or None, got {self.entropy_band_um}")
+        for name in ("entropy_band_um", "min_segment_um"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise InputError(f"{name} must be ≥ 0 or None, got {value}")
         if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
             raise InputError(f"crop_margin_um must be ≥ 0 or None, got {self.crop_margin_um}")
         if int(self.batch_size) < 1 or int(self.n_overlays) < 0:
@@ -254,7 +260,7 @@ def analyze_volume(
             crop_margin_um=opts.crop_margin_um,
             engine=opts.engine,
             batch_size=opts.batch_size,
-            entropy_band_um=flag[1],
+            entropy_band_um=flag.band_um,
             n_overlays=opts.n_overlays,
             after_batch=lambda: release_pages(image.data),
         )
@@ -409,16 +415,20 @@ def _input_sha256(image) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(image.data)).cast("B")).hexdigest()
 
 
-def _dej_flag(layers, opts: AnalysisOptions) -> tuple[float, float]:
-    """``(threshold, band_um)`` of the DEJ flag: the options', else the model's calibration."""
+def _dej_flag(layers, opts: AnalysisOptions):
+    """The DEJ flag's settings (``DejFlag``): the options', else the model's calibration."""
     from skinoct.layers import dej_flag_settings
 
-    return dej_flag_settings(layers, threshold=opts.entropy_threshold, band_um=opts.entropy_band_um)
+    return dej_flag_settings(
+        layers,
+        threshold=opts.entropy_threshold,
+        band_um=opts.entropy_band_um,
+        min_segment_um=opts.min_segment_um,
+    )
 
 
-def _morphometry(image, seg, opts: AnalysisOptions, *, flag: tuple[float, float]) -> dict[str, Any]:
+def _morphometry(image, seg, opts: AnalysisOptions, *, flag) -> dict[str, Any]:
     """Surfaces from the section boundaries, their metrics and the DEJ's uncertainty."""
-    threshold, band_um = flag
     from skinoct.morphometry import (
         crop_depth,
         fill_nearest,
@@ -467,7 +477,11 @@ def _morphometry(image, seg, opts: AnalysisOptions, *, flag: tuple[float, float]
     entropy_map[~np.isfinite(metrics.dej_surface_um)] = np.nan
     # the flag of layers segment / measure_volume: excess entropy, calibrated threshold
     uncertain = uncertain_dej_area(
-        entropy_map, metrics.dej_surface_um, (dy, dx), threshold=threshold, min_length_um=20.0
+        entropy_map,
+        metrics.dej_surface_um,
+        (dy, dx),
+        threshold=flag.threshold,
+        min_length_um=flag.min_segment_um,
     )
     valid = np.isfinite(entropy_map)
     fraction = float(uncertain[valid].sum() / valid.sum()) if valid.any() else math.nan
@@ -484,8 +498,9 @@ def _morphometry(image, seg, opts: AnalysisOptions, *, flag: tuple[float, float]
         "outlier_fraction": float(outliers["dej"].sum() / max(1, np.isfinite(dej).sum())),
         "entropy_mean": entropy_mean,
         "uncertain_area_fraction": fraction,
-        "uncertainty_threshold": threshold,
-        "uncertainty_band_um": band_um,
+        "uncertainty_threshold": flag.threshold,
+        "uncertainty_band_um": flag.band_um,
+        "uncertainty_min_segment_um": flag.min_segment_um,
         "sections_segmented": int(seg.rows.size),
         "segmented_depth_um": float(seg.segmented_depth_um),
         "depth_mean_um": float(np.nanmean(smoothed_dej)),
