@@ -110,7 +110,10 @@ def test_auto_picks_int8_only_when_a_cached_model_passed_its_check(model, monkey
     assert model.engine_for("onnx") == "onnx"
     import skinoct.matrix._quantize  # noqa: F401  (openvino absent → never int8)
 
+    # both names: _quantize reads the package's, resolve_engine its own module's (on a CPU
+    # with bf16 the latter would pick plain openvino)
     monkeypatch.setattr("skinoct.models.openvino_available", lambda: False)
+    monkeypatch.setattr("skinoct.models._runtime.openvino_available", lambda: False)
     assert model.engine_for("auto") in ("onnx", "torch")
 
 
