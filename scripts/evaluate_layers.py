@@ -208,9 +208,16 @@ def markdown(model, rows, *, args_model=None) -> str:
     out.append(
         f"| mean entropy in the ±10 µm DEJ band: inside / outside | {inside:.3f} / {outside:.3f} |"
     )
+    from skinoct.morphometry import (
+        default_entropy_band_um,
+        default_entropy_threshold,
+        default_min_segment_um,
+    )
+
     out.append(
-        f"| disruptions overlapped by an uncertain-DEJ segment (morphometry defaults: "
-        f"threshold 0.5, ±5 µm band) | "
+        f"| disruptions overlapped by an uncertain-DEJ segment (morphometry defaults: the "
+        f"bundled model's calibrated flag, threshold {default_entropy_threshold():g}, "
+        f"±{default_entropy_band_um():g} µm band, {default_min_segment_um():g} µm minimum) | "
         f"{flagged} / {len(disrupted)} |"
     )
     out.append(
