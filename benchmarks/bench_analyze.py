@@ -156,7 +156,7 @@ def main() -> None:
         help="volume size in µm (1 µm pixels)",
     )
     parser.add_argument("--section-step", type=int, default=1)
-    parser.add_argument("--engine", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--engine", default="torch", choices=("torch", "onnx", "auto"))
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/skinoct-bench"))

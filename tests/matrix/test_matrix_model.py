@@ -126,6 +126,25 @@ def test_openvino_engine_agrees_with_torch_and_onnxruntime(model_dir):
     np.testing.assert_allclose(exact(x), model.onnx_runner()(x), atol=1e-3)
     with pytest.raises(ModelError, match="precision"):
         OpenVinoRunner(model.onnx_path(), precision="int4")
+    # uint8 in: converted inside the graph, the same logits as float32 in
+    as_uint8 = OpenVinoRunner(model.onnx_path(), precision="f32", input_type="u8")
+    np.testing.assert_array_equal(as_uint8(tiles), exact(x))
+    with pytest.raises(ModelError, match="input_type"):
+        OpenVinoRunner(model.onnx_path(), input_type="f16")
+
+
+@pytest.mark.parametrize("engine", ["onnx", "openvino"])
+def test_uint8_tiles_skip_torch_preprocessing_with_the_same_result(model_dir, engine):
+    """uint8 tiles of the input size go to the exported engine directly (no resize)."""
+    model = load_matrix_model(model_dir)
+    size = int(model.preprocessing.input_size)
+    tiles = np.random.default_rng(2).integers(0, 256, (5, 3, size, size), dtype=np.uint8)
+    direct = predict_tiles(tiles, model, engine=engine, batch_size=2)
+    via_float = predict_tiles(tiles.astype(np.float32), model, engine=engine, batch_size=2)
+    np.testing.assert_allclose(direct, via_float, atol=1e-6)
+    # another size still goes through the resize
+    small = tiles[:, :, : size // 2, : size // 2]
+    assert predict_tiles(small, model, engine=engine).shape == (5, 4)
 
 
 def test_openvino_engine_without_openvino_says_how_to_install(model_dir, monkeypatch):

@@ -224,9 +224,10 @@ class MatrixModel:
         """An :class:`~skinoct.models.OnnxRunner` of this model (export cached, verified)."""
         return self._exported().runner("onnx", threads=threads)
 
-    def openvino_runner(self, *, threads: int | None = None):
-        """An :class:`~skinoct.models.OpenVinoRunner` (bfloat16 where the CPU has it)."""
-        return self._exported().runner("openvino", threads=threads)
+    def openvino_runner(self, *, threads: int | None = None, input_type: str = "f32"):
+        """An :class:`~skinoct.models.OpenVinoRunner` (bfloat16 where the CPU has it;
+        ``input_type="u8"`` takes uint8 tiles as they are)."""
+        return self._exported().runner("openvino", threads=threads, input_type=input_type)
 
     def onnx_path(self) -> Path:
         """Where the verified ONNX export of this model is kept."""
@@ -488,17 +489,25 @@ def predict_tiles(
     starts = range(0, n, step)
     if progress is not None:
         starts = progress(starts, description="grading tiles", total=len(starts))
+    size = int(model.preprocessing.input_size)
+    # uint8 tiles of the model's size need no resize: they go to an exported engine as
+    # float32 made by NumPy (about 4x faster than torch's conversion) or, with OpenVINO,
+    # as they are (converted inside the graph). The same values either way.
+    direct = array.dtype == np.uint8 and array.shape[-2:] == (size, size) and not tta
     runner = None
     if engine == "onnx":
         runner = model.onnx_runner(threads=threads)
     elif engine == "openvino":
-        runner = model.openvino_runner(threads=threads)
+        runner = model.openvino_runner(threads=threads, input_type="u8" if direct else "f32")
     elif engine == INT8_ENGINE:
         runner = model.int8().runner(threads=threads)
     with torch.inference_mode():
         for start in starts:
             chunk = array[start : start + step]
-            if runner is not None:
+            if runner is not None and direct:
+                raw = chunk if engine == "openvino" else chunk.astype(np.float32)
+                logits = torch.from_numpy(runner(raw))
+            elif runner is not None:
                 x = preprocess_tiles(chunk, model.preprocessing, normalize=False)
                 x = _views(x) if tta else x
                 logits = torch.from_numpy(runner(x.numpy()))
