@@ -59,8 +59,9 @@ def int8_export(model, tiles=None, *, n_calibration: int | None = None, n_check:
 def quantize_int8(model, tiles) -> dict[str, Any]:
     """Quantise the grading model to int8 now (cached beside its ONNX export) and return
     the agreement check (``agreement``, ``accuracy_f32``, ``accuracy_int8``, ``n``,
-    ``passed``). Takes a minute or two on 2 cores; ``engine='auto'`` then uses the int8
-    model when the check passed."""
+    ``passed``, and the speeds: ``int8_per_s``, ``float_engine``, ``float_per_s``,
+    ``faster``). Takes a minute or two on 2 cores; ``engine='auto'`` then uses the int8
+    model when the check passed and it was faster."""
     model._int8 = int8_export(model, tiles)
     return model.int8().check()
 
@@ -69,9 +70,11 @@ def grading_engine(engine: str, model, *, device=None) -> str:
     """The engine that grades for ``engine`` (``'auto'`` resolved).
 
     ``'auto'`` on the CPU is ``'openvino-int8'`` when OpenVINO is installed and a verified
-    int8 model of this model is cached and passed its agreement check (never quantises:
-    run :func:`quantize_int8` or ``engine='openvino-int8'`` once); otherwise
-    :func:`skinoct.models.resolve_engine`'s choice.
+    int8 model of this model is cached, passed its agreement check and was measured
+    faster than the fastest float engine on this CPU when it was checked (never
+    quantises: run :func:`quantize_int8` or ``engine='openvino-int8'`` once); otherwise
+    :func:`skinoct.models.resolve_engine`'s choice. A check recorded before the speed
+    was measured counts as faster.
     """
     from skinoct.models import INT8_ENGINE, openvino_available, resolve_engine
 
@@ -80,6 +83,6 @@ def grading_engine(engine: str, model, *, device=None) -> str:
         return resolved
     if openvino_available():
         check = model.int8().cached_check()
-        if check is not None and check.get("passed"):
+        if check is not None and check.get("passed") and check.get("faster", True):
             return INT8_ENGINE
     return resolved

@@ -7,16 +7,19 @@ correction; https://github.com/openvinotoolkit/nncf) and saved beside it as
 ``<stem>.int8.xml`` / ``.bin`` with a sidecar ``<stem>.int8.xml.json`` holding the model
 digest, the SHA-256 of the float32 file it came from and of both IR files, the logits
 of the fixed probe, and the outcome of an agreement check against float32 on held-out
-inputs. A cached int8 model is used only when the sidecar names this model's digest and
-this float32 export, the files' hashes match, and it reproduces its recorded probe
-logits; otherwise it is quantised again. Quantising needs ``nncf`` (extra
-``skinoct[openvino]``); running it needs only ``openvino``.
+inputs, with the throughput of the int8 model and of the fastest float engine on those
+inputs on this CPU (``'auto'`` takes int8 only where it is faster: on a CPU with
+bfloat16, OpenVINO's bf16 beats it). A cached int8 model is used only when the sidecar
+names this model's digest and this float32 export, the files' hashes match, and it
+reproduces its recorded probe logits; otherwise it is quantised again. Quantising needs
+``nncf`` (extra ``skinoct[openvino]``); running it needs only ``openvino``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +149,31 @@ class Int8Export:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
             return False
 
+    def _speed(self, inputs: np.ndarray) -> dict[str, Any]:
+        """Inputs per second of the int8 model and of the fastest float32/bf16 engine."""
+        from skinoct.models._runtime import openvino_available
+
+        def rate(runner) -> float:
+            runner(inputs[:8])  # warm-up: first-call allocations
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                runner(inputs)
+                times.append(time.perf_counter() - start)
+            return len(inputs) / float(np.median(times))
+
+        floats = {"onnx": rate(self.engines.runner("onnx"))}
+        if openvino_available():
+            floats["openvino"] = rate(self.engines.runner("openvino"))
+        best = max(floats, key=floats.get)
+        int8 = rate(self._runner(None))
+        return {
+            "int8_per_s": round(int8, 1),
+            "float_engine": best,
+            "float_per_s": round(floats[best], 1),
+            "faster": bool(int8 > floats[best]),
+        }
+
     def _reproduces(self) -> bool:
         """The file computes the probe logits recorded when it was quantised (to 5 % of
         their span: int8 kernels differ slightly between CPU instruction sets)."""
@@ -185,6 +213,8 @@ class Int8Export:
         inputs, labels = self._validation()
         f32 = OnnxRunner(onnx_file)(inputs)
         int8 = self._runner(None)(inputs)
+        check = agreement_check(f32, int8, labels)
+        check.update(self._speed(inputs))
         write_json(
             self.sidecar,
             {
@@ -194,7 +224,7 @@ class Int8Export:
                 "bin_sha256": sha256_file(self.weights),
                 "method": f"nncf {nncf.__version__} quantize, {len(calibration)} inputs",
                 "probe_logits": self._runner(1)(self.engines.probe).tolist(),
-                "check": agreement_check(f32, int8, labels),
+                "check": check,
             },
         )
 
