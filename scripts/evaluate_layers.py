@@ -74,10 +74,11 @@ def _overlaps(segments, x0, x1):
 
 
 def evaluate(model_dir, *, device: str, jobs: int):
-    from skinoct.layers import dice_per_layer, load_layers_model, segment_section
+    from skinoct.layers import dej_flag_settings, dice_per_layer, load_layers_model, segment_section
     from skinoct.morphometry import measure_section
 
     model = load_layers_model(model_dir)
+    flag = dej_flag_settings(model)  # the model's own calibrated DEJ flag
     items = section_params(HELD_OUT)
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -99,8 +100,10 @@ def evaluate(model_dir, *, device: str, jobs: int):
             "disruption_um": sec.disruption_um,
         }
         metrics = measure_section(
-            res.labels, sec.spacing_um, entropy=res.entropy, probabilities=res.probabilities
-        )
+            res.labels, sec.spacing_um, entropy=res.entropy, probabilities=res.probabilities,
+            entropy_threshold=flag.threshold, entropy_band_um=flag.band_um,
+            min_segment_um=flag.min_segment_um,
+        )  # fmt: skip
         segments = metrics.dej_uncertain_segments
         if sec.disruption_um is not None:
             dej, d = sec.boundaries_um["dej"], sec.disruption_um
@@ -208,17 +211,13 @@ def markdown(model, rows, *, args_model=None) -> str:
     out.append(
         f"| mean entropy in the ±10 µm DEJ band: inside / outside | {inside:.3f} / {outside:.3f} |"
     )
-    from skinoct.morphometry import (
-        default_entropy_band_um,
-        default_entropy_threshold,
-        default_min_segment_um,
-    )
+    from skinoct.layers import dej_flag_settings
 
+    flag = dej_flag_settings(model)
     out.append(
-        f"| disruptions overlapped by an uncertain-DEJ segment (morphometry defaults: the "
-        f"bundled model's calibrated flag, threshold {default_entropy_threshold():g}, "
-        f"±{default_entropy_band_um():g} µm band, {default_min_segment_um():g} µm minimum) | "
-        f"{flagged} / {len(disrupted)} |"
+        f"| disruptions overlapped by an uncertain-DEJ segment (the model's calibrated flag: "
+        f"threshold {flag.threshold:g}, ±{flag.band_um:g} µm band, "
+        f"{flag.min_segment_um:g} µm minimum) | {flagged} / {len(disrupted)} |"
     )
     out.append(
         f"| uncertain-DEJ segments away from any disruption: disrupted / intact sections"

@@ -119,6 +119,16 @@ def test_band_and_length_are_stored_with_the_threshold_and_used(tiny_model_dir, 
     model.manifest[UNCERTAINTY_KEY].update(entropy_band_um=5.0, min_segment_um="long")
     with pytest.raises(ModelError, match="min_segment_um"):
         dej_flag_settings(model)
+    # explicit values need nothing from a broken manifest
+    assert dej_flag_settings(model, threshold=0.1, band_um=3.0, min_segment_um=9.0) == (
+        0.1, 3.0, 9.0,
+    )  # fmt: skip
+    model.manifest[UNCERTAINTY_KEY].update(dej_entropy_threshold=None, min_segment_um=20.0)
+    with pytest.raises(ModelError, match="threshold"):  # not the bundled one silently
+        dej_flag_settings(model)
+    with pytest.raises(ModelError, match="entropy_band_um"):
+        write_uncertainty_calibration(model_dir, {**cal, "entropy_band_um": -2.0,
+                                                  "weights_sha256": sha})  # fmt: skip
 
 
 def test_segment_uses_the_models_calibrated_threshold(run_cli, tiny_model_dir, tmp_path):
@@ -165,6 +175,8 @@ def test_bad_calibrations(tiny_model, tiny_model_dir, tmp_path):
         calibrate_uncertainty(tiny_model, _sections(1), band_um=-1.0)
     with pytest.raises(InputError, match="min_segment_um"):
         calibrate_uncertainty(tiny_model, _sections(1), min_segment_um=float("nan"))
+    with pytest.raises(InputError, match="band_um"):  # not a NaN score per section
+        section_flag_scores(tiny_model, _sections(1), band_um=-5.0)
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with pytest.raises(ModelError, match="other weights"):
         write_uncertainty_calibration(

@@ -117,7 +117,7 @@ def test_dej_entropy_from_the_band_rows_equals_that_of_the_full_map(phantom, mon
     classes=st.sampled_from([(0, 1, 2, 3), (0, 2, 3), (1, 2, 3), (0, 3)]),
     shape=st.tuples(st.integers(8, 70), st.integers(1, 37)),
     dz=st.sampled_from([0.5, 1.0, 2.3]),
-    band_um=st.sampled_from([0.1, 3.0, 5.0]),
+    band_um=st.sampled_from([0.1, 3.0, 5.0, 15.0, 20.0]),
 )
 def test_band_entropy_equals_the_full_entropy_where_dej_entropy_reads(
     seed, classes, shape, dz, band_um

@@ -65,10 +65,14 @@ def test_int8_is_quantised_checked_cached_beside_the_export_and_verified(model, 
     export = model.int8()
     assert export.path.is_file() and export.weights.is_file() and export.sidecar.is_file()
     assert export.path.parent == model.onnx_path().parent  # beside the ONNX export
-    # speeds measured on this CPU; auto takes int8 only where it was the faster
+    # speeds measured on this CPU against the engine auto runs otherwise; auto takes
+    # int8 only where it was the faster (by 5 %)
+    from skinoct.models import resolve_engine
+
+    assert check["float_engine"] == resolve_engine("auto", task="matrix")
     assert check["int8_per_s"] > 0 and check["float_per_s"] > 0
-    assert check["float_engine"] in ("onnx", "openvino")
-    assert check["faster"] == (check["int8_per_s"] > check["float_per_s"])
+    if check["faster"]:
+        assert check["int8_per_s"] > check["float_per_s"]
     assert (model.engine_for("auto") == "openvino-int8") == check["faster"]
 
     # a fresh load reuses the verified cache: quantising again would fail here

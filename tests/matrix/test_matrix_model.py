@@ -134,13 +134,23 @@ def test_openvino_engine_agrees_with_torch_and_onnxruntime(model_dir):
 
 
 @pytest.mark.parametrize("engine", ["onnx", "openvino"])
-def test_uint8_tiles_skip_torch_preprocessing_with_the_same_result(model_dir, engine):
+def test_uint8_tiles_skip_torch_preprocessing_with_the_same_result(
+    model_dir, engine, monkeypatch
+):
     """uint8 tiles of the input size go to the exported engine directly (no resize)."""
+    import skinoct.matrix._model as model_module
+
     model = load_matrix_model(model_dir)
     size = int(model.preprocessing.input_size)
     tiles = np.random.default_rng(2).integers(0, 256, (5, 3, size, size), dtype=np.uint8)
-    direct = predict_tiles(tiles, model, engine=engine, batch_size=2)
     via_float = predict_tiles(tiles.astype(np.float32), model, engine=engine, batch_size=2)
+
+    def no_torch_preprocessing(*args, **kwargs):
+        raise AssertionError("uint8 tiles of the input size went through preprocess_tiles")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model_module, "preprocess_tiles", no_torch_preprocessing)
+        direct = predict_tiles(tiles, model, engine=engine, batch_size=2)
     np.testing.assert_allclose(direct, via_float, atol=1e-6)
     # another size still goes through the resize
     small = tiles[:, :, : size // 2, : size // 2]

@@ -167,3 +167,24 @@ def test_correct_save_finetune_loop(
                            "--init", tmp_path / "model")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "cli_model" / "model.safetensors").is_file()
+
+
+def test_measure_layers_flags_the_dej_with_the_models_calibration():
+    """The Segment widget's metrics use the chosen model's flag, not the bundled one's."""
+    import types
+
+    from skinoct.napari._widgets import _measure_layers
+
+    spacing = (1.0, 1.0)
+    labels = np.zeros((80, 120), np.uint8)
+    labels[10:15], labels[15:40], labels[40:] = 1, 2, 3  # DEJ at 40 µm
+    entropy = np.zeros(labels.shape, np.float32)
+    entropy[36:45, 10:40] = 0.9  # a 30 µm uncertain stretch around the DEJ
+    calibrated = {"dej_entropy_threshold": 0.2, "entropy_band_um": 3.0, "min_segment_um": 20.0}
+    model = types.SimpleNamespace(manifest={"uncertainty": calibrated})
+    metrics, _ = _measure_layers(labels, spacing, "s", entropy, model=model)
+    assert metrics["dej_uncertain_segments"] == [[10.0, 39.0]]
+    # with a 40 µm minimum (another model's calibration) the stretch is too short
+    model.manifest["uncertainty"]["min_segment_um"] = 40.0
+    metrics, _ = _measure_layers(labels, spacing, "s", entropy, model=model)
+    assert metrics["dej_uncertain_segments"] == []

@@ -144,7 +144,10 @@ def test_analyze_recovers_analytic_geometry_and_profile(stand_ins, volume_file, 
     # entropy 0.9 along the DEJ in the left third of the field
     assert r["dej"]["uncertain_area_fraction"] == pytest.approx(1 / 3, abs=0.02)
     assert any(f.startswith("uncertain DEJ: 33%") for f in r["flags"])
-    # the flag's settings are the layer model's calibration (fakes.FAKE_MODEL_MANIFEST)
+    # the flag's settings are the layer model's calibration (fakes.FAKE_MODEL_MANIFEST):
+    # its ±5 µm band lies inside the 0.9 rows (±6 µm), so the left third averages 0.9
+    # (a ±15 µm band would average 0.9 · 13/31 there: a mean of 0.13)
+    assert r["dej"]["entropy_mean"] == pytest.approx(0.3, abs=0.02)
     assert (r["dej"]["uncertainty_threshold"], r["dej"]["uncertainty_band_um"],
             r["dej"]["uncertainty_min_segment_um"]) == (0.15, 5.0, 20.0)  # fmt: skip
     assert r["dej"]["sections_segmented"] == len(section_rows(48, step))
@@ -249,6 +252,8 @@ def test_bad_inputs(stand_ins, volume_file, tmp_path):
         analyze_mod.analyze_volume(volume_file, section_step=0)
     with pytest.raises(InputError, match="min_segment_um must be"):
         analyze_mod.analyze_volume(volume_file, min_segment_um=-1.0)
+    with pytest.raises(InputError, match="entropy_band_um must be"):
+        analyze_mod.analyze_volume(volume_file, entropy_band_um=float("inf"))
     with pytest.raises(TypeError):
         analyze_mod.analyze_volume(volume_file, no_such_option=1)
     with pytest.raises(InputError, match="smaller than a 400 µm tile"):

@@ -115,14 +115,25 @@ def dej_flag_settings(
         default_min_segment_um,
     )
 
+    if None not in (threshold, band_um, min_segment_um):  # nothing to read from the model
+        return DejFlag(float(threshold), float(band_um), float(min_segment_um))
     block = _calibration_block(model)
     if "dej_entropy_threshold" not in block:
         calibrated = DejFlag(
             default_entropy_threshold(), default_entropy_band_um(), default_min_segment_um()
         )
     else:
+        try:  # a stored but unreadable threshold is an error, not the bundled one
+            stored_threshold = float(block["dej_entropy_threshold"])
+        except (TypeError, ValueError):
+            stored_threshold = float("nan")
+        if not (math.isfinite(stored_threshold) and 0 <= stored_threshold <= 1):
+            raise ModelError(
+                f"manifest uncertainty threshold {block['dej_entropy_threshold']!r} "
+                "is not in [0, 1]"
+            )
         calibrated = DejFlag(
-            dej_entropy_threshold(model),
+            stored_threshold,
             _stored_size(block, "entropy_band_um", _LEGACY_BAND_UM),
             _stored_size(block, "min_segment_um", _LEGACY_MIN_SEGMENT_UM),
         )
@@ -155,6 +166,19 @@ def _stored_size(block: dict, key: str, legacy: float) -> float:
     return value
 
 
+def _flag_sizes(model, band_um, min_segment_um) -> tuple[float, float]:
+    """``(band_um, min_segment_um)``: the given ones (checked), else the model's."""
+    for name, value in (("band_um", band_um), ("min_segment_um", min_segment_um)):
+        if value is not None and not (
+            isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        ):
+            raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+    settings = dej_flag_settings(
+        model, threshold=1.0, band_um=band_um, min_segment_um=min_segment_um
+    )  # the threshold is not used: no warning
+    return settings.band_um, settings.min_segment_um
+
+
 def _calibration_block(model: LayersModel | None) -> dict:
     manifest = getattr(model, "manifest", None)  # None, or a stand-in without one
     block = manifest.get(UNCERTAINTY_KEY) if isinstance(manifest, dict) else None
@@ -181,10 +205,7 @@ def section_flag_scores(
     """
     from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
 
-    settings = dej_flag_settings(model, threshold=1.0)  # threshold unused: no warning
-    band_um = settings.band_um if band_um is None else band_um
-    min_segment_um = settings.min_segment_um if min_segment_um is None else min_segment_um
-
+    band_um, min_segment_um = _flag_sizes(model, band_um, min_segment_um)
     scores = []
     for image, spacing in _iter_sections(sections, spacing_um):
         result = segment_section(
@@ -274,12 +295,7 @@ def calibrate_uncertainty(
         raise InputError(f"quantile must be in (0, 1), got {quantile!r}")
     if not isinstance(model, LayersModel):
         model = load_layers_model(model)
-    settings = dej_flag_settings(model, threshold=1.0)  # threshold unused: no warning
-    band_um = settings.band_um if band_um is None else band_um
-    min_segment_um = settings.min_segment_um if min_segment_um is None else min_segment_um
-    for name, value in (("band_um", band_um), ("min_segment_um", min_segment_um)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise InputError(f"{name} must be a number >= 0, got {value!r}")
+    band_um, min_segment_um = _flag_sizes(model, band_um, min_segment_um)
     scores = np.array(
         section_flag_scores(
             model,
@@ -346,6 +362,11 @@ def write_uncertainty_calibration(model_dir: str | Path, calibration: dict[str, 
         raise ModelError("the calibration was computed for other weights", path=path)
     if not 0 <= float(calibration.get("dej_entropy_threshold", -1)) <= 1:
         raise ModelError("calibration lacks a dej_entropy_threshold in [0, 1]", path=path)
+    for key in ("entropy_band_um", "min_segment_um"):
+        try:
+            _stored_size(calibration, key, 0.0)
+        except ModelError as exc:
+            raise ModelError(exc.reason, path=path) from None
     manifest[UNCERTAINTY_KEY] = dict(calibration)
     write_json(path, manifest)
     try:

@@ -131,8 +131,8 @@ def segment_volume(
         from skinoct.layers._calibration import dej_flag_settings
 
         entropy_band_um = dej_flag_settings(model).band_um
-    elif not entropy_band_um >= 0:
-        raise InputError(f"entropy_band_um must be ≥ 0 or None, got {entropy_band_um}")
+    elif not (np.isfinite(entropy_band_um) and entropy_band_um >= 0):
+        raise InputError(f"entropy_band_um must be a finite number ≥ 0, got {entropy_band_um}")
     nz, ny, nx = shape
     dz, _, dx = (float(s) for s in spacing_um)
     rows = section_rows(ny, int(section_step))

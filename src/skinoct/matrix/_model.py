@@ -227,7 +227,8 @@ class MatrixModel:
     def openvino_runner(self, *, threads: int | None = None, input_type: str = "f32"):
         """An :class:`~skinoct.models.OpenVinoRunner` (bfloat16 where the CPU has it;
         ``input_type="u8"`` takes uint8 tiles as they are)."""
-        return self._exported().runner("openvino", threads=threads, input_type=input_type)
+        options = {} if input_type == "f32" else {"input_type": input_type}  # one cache key
+        return self._exported().runner("openvino", threads=threads, **options)
 
     def onnx_path(self) -> Path:
         """Where the verified ONNX export of this model is kept."""
@@ -449,7 +450,8 @@ def predict_tiles(
         the fastest on AVX-512 BF16 / AMX CPUs, see BENCHMARKS.md), or OpenVINO on an
         NNCF int8 quantisation of it (quantised and checked on first use, cached;
         :mod:`skinoct.matrix._quantize`). ``'auto'``: the int8 model when one is cached
-        and passed its agreement check, else the fastest installed for this CPU
+        and passed its agreement check and was measured faster, else the fastest
+        installed for this CPU
         (:meth:`MatrixModel.engine_for`; record ``model.engine_for(engine)`` in outputs).
     batch_size : int
         Tiles per forward pass.

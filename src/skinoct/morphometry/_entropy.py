@@ -285,8 +285,9 @@ def uncertain_dej_area(
     """The flag of a volume's DEJ: :func:`uncertain_area` of :func:`excess_dej_entropy`.
 
     ``entropy_map`` is the DEJ-band entropy per (y, x) (:func:`dej_entropy`, NaN where
-    the DEJ is absent); ``threshold`` and ``min_length_um`` default to
-    :func:`default_entropy_threshold` and :func:`default_min_segment_um` (pass
+    the DEJ is absent), averaged over the band the threshold was calibrated at;
+    ``threshold`` and ``min_length_um`` default to :func:`default_entropy_threshold`
+    and :func:`default_min_segment_um` (pass
     ``skinoct.layers.dej_flag_settings(model)`` values for the model used). What
     :func:`~skinoct.morphometry.measure_volume` flags, for callers that build the DEJ
     entropy map themselves (``study.analyze``).

@@ -138,7 +138,8 @@ def measure_surfaces(
         ``(dz, dy, dx)`` in µm of the volume the surfaces come from (``dz`` sets the
         default smoothing, as for a label mask).
     dej_entropy_map : ndarray, (y, x), optional
-        Entropy at the DEJ per position (0–1); adds ``dej_entropy_mean`` and
+        Entropy at the DEJ per position (0–1), averaged over the band the threshold was
+        calibrated at (:func:`dej_entropy`); adds ``dej_entropy_mean`` and
         ``dej_uncertain_area_fraction``.
     normal, papilla_prominence_um, smoothing_um, entropy_threshold, min_segment_um
         As :func:`measure_volume`.

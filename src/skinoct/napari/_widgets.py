@@ -38,17 +38,24 @@ def section_metrics_rows(metrics: dict) -> dict[str, list]:
     return {"metric": names, "value": values}
 
 
-def _measure_layers(labels, spacing, stem: str, entropy=None, probabilities=None):
-    """Metrics, boundary paths and uncertain-DEJ boxes of one section."""
+def _measure_layers(labels, spacing, stem: str, entropy=None, probabilities=None, model=None):
+    """Metrics, boundary paths and uncertain-DEJ boxes of one section (the DEJ flag of
+    ``model``'s calibration; the bundled model's without one)."""
     import warnings
 
     from skinoct.errors import InputError
+    from skinoct.layers import dej_flag_settings
     from skinoct.morphometry import measure_section
 
+    flag = dej_flag_settings(model)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            m = measure_section(labels, spacing, entropy=entropy, probabilities=probabilities)
+            m = measure_section(
+                labels, spacing, entropy=entropy, probabilities=probabilities,
+                entropy_threshold=flag.threshold, entropy_band_um=flag.band_um,
+                min_segment_um=flag.min_segment_um,
+            )  # fmt: skip
     except InputError as exc:
         return {"error": exc.reason}, []
     b = m.boundaries
@@ -104,7 +111,7 @@ class SegmentWidget(WorkerWidget):
                 image = np.asarray(data)
                 result = segment_section(image, model, spacing_um=spacing, **options)
                 metrics, shapes = _measure_layers(
-                    result.labels, spacing, stem, result.entropy, result.probabilities
+                    result.labels, spacing, stem, result.entropy, result.probabilities, model
                 )
                 return result.labels, result.entropy, spacing, metrics, shapes
             nz, ny, nx = data.shape

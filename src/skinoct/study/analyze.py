@@ -147,8 +147,8 @@ class AnalysisOptions:
             raise InputError(f"entropy_threshold must be in [0, 1], got {self.entropy_threshold}")
         for name in ("entropy_band_um", "min_segment_um"):
             value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise InputError(f"{name} must be ≥ 0 or None, got {value}")
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} must be a finite number ≥ 0 or None, got {value}")
         if self.crop_margin_um is not None and not self.crop_margin_um >= 0:
             raise InputError(f"crop_margin_um must be ≥ 0 or None, got {self.crop_margin_um}")
         if int(self.batch_size) < 1 or int(self.n_overlays) < 0:
