@@ -80,7 +80,8 @@ def write_map_outputs(out_dir: Path, image, morph) -> dict[str, str]:
     fig = plot_volume_maps(metrics, title="thickness and DEJ maps")
     save_figure(fig, out_dir / "maps.png", dpi=90)
     images["thickness and DEJ maps"] = "maps.png"
-    fig = _uncertainty_figure(morph["entropy_map"], morph["uncertain"], (dy, dx))
+    band_um = morph.get("dej_summary", {}).get("uncertainty_band_um")
+    fig = _uncertainty_figure(morph["entropy_map"], morph["uncertain"], (dy, dx), band_um)
     save_figure(fig, out_dir / "uncertainty.png", dpi=90)
     images["DEJ uncertainty map"] = "uncertainty.png"
     return images
@@ -111,7 +112,7 @@ def write_profile_outputs(out_dir: Path, analysis) -> dict[str, str]:
     return {"profile": "profile.png"}
 
 
-def _uncertainty_figure(entropy_map, uncertain, spacing_yx):
+def _uncertainty_figure(entropy_map, uncertain, spacing_yx, band_um=None):
     from matplotlib.figure import Figure
 
     from skinoct.layers import ENTROPY_COLORMAP
@@ -132,7 +133,8 @@ def _uncertainty_figure(entropy_map, uncertain, spacing_yx):
             colors="white",
             linewidths=1,
         )
-    fig.colorbar(im, ax=ax, label="DEJ entropy (normalised)")
+    within = "" if band_um is None else f", mean within ±{band_um:g} µm"
+    fig.colorbar(im, ax=ax, label=f"DEJ entropy (normalised{within})")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
     ax.set_title("Entropy along the DEJ (white: uncertain areas)", fontsize=10)
