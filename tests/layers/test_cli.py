@@ -78,7 +78,13 @@ def test_train_with_a_time_budget_uses_a_hold_out_split(
     assert manifest["recipe"]["chosen"]["folds"] == 1
     assert "time budget" in manifest["recipe"]["reasons"]["folds"]
     assert "Hold-out validation Dice" in stdout and "on the same" not in stdout
-    assert "DEJ-uncertainty threshold 0.200 (calibrated on 2 clean validation sections)" in stdout
+    # the band and length it was calibrated with: the bundled model's (no own calibration yet)
+    from skinoct.morphometry import default_entropy_band_um, default_min_segment_um
+
+    assert (
+        "DEJ-uncertainty threshold 0.200 (calibrated on 2 clean validation sections; band "
+        f"±{default_entropy_band_um():g} µm, stretches of at least {default_min_segment_um():g} µm)"
+    ) in " ".join(stdout.split())
 
 
 def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):

@@ -211,7 +211,9 @@ def _print_training_summary(result) -> None:
         if calibration:
             console.print(
                 f"DEJ-uncertainty threshold {calibration['dej_entropy_threshold']:.3f} "
-                f"(calibrated on {calibration['n_sections']} clean validation sections)",
+                f"(calibrated on {calibration['n_sections']} clean validation sections; "
+                f"band ±{calibration['entropy_band_um']:g} µm, stretches of at least "
+                f"{calibration['min_segment_um']:g} µm)",
                 highlight=False,
             )
         console.print(f"model written to {escape(str(result.model_dir))}", highlight=False)
