@@ -128,7 +128,7 @@ def overlap(segments, span, dx: float) -> tuple[float, float]:
 
 def evaluate(model, args) -> dict:
     """Calibrate at each quantile of ``args.quantiles``; flag the test sections with each."""
-    from skinoct.layers import calibrate_uncertainty, section_flag_scores
+    from skinoct.layers import calibrate_uncertainty, calibration_threshold, section_flag_scores
     from skinoct.morphometry import uncertain_segments
 
     t0 = time.perf_counter()
@@ -150,7 +150,7 @@ def evaluate(model, args) -> dict:
     for q in args.quantiles:
         # the calibration proper (same scores: calibrate_uncertainty on the same sections)
         valid = np.array([v for v in scores if np.isfinite(v)])
-        threshold = float(np.clip(np.quantile(valid, q), 0, 1))
+        threshold = calibration_threshold(valid, q)
         calibrations[q] = {"dej_entropy_threshold": threshold, "n_sections": int(valid.size)}
         rows[f"q={q:g}"] = [_row(sec, met, threshold, args.min_segment_um)
                             for sec, _, met in tests]  # fmt: skip
@@ -188,7 +188,7 @@ def band_sweep(model, args) -> str:
     calibration's sampling error) and the AUC of the section scores.
     """
     from skinoct.errors import InputError
-    from skinoct.layers import segment_section
+    from skinoct.layers import calibration_threshold, segment_section
     from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
 
     def scored(section, band_um, min_um):
@@ -216,19 +216,20 @@ def band_sweep(model, args) -> str:
     q = args.quantile
     lines = [
         f"| DEJ band (±µm) | minimum segment (µm) "
-        f"| threshold (quantile {q:g} of the calibration sections) "
+        f"| threshold (conformal quantile {q:g} of the calibration sections) "
         "| sensitivity | false-flag rate | sensitivity at the test clean sections' own "
         f"quantile {q:g} | AUC of the section scores |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for band, min_um in itertools.product(args.bands, args.min_segments):
         cal_scores = np.array([scored(s, band, min_um)[1] for s in cal])
-        threshold = float(np.clip(np.quantile(cal_scores[np.isfinite(cal_scores)], q), 0, 1))
+        threshold = calibration_threshold(cal_scores, q)  # as calibrate_uncertainty
         rows_of = [(s, scored(s, band, min_um)) for s in tests]
         measured = [(s, m) for s, (m, _) in rows_of]
         summary = flagged(measured, threshold, min_um)
         clean = np.array([v for s, (_, v) in rows_of if s.disruption_um is None])
         dis = np.array([v for s, (_, v) in rows_of if s.disruption_um is not None])
+        # an empirical quantile of the test's own clean scores: a false-flag rate of 1 − q
         matched = flagged(measured, float(np.quantile(clean[np.isfinite(clean)], q)), min_um)
         lines.append(
             f"| {band:g} | {min_um:g} | {threshold:.3f} | {summary['sensitivity']:.2f} "
@@ -303,7 +304,7 @@ def table(report: dict, model) -> str:
         else:
             q = float(key[2:])
             t = report["calibrations"][q]["dej_entropy_threshold"]
-            label = f"quantile {q:g} of the clean calibration scores: {t:.3f}"
+            label = f"conformal quantile {q:g} of the clean calibration scores: {t:.3f}"
             if q == cal["quantile"]:
                 label = f"**{label} (default)**"
         s = summarize(rows)

@@ -1,16 +1,20 @@
 """DEJ-uncertainty calibration: the quantile rule, storage in the manifest, use by default."""
 
 import json
+import math
 import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from skinoct.errors import InputError, ModelError
 from skinoct.layers import (
     UNCERTAINTY_KEY,
     DejFlag,
     calibrate_uncertainty,
+    calibration_threshold,
     dej_entropy_threshold,
     dej_flag_settings,
     load_layers_model,
@@ -50,6 +54,30 @@ def test_excess_entropy_removes_the_median_and_the_slope_effect():
     assert np.nanmedian(excess) == pytest.approx(0.0)
 
 
+def test_conformal_threshold_ranks():
+    scores = np.arange(1, 20) / 100  # 0.01 … 0.19, n = 19
+    assert calibration_threshold(scores, 0.9) == pytest.approx(0.18)  # ceil(20 · 0.9) = 18th
+    assert calibration_threshold(scores[::-1], 0.5) == pytest.approx(0.10)  # 10th; any order
+    assert calibration_threshold([0.2, np.nan, 0.1], 0.9) == 0.2  # too few: the largest
+    assert calibration_threshold([-0.3, 2.0], 0.3) == 0.0  # 1st of 2, clipped to [0, 1]
+    assert calibration_threshold([-0.3, 2.0], 0.4) == 1.0  # ceil(3 · 0.4) = 2nd, clipped
+    with pytest.raises(InputError, match="finite"):
+        calibration_threshold([np.nan], 0.9)
+    with pytest.raises(InputError, match="quantile"):
+        calibration_threshold([0.1], 1.0)
+
+
+@given(
+    scores=st.lists(st.floats(0, 1), min_size=1, max_size=60),
+    quantile=st.floats(0.05, 0.95),
+)
+def test_conformal_threshold_flags_at_most_the_stated_share(scores, quantile):
+    """At most ``1 − quantile`` of the calibration scores lie above the threshold."""
+    t = calibration_threshold(scores, quantile)
+    assert t in scores
+    assert np.mean(np.array(scores) > t) <= 1 - quantile + 1e-12
+
+
 def _sections(n, seed0=100):
     params = SectionParams(width_um=240, depth_um=200)
     rendered = [render_section(params, seed=seed0 + i) for i in range(n)]
@@ -67,7 +95,9 @@ def test_calibration_threshold_is_the_stated_quantile(bundled):
     cal = calibrate_uncertainty(bundled, sections, quantile=0.8, computed_on="6 phantoms")
     valid = scores[np.isfinite(scores)]
     assert cal["n_sections"] == valid.size
-    expected = np.clip(np.quantile(valid, 0.8), 0, 1)
+    # split conformal: the ceil((n + 1) q)-th smallest score (the largest if beyond n)
+    rank = min(valid.size, math.ceil((valid.size + 1) * 0.8))
+    expected = np.clip(np.sort(valid)[rank - 1], 0, 1)
     assert cal["dej_entropy_threshold"] == pytest.approx(expected, abs=1e-6)
     assert cal["quantile"] == 0.8 and cal["computed_on"] == "6 phantoms"
     assert cal["weights_sha256"] == bundled.weights_sha256
@@ -208,12 +238,13 @@ def test_volume_flag_uses_the_excess_entropy_and_the_default_settings():
 def test_stored_threshold_rounds_up_so_the_quantile_score_is_not_flagged(tiny_model, monkeypatch):
     from skinoct.layers import _calibration
 
-    # Scores with more than 6 decimals; the 0.8 quantile (linear) is exactly 0.06183121,
-    # which rounded to the nearest 1e-6 (0.061831) would flag that section as well.
+    # Scores with more than 6 decimals; the conformal 0.7 quantile of 6 (the 5th
+    # smallest) is exactly 0.06183121, which rounded to the nearest 1e-6 (0.061831)
+    # would flag that section as well.
     scores = [0.06183121, 0.09630901, 0.00839511, 0.04815052, 0.04201251, 0.02055663]
     monkeypatch.setattr(_calibration, "section_flag_scores", lambda m, s, **kw: scores)
-    cal = calibrate_uncertainty(tiny_model, [None] * 6, quantile=0.8)
+    cal = calibrate_uncertainty(tiny_model, [None] * 6, quantile=0.7)
     assert 0.06183121 <= cal["dej_entropy_threshold"] <= 0.06183121 + 1e-6
-    assert np.mean(np.array(scores) > cal["dej_entropy_threshold"]) <= 0.2
+    assert np.mean(np.array(scores) > cal["dej_entropy_threshold"]) <= 0.3
     monkeypatch.setattr(_calibration, "section_flag_scores", lambda m, s, **kw: [1.0, 1.0])
     assert calibrate_uncertainty(tiny_model, [None] * 2)["dej_entropy_threshold"] == 1.0

@@ -411,7 +411,8 @@ def test_holdout_training_recalibrates_the_dej_flag_on_clean_validation_sections
                           callback=events.append)  # fmt: skip
     cal = result.model.manifest["uncertainty"]
     assert seen == [2]  # the validation subject's two sections
-    assert cal["dej_entropy_threshold"] == pytest.approx(np.quantile([0.1, 0.3], 0.9))
+    # two scores: the conformal 0.9 quantile is beyond n, so the larger one
+    assert cal["dej_entropy_threshold"] == pytest.approx(0.3)
     assert cal["n_sections"] == 2 and "2 clean validation sections" in cal["computed_on"]
     assert cal["weights_sha256"] == result.model.weights_sha256 and "20" in cal["note"]
     assert next(e for e in events if e["event"] == "calibrated")["n_sections"] == 2

@@ -7,9 +7,12 @@ model's own behaviour: each clean section gets the highest threshold at which it
 would be flagged (:func:`skinoct.morphometry.dej_flag_score`: the largest minimum,
 over any ``min_segment_um`` stretch, of the excess DEJ entropy of
 :func:`skinoct.morphometry.excess_dej_entropy`), and the
-threshold is the ``quantile`` of these scores, so that a fraction ``1 − quantile`` of
-clean sections gets a false flag. The conformal-prediction view of the same idea:
-Angelopoulos & Bates, "A gentle introduction to conformal prediction", 2021.
+threshold is the conformal ``quantile`` of these n scores (the ⌈(n + 1)·quantile⌉-th
+smallest; :func:`calibration_threshold`), so that a new clean section from the same
+population is flagged with probability at most ``1 − quantile`` (Angelopoulos & Bates,
+"A gentle introduction to conformal prediction", 2021, §1.1: split conformal
+prediction). An interpolated empirical quantile is optimistic for the tens of
+validation sections a user's training run has.
 
 The result is stored in the model manifest under the top-level key ``uncertainty``,
 with the DEJ band and the minimum segment length the scores were computed with (a
@@ -39,6 +42,7 @@ __all__ = [
     "UNCERTAINTY_KEY",
     "DejFlag",
     "calibrate_uncertainty",
+    "calibration_threshold",
     "dej_entropy_threshold",
     "dej_flag_settings",
     "section_flag_scores",
@@ -57,6 +61,30 @@ _STATISTIC = (
 #: The band and length of calibrations written before they were stored with the threshold.
 _LEGACY_BAND_UM = 5.0
 _LEGACY_MIN_SEGMENT_UM = 20.0
+
+
+def calibration_threshold(scores, quantile: float) -> float:
+    """The split-conformal threshold of clean-section flag scores, clipped to [0, 1].
+
+    The ⌈(n + 1)·quantile⌉-th smallest of the n finite scores (Angelopoulos & Bates,
+    2021, §1.1): a new exchangeable clean section scores above it with probability at
+    most ``1 − quantile``. With fewer than ``quantile / (1 − quantile)`` scores that
+    rank exceeds n and the largest score is used (the bound then holds only
+    approximately).
+
+    Raises
+    ------
+    InputError
+        A quantile outside (0, 1), or no finite score.
+    """
+    if not (isinstance(quantile, (int, float)) and 0 < quantile < 1):
+        raise InputError(f"quantile must be in (0, 1), got {quantile!r}")
+    valid = np.sort(np.asarray(scores, dtype=float).ravel())
+    valid = valid[np.isfinite(valid)]
+    if valid.size == 0:
+        raise InputError("no finite flag score to calibrate on")
+    rank = min(valid.size, math.ceil((valid.size + 1) * quantile))
+    return float(np.clip(valid[rank - 1], 0.0, 1.0))
 
 
 def dej_entropy_threshold(model: LayersModel | None) -> float:
@@ -254,12 +282,14 @@ def calibrate_uncertainty(
         Clean vertical sections: :class:`skinoct.io.Image` objects (their own spacing),
         ``(array, spacing_um)`` pairs, or 2-D arrays (then ``spacing_um`` is needed).
         Use sections like those the model will see (its validation sections, or
-        phantoms for the bundled model); ≥ 20 make the quantile meaningful.
+        phantoms for the bundled model); with fewer than ``quantile / (1 − quantile)``
+        (9 at 0.9) the threshold is the largest score.
     spacing_um : (float, float), optional
         ``(dz, dx)`` of plain-array sections.
     quantile : float
-        Quantile of the clean sections' flag scores taken as the threshold, in (0, 1):
-        about ``1 − quantile`` of such sections get a false flag.
+        Conformal quantile of the clean sections' flag scores taken as the threshold,
+        in (0, 1) (:func:`calibration_threshold`): a new clean section gets a false
+        flag with probability at most ``1 − quantile``.
     band_um : float, optional
         Half-height (µm) of the DEJ band the entropy is averaged over
         (``entropy_band_um`` of :func:`skinoct.morphometry.measure_section`); stored
@@ -314,7 +344,7 @@ def calibrate_uncertainty(
     valid = scores[np.isfinite(scores)]
     if valid.size == 0:
         raise InputError("no calibration section has a DEJ the model can find")
-    threshold = float(np.clip(np.quantile(valid, quantile), 0.0, 1.0))
+    threshold = calibration_threshold(valid, quantile)
     # Stored to 6 decimals, rounded up: rounded to nearest, a quantile that falls on a
     # calibration score could land below it and flag that section too.
     stored = math.ceil(threshold * 1e6) / 1e6  # at most 1.0: threshold is clipped
