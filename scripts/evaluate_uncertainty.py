@@ -187,23 +187,13 @@ def band_sweep(model, args) -> str:
     ``--quantile`` (false-flag rate fixed at about ``1 − quantile``, free of the
     calibration's sampling error) and the AUC of the section scores.
     """
-    from skinoct.errors import InputError
-    from skinoct.layers import calibration_threshold, segment_section
-    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
+    from skinoct.layers import calibration_threshold, segment_section, segmentation_flag_score
 
     def scored(section, band_um, min_um):
-        """(metrics, flag score) of a section at ``band_um``; (None, NaN): no DEJ found."""
+        """(metrics, flag score) of a section at these settings; (None, NaN): no DEJ."""
         result = results[id(section)]
-        dx = section.spacing_um[1]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m = measure_section(result.labels, section.spacing_um, entropy=result.entropy,
-                                    entropy_band_um=band_um)  # fmt: skip
-        except InputError:
-            return None, float("nan")
-        excess = excess_dej_entropy(m.dej_entropy_profile, m.boundaries.dej, (dx,))
-        return m, dej_flag_score(excess, dx, min_length_um=min_um)
+        return segmentation_flag_score(result.labels, result.entropy, section.spacing_um,
+                                       band_um=band_um, min_segment_um=min_um)  # fmt: skip
 
     def flagged(rows_of, threshold, min_um):
         return summarize([_row(s, m, threshold, min_um) for s, m in rows_of if m is not None])

@@ -19,6 +19,7 @@ from skinoct.layers import (
     dej_flag_settings,
     load_layers_model,
     section_flag_scores,
+    segmentation_flag_score,
     write_uncertainty_calibration,
 )
 from skinoct.morphometry import (
@@ -76,6 +77,24 @@ def test_conformal_threshold_flags_at_most_the_stated_share(scores, quantile):
     t = calibration_threshold(scores, quantile)
     assert t in scores
     assert np.mean(np.array(scores) > t) <= 1 - quantile + 1e-12
+
+
+def test_segmentation_flag_score_of_a_known_stretch():
+    """Entropy 0.9 around a flat DEJ over 30 µm, 0.05 elsewhere: excess 0.85 there."""
+    labels = np.zeros((80, 120), np.uint8)
+    labels[10:15], labels[15:40], labels[40:] = 1, 2, 3  # DEJ at 40 µm, 1 µm pixels
+    entropy = np.full(labels.shape, 0.05, np.float32)
+    entropy[30:51, 10:40] = 0.9  # ±10 µm around the DEJ, x = 10 … 39 µm
+    metrics, score = segmentation_flag_score(labels, entropy, (1.0, 1.0), band_um=5.0,
+                                             min_segment_um=20.0)  # fmt: skip
+    assert score == pytest.approx(0.85, abs=1e-6)
+    assert metrics.to_dict()["dej_entropy_mean"] == pytest.approx((30 * 0.9 + 90 * 0.05) / 120)
+    # a minimum longer than the stretch: no 40 µm window stays above the baseline
+    _, longer = segmentation_flag_score(labels, entropy, (1.0, 1.0), band_um=5.0,
+                                        min_segment_um=40.0)  # fmt: skip
+    assert longer == pytest.approx(0.0, abs=1e-6)
+    assert segmentation_flag_score(np.zeros_like(labels), entropy, (1.0, 1.0), band_um=5.0,
+                                   min_segment_um=20.0)[0] is None  # no skin  # fmt: skip
 
 
 def _sections(n, seed0=100):

@@ -28,6 +28,7 @@ from skinoct.layers._calibration import (
     dej_entropy_threshold,
     dej_flag_settings,
     section_flag_scores,
+    segmentation_flag_score,
     write_uncertainty_calibration,
 )
 from skinoct.layers._compare import compare_on_folds, summarize_sections
@@ -131,6 +132,7 @@ __all__ = [
     "segment_section",
     "segment_sections",
     "segment_volume",
+    "segmentation_flag_score",
     "soft_targets",
     "summarize_dice",
     "summarize_sections",

@@ -46,6 +46,7 @@ __all__ = [
     "dej_entropy_threshold",
     "dej_flag_settings",
     "section_flag_scores",
+    "segmentation_flag_score",
     "write_uncertainty_calibration",
 ]
 
@@ -58,9 +59,6 @@ _STATISTIC = (
     "columns, of the excess DEJ entropy (mean normalised entropy within ±entropy_band_um "
     "of the decoded DEJ, divided by sqrt(1 + slope²), minus its median along the section)"
 )
-#: The band and length of calibrations written before they were stored with the threshold.
-_LEGACY_BAND_UM = 5.0
-_LEGACY_MIN_SEGMENT_UM = 20.0
 
 
 def calibration_threshold(scores, quantile: float) -> float:
@@ -91,18 +89,10 @@ def dej_entropy_threshold(model: LayersModel | None) -> float:
     """The DEJ-entropy threshold a model's manifest holds (calibrated), else the default.
 
     ``None`` or a model without calibration gives
-    :func:`skinoct.morphometry.default_entropy_threshold` (the bundled model's).
+    :func:`skinoct.morphometry.default_entropy_threshold` (the bundled model's); the
+    threshold of :func:`dej_flag_settings`.
     """
-    from skinoct.morphometry import default_entropy_threshold
-
-    block = _calibration_block(model)
-    try:
-        value = float(block["dej_entropy_threshold"])
-    except (KeyError, TypeError, ValueError):
-        return default_entropy_threshold()
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise ModelError(f"manifest uncertainty threshold {value!r} is not in [0, 1]")
-    return value
+    return dej_flag_settings(model).threshold
 
 
 class DejFlag(NamedTuple):
@@ -138,6 +128,8 @@ def dej_flag_settings(
         A stored threshold outside [0, 1], or a stored band or length below 0.
     """
     from skinoct.morphometry import (
+        FALLBACK_ENTROPY_BAND_UM,
+        FALLBACK_MIN_SEGMENT_UM,
         default_entropy_band_um,
         default_entropy_threshold,
         default_min_segment_um,
@@ -162,8 +154,9 @@ def dej_flag_settings(
             )
         calibrated = DejFlag(
             stored_threshold,
-            _stored_size(block, "entropy_band_um", _LEGACY_BAND_UM),
-            _stored_size(block, "min_segment_um", _LEGACY_MIN_SEGMENT_UM),
+            # calibrations written before these were stored used the fallback values
+            _stored_size(block, "entropy_band_um", FALLBACK_ENTROPY_BAND_UM),
+            _stored_size(block, "min_segment_um", FALLBACK_MIN_SEGMENT_UM),
         )
     given = {"band": band_um, "minimum segment": min_segment_um}
     stored = {"band": calibrated.band_um, "minimum segment": calibrated.min_segment_um}
@@ -231,32 +224,43 @@ def section_flag_scores(
     ``band_um`` and ``min_segment_um`` default to the model's calibrated ones
     (:func:`dej_flag_settings`).
     """
-    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
-
     band_um, min_segment_um = _flag_sizes(model, band_um, min_segment_um)
     scores = []
     for image, spacing in _iter_sections(sections, spacing_um):
         result = segment_section(
             image, model, spacing_um=spacing, engine=engine, tta=tta, device=device
         )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                metrics = measure_section(
-                    result.labels,
-                    spacing,
-                    entropy=result.entropy,
-                    entropy_band_um=band_um,
-                    min_segment_um=min_segment_um,
-                )
-        except InputError:  # no skin found: nothing to flag
-            scores.append(float("nan"))
-            continue
-        flagged = excess_dej_entropy(
-            metrics.dej_entropy_profile, metrics.boundaries.dej, (spacing[1],)
+        _, score = segmentation_flag_score(
+            result.labels, result.entropy, spacing, band_um=band_um, min_segment_um=min_segment_um
         )
-        scores.append(dej_flag_score(flagged, spacing[1], min_length_um=min_segment_um))
+        scores.append(score)
     return scores
+
+
+def segmentation_flag_score(labels, entropy, spacing_um, *, band_um: float, min_segment_um: float):
+    """``(metrics, score)`` of one segmented section: its
+    :func:`skinoct.morphometry.measure_section` with the entropy map, and its
+    :func:`skinoct.morphometry.dej_flag_score` (the highest threshold that flags it);
+    ``(None, nan)`` where no skin is found. To score one segmentation at several
+    settings without segmenting again.
+    """
+    from skinoct.morphometry import dej_flag_score, excess_dej_entropy, measure_section
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            metrics = measure_section(
+                labels,
+                spacing_um,
+                entropy=entropy,
+                entropy_band_um=band_um,
+                min_segment_um=min_segment_um,
+            )
+    except InputError:  # no skin found: nothing to flag
+        return None, float("nan")
+    lateral = metrics.boundaries.lateral_spacing_um  # (dx,)
+    excess = excess_dej_entropy(metrics.dej_entropy_profile, metrics.boundaries.dej, lateral)
+    return metrics, dej_flag_score(excess, lateral[0], min_length_um=min_segment_um)
 
 
 def calibrate_uncertainty(

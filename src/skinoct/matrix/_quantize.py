@@ -72,10 +72,9 @@ def grading_engine(engine: str, model, *, device=None) -> str:
     ``'auto'`` on the CPU is ``'openvino-int8'`` when OpenVINO is installed and a verified
     int8 model of this model is cached, passed its agreement check and was measured at
     least 5 % faster than the float engine chosen otherwise on this CPU when it was
-    checked (never
-    quantises: run :func:`quantize_int8` or ``engine='openvino-int8'`` once); otherwise
-    :func:`skinoct.models.resolve_engine`'s choice. A check recorded before the speed
-    was measured counts as faster.
+    checked (never quantises: run :func:`quantize_int8` or ``engine='openvino-int8'``
+    once); otherwise :func:`skinoct.models.resolve_engine`'s choice. A check recorded
+    before the speed was measured counts as faster.
     """
     from skinoct.models import INT8_ENGINE, openvino_available, resolve_engine
 

@@ -15,6 +15,9 @@ from skinoct.morphometry._boundaries import (
     extract_boundaries,
 )
 from skinoct.morphometry._entropy import (
+    FALLBACK_ENTROPY_BAND_UM,
+    FALLBACK_ENTROPY_THRESHOLD,
+    FALLBACK_MIN_SEGMENT_UM,
     default_entropy_band_um,
     default_entropy_threshold,
     default_min_segment_um,
@@ -56,6 +59,9 @@ from skinoct.morphometry._volume import measure_surfaces, measure_volume
 
 __all__ = [
     "BOUNDARY_NAMES",
+    "FALLBACK_ENTROPY_BAND_UM",
+    "FALLBACK_ENTROPY_THRESHOLD",
+    "FALLBACK_MIN_SEGMENT_UM",
     "THICKNESS_KEYS",
     "Boundaries",
     "Papillae",
