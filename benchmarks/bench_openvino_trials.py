@@ -4,10 +4,13 @@ Usage::
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/bench_openvino_trials.py --passes 2
 
-1. Grading network (bundled, uint8 tiles converted in the graph, bfloat16 hint) at
-   batch sizes 16–256: tiles per second, median of the batches.
-2. The same network on one stream of two threads against two streams of one thread
-   (an ``AsyncInferQueue`` of two half batches of 64).
+1. Grading network (bundled, uint8 tiles converted in the graph, bfloat16 hint, one
+   stream: ``mode='latency'``) at batch sizes 16–256: tiles per second, median of the
+   batches.
+2. ``predict_tiles`` end to end at batch 64 (uint8 tiles to probabilities) with the
+   ``'latency'`` runner (one request of 64 on one stream of all threads, shipped until
+   2026-12-07) against the shipped ``'throughput'`` runner (requests of 16 on
+   OpenVINO's streams at once).
 3. The 7-level layer U-Net's export, batches of 4 × 1 × 320 × 640: onnxruntime float32
    against OpenVINO float32 and bfloat16 (ms per batch), and the pixel share on which
    the bfloat16 argmax equals onnxruntime's (random input).
@@ -42,7 +45,9 @@ def _alternate(fns: dict, rounds: int) -> dict:
 
 
 def grading_batches(model, threads: int, rng) -> list[str]:
-    runner = model.openvino_runner(threads=threads, input_type="u8")
+    from skinoct.models import OpenVinoRunner
+
+    runner = OpenVinoRunner(model.onnx_path(), threads=threads, input_type="u8")
     # 512 tiles per call at every batch size, so that each call weighs the same
     tiles = rng.integers(0, 256, (512, 3, 224, 224), dtype=np.uint8)
     batches = (16, 32, 64, 128, 256)
@@ -55,30 +60,33 @@ def grading_batches(model, threads: int, rng) -> list[str]:
             for b in batches]  # fmt: skip
 
 
-def grading_streams(model, threads: int, rng) -> list[str]:
-    import openvino as ov
+def grading_modes(model, threads: int, rng) -> list[str]:
+    from skinoct.matrix import predict_tiles
+    from skinoct.models import OpenVinoRunner
 
     tiles = rng.integers(0, 256, (64, 3, 224, 224), dtype=np.uint8)
-    one = model.openvino_runner(threads=threads, input_type="u8")
-    core = ov.Core()
-    graph = core.read_model(str(model.onnx_path()))
-    ppp = ov.preprocess.PrePostProcessor(graph)
-    ppp.input(0).tensor().set_element_type(ov.Type.u8)
-    ppp.input(0).preprocess().convert_element_type(ov.Type.f32)
-    config = {"INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": 2,
-              "INFERENCE_NUM_THREADS": threads}  # fmt: skip
-    queue = ov.AsyncInferQueue(core.compile_model(ppp.build(), "CPU", config), 2)
-    halves = np.array_split(tiles, 2)
+    shipped = model.openvino_runner(threads=threads, input_type="u8")
+    latency = OpenVinoRunner(model.onnx_path(), threads=threads, input_type="u8")
 
-    def two_streams():
-        for i, half in enumerate(halves):
-            queue.start_async({0: half}, i)
-        queue.wait_all()
+    def with_runner(runner):
+        def run():
+            model.openvino_runner = lambda **_: runner  # this instance only
+            try:
+                return predict_tiles(tiles, model, engine="openvino", batch_size=64)
+            finally:
+                del model.openvino_runner
 
-    medians = _alternate({"one": lambda: one(tiles), "two": two_streams}, 15)
+        return run
+
+    runs = {"latency": with_runner(latency), "throughput": with_runner(shipped)}
+    same = np.array_equal(runs["latency"](), runs["throughput"]())
+    medians = _alternate(runs, 21)
     return [
-        f"| grading, 1 stream × {threads} threads | {64 / medians['one']:.0f} tiles/s |",
-        f"| grading, 2 streams (2 half batches) | {64 / medians['two']:.0f} tiles/s |",
+        f"| predict_tiles, batch 64, 'latency' (1 request, {latency.streams} stream) "
+        f"| {64 / medians['latency']:.0f} tiles/s |",
+        f"| predict_tiles, batch 64, 'throughput' (requests of {shipped.request_batch}, "
+        f"{shipped.streams} streams; shipped) | {64 / medians['throughput']:.0f} tiles/s |",
+        f"| same probabilities in both modes | {same} |",
     ]
 
 
@@ -116,7 +124,7 @@ def main(argv=None) -> int:
     for k in range(args.passes):
         print(f"\npass {k + 1}\n\n| trial | median |\n| --- | ---: |")
         rows = grading_batches(model, args.threads, rng)
-        rows += grading_streams(model, args.threads, rng)
+        rows += grading_modes(model, args.threads, rng)
         rows += layers_precision(args.threads, rng)
         print("\n".join(rows))
     return 0

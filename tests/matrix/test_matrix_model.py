@@ -133,6 +133,37 @@ def test_openvino_engine_agrees_with_torch_and_onnxruntime(model_dir):
         OpenVinoRunner(model.onnx_path(), input_type="f16")
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_openvino_throughput_mode_splits_batches_in_order(model_dir, threads):
+    """Requests of ``request_batch`` tiles on OpenVINO's streams give the logits of one
+    request, tile for tile (an uneven last request included)."""
+    pytest.importorskip("openvino")
+    from skinoct.models import OpenVinoRunner
+
+    model = load_matrix_model(model_dir)
+    tiles = np.random.default_rng(4).integers(0, 256, (11, 3, 64, 64), dtype=np.uint8)
+    # the matrix model's runner is the throughput one (and exports the file)
+    assert model.openvino_runner(threads=threads, input_type="u8").mode == "throughput"
+    path = model.onnx_path()
+    one = OpenVinoRunner(path, precision="f32", input_type="u8", threads=threads)
+    split = OpenVinoRunner(
+        path, precision="f32", input_type="u8", threads=threads, mode="throughput",
+        request_batch=3,
+    )  # fmt: skip
+    assert one.streams == 1
+    assert 1 <= split.streams <= threads  # OpenVINO chooses (2 of 1 thread on 2 cores here)
+    expected = one(tiles)
+    np.testing.assert_allclose(split(tiles), expected, atol=1e-5)
+    np.testing.assert_allclose(split(tiles[:2]), expected[:2], atol=1e-5)  # one request
+    # tiles permuted in: logits permuted out (no request's result lands in another's slot)
+    order = np.random.default_rng(5).permutation(len(tiles))
+    np.testing.assert_allclose(split(tiles[order]), expected[order], atol=1e-5)
+    with pytest.raises(ModelError, match="mode"):
+        OpenVinoRunner(path, mode="fast")
+    with pytest.raises(ModelError, match="request_batch"):
+        OpenVinoRunner(path, mode="throughput", request_batch=0)
+
+
 @pytest.mark.parametrize("engine", ["onnx", "openvino"])
 def test_uint8_tiles_skip_torch_preprocessing_with_the_same_result(
     model_dir, engine, monkeypatch

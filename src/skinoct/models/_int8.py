@@ -130,7 +130,9 @@ class Int8Export:
         from skinoct.models._onnx import OpenVinoRunner
 
         if threads not in self._runners:
-            self._runners[threads] = OpenVinoRunner(self.path, threads=threads, precision="f32")
+            self._runners[threads] = OpenVinoRunner(
+                self.path, threads=threads, precision="f32", mode="throughput"
+            )
         return self._runners[threads]
 
     def _meta(self) -> dict[str, Any]:
