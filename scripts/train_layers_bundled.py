@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         "--layer-intensity", type=float, default=0.0,
         help="probability of a random gain and offset per layer (SynthSeg-like)",
     )  # fmt: skip
+    parser.add_argument(
+        "--resolution", type=float, default=0.0,
+        help="probability of a wide blur and of simulated coarse pixels per patch",
+    )  # fmt: skip
     parser.add_argument("--levels", type=int, default=None, choices=range(2, 9),
                         metavar="{2..8}", help="U-Net resolution levels (default: the "
                         "recipe's or --init's)")  # fmt: skip
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         patches_per_section=args.patches_per_section,
         layer_intensity=args.layer_intensity,
+        resolution=args.resolution,
         levels=args.levels,
         num_workers=args.workers,
         time_budget_s=None if args.time_budget is None else args.time_budget * 60.0,

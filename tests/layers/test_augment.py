@@ -164,3 +164,54 @@ def test_train_config_checks_layer_intensity():
     assert TrainConfig(layer_intensity=0.3).to_dict()["layer_intensity"] == 0.3
     with pytest.raises(InputError, match="layer_intensity"):
         TrainConfig(layer_intensity=1.5)
+
+
+def test_low_resolution_averages_over_the_drawn_pixel_size():
+    """Analytic cases: a row pattern of period 2 averaged over 2 rows is flat (0.5); a
+    pattern along the unchanged axis is kept exactly; a constant image stays constant;
+    the labels are not touched."""
+    from skinoct.layers._augment import RandLowResolutiond
+
+    stripes = np.zeros((1, 64, 32), np.float32)
+    stripes[:, ::2] = 1.0  # alternate rows
+    label = np.repeat(np.arange(4), 16)[None, :, None].repeat(32, axis=2).astype(np.float32)
+    t = RandLowResolutiond("image", prob=1.0, factors=((2.0, 2.0), (1.0, 1.0)))
+    t.set_random_state(0)
+    out = t({"image": stripes, "label": label})
+    np.testing.assert_allclose(np.asarray(out["image"]), 0.5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out["label"]), label)
+    # columns alternate instead: z-only coarsening leaves them as they are
+    cols = np.zeros((1, 64, 32), np.float32)
+    cols[..., ::2] = 1.0
+    np.testing.assert_allclose(np.asarray(t({"image": cols})["image"]), cols, atol=1e-6)
+    # any factors: the mean and a constant are kept, the shape too
+    wide = RandLowResolutiond("image", prob=1.0)
+    wide.set_random_state(1)
+    flat = np.full((1, 50, 70), 0.3, np.float32)
+    res = np.asarray(wide({"image": flat})["image"])
+    assert res.shape == flat.shape
+    np.testing.assert_allclose(res, 0.3, atol=1e-6)
+    with pytest.raises(ValueError, match="factors"):
+        RandLowResolutiond("image", factors=((0.5, 2.0), (1.0, 1.0)))
+
+
+def test_resolution_option_adds_the_wide_blur_and_coarse_pixels():
+    from skinoct.errors import InputError
+    from skinoct.layers import TrainConfig
+    from skinoct.layers._augment import intensity_transforms, training_transforms
+    from skinoct.layers._sampling import BandSampler
+
+    assert "_RandLowResolutiond" not in {type(t).__name__ for t in intensity_transforms()}
+    names = [type(t).__name__ for t in intensity_transforms(resolution=0.4)]
+    assert names[-1] == "_RandLowResolutiond"  # coarse pixels last: noise is averaged too
+    assert names.count("RandGaussianSmoothd") == 2
+    assert names.index("RandGaussianSmoothd") < names.index("RandGaussianNoised")
+    compose = training_transforms((32, 32), resolution=0.4)
+    assert "_RandLowResolutiond" in [type(t).__name__ for t in compose.transforms]
+    # the option reaches the patches of an epoch
+    patches = BandSampler((0, 1, 2, 3), resolution=0.4)(_sections(), patch=(32, 48),
+                                                        length=2, seed=0)  # fmt: skip
+    assert "_RandLowResolutiond" in [type(t).__name__ for t in patches.transform.transforms]
+    assert TrainConfig(resolution=0.4).to_dict()["resolution"] == 0.4
+    with pytest.raises(InputError, match="resolution"):
+        TrainConfig(resolution=-0.1)

@@ -102,6 +102,13 @@ def train(
         help="Probability of a random gain and offset per layer of a patch "
         "(SynthSeg-style contrast randomisation; 0 = off).",
     ),
+    resolution: float = typer.Option(
+        0.0,
+        "--resolution",
+        help="Probability of a wide anisotropic blur and of simulated coarse pixels "
+        "(1-5x in z, 1-2.5x in x) per patch, for images coarser than the model grid "
+        "(0 = off).",
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate (cosine schedule)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     init: Path | None = typer.Option(
@@ -139,6 +146,7 @@ def train(
         sampling=sampling,
         levels=levels,
         layer_intensity=layer_intensity,
+        resolution=resolution,
         lr=lr,
         seed=seed,
         device=device,

@@ -27,6 +27,14 @@ gives each layer of the patch its own random gain and offset, softened over 2 px
 the boundaries: the SynthSeg idea of contrasts between layers that no device has,
 so that no layer ordering of grey levels (e.g. a bright stratum corneum) is learned.
 
+Optionally (``resolution`` > 0, off by default), for images acquired coarser or
+blurrier than the model grid: a wide anisotropic ``RandGaussianSmoothd`` (σ_z 1–4 px,
+σ_x 0.5–3 px) before the noise, and :func:`RandLowResolutiond` last (the patch is
+averaged down by independent factors per axis, 1–5× in z and 1–2.5× in x, and
+interpolated back), each with probability ``resolution``: the "PSF / blur" and
+"pixel sizes from 0.5 to 5 µm resampled to the model grid" of issue 11, drawn in
+training as SynthSeg draws resolution (Billot et al. 2023, section 3.2).
+
 Intensity transforms touch only the image, so the labels stay pixel-aligned.
 """
 
@@ -39,6 +47,7 @@ import numpy as np
 
 __all__ = [
     "RandLayerIntensityd",
+    "RandLowResolutiond",
     "RandSpeckleNoised",
     "TrainPatches",
     "intensity_transforms",
@@ -144,19 +153,75 @@ def _layer_intensity_class():
     return _RandLayerIntensityd
 
 
+def _low_resolution_class():
+    from monai.transforms import MapTransform, RandomizableTransform
+
+    class _RandLowResolutiond(RandomizableTransform, MapTransform):
+        """Simulated coarse pixels: average down by a random factor per axis, then
+        interpolate back (bilinear) to the patch's shape.
+
+        ``factors`` holds one ``(low, high)`` range of the pixel-size ratio per spatial
+        axis (1: unchanged); each is drawn log-uniformly. Area averaging is the
+        detector integrating over a larger pixel; the bilinear interpolation is
+        :func:`skinoct.layers.segment_section` resampling it to the model grid. Like
+        MONAI's ``RandSimulateLowResolutiond``, but anisotropic (OCT pixels are).
+        """
+
+        def __init__(
+            self,
+            keys,
+            *,
+            prob: float = 0.1,
+            factors: Sequence[tuple[float, float]] = ((1.0, 5.0), (1.0, 2.5)),
+        ):
+            RandomizableTransform.__init__(self, prob)
+            MapTransform.__init__(self, keys)
+            self.factors = tuple((float(lo), float(hi)) for lo, hi in factors)
+            if any(not 1.0 <= lo <= hi for lo, hi in self.factors):
+                raise ValueError(f"factors must be ranges 1 <= low <= high, got {factors}")
+
+        def __call__(self, data):
+            import torch.nn.functional as F
+
+            d = dict(data)
+            self.randomize(None)
+            if not self._do_transform:
+                return d
+            drawn = [math.exp(self.R.uniform(math.log(a), math.log(b))) for a, b in self.factors]
+            for key in self.key_iterator(d):
+                img = _plain(d[key]).float()
+                shape = tuple(img.shape[1:])
+                small = tuple(max(2, round(n / f)) for n, f in zip(shape, drawn, strict=True))
+                x = F.interpolate(img[None], size=small, mode="area")
+                d[key] = F.interpolate(x, size=shape, mode="bilinear", align_corners=False)[0]
+            return d
+
+    return _RandLowResolutiond
+
+
+def RandLowResolutiond(keys, **kwargs):
+    """MONAI dictionary transform: simulated coarse pixels (see the class docstring)."""
+    return _low_resolution_class()(keys, **kwargs)
+
+
 def RandLayerIntensityd(keys, **kwargs):
     """MONAI dictionary transform: per-layer random gain and offset (see the class docstring)."""
     return _layer_intensity_class()(keys, **kwargs)
 
 
 def training_transforms(
-    patch: Sequence[int], *, max_rotation_deg: float = 8.0, layer_intensity: float = 0.0
+    patch: Sequence[int],
+    *,
+    max_rotation_deg: float = 8.0,
+    layer_intensity: float = 0.0,
+    resolution: float = 0.0,
 ):
     """MONAI ``Compose`` turning a ``{"image", "label"}`` pair into one augmented patch.
 
     Inputs are ``(1, z, x)`` arrays at least ``margin_shape(patch)`` large; the
     output patch is ``patch`` pixels. ``layer_intensity`` is the probability of
-    :func:`RandLayerIntensityd` (0: not used).
+    :func:`RandLayerIntensityd`, ``resolution`` that of the wide blur and of
+    :func:`RandLowResolutiond` (0: not used; module docstring).
     """
     from monai import transforms as T
 
@@ -184,16 +249,23 @@ def training_transforms(
             ),
             T.CenterSpatialCropd(keys, roi_size=patch),
             *([RandLayerIntensityd("image", prob=layer_intensity)] if layer_intensity else []),
-            *intensity_transforms(),
+            *intensity_transforms(resolution=resolution),
         ]
     )
 
 
-def intensity_transforms() -> list:
-    """The random intensity transforms of training (table in the module docstring)."""
+def intensity_transforms(*, resolution: float = 0.0) -> list:
+    """The random intensity transforms of training (table in the module docstring);
+    with ``resolution`` > 0 the wide blur and the coarse pixels too."""
     from monai import transforms as T
 
+    wide_blur, coarse = [], []
+    if resolution:
+        wide_blur = [T.RandGaussianSmoothd("image", sigma_x=(1.0, 4.0), sigma_y=(0.5, 3.0),
+                                           prob=resolution)]  # fmt: skip
+        coarse = [RandLowResolutiond("image", prob=resolution)]
     return [
+        *wide_blur,
         T.RandAdjustContrastd("image", prob=0.3, gamma=(0.5, 2.0)),
         T.RandHistogramShiftd("image", num_control_points=(5, 12), prob=0.2),
         T.RandScaleIntensityd("image", factors=0.2, prob=0.3),
@@ -206,6 +278,7 @@ def intensity_transforms() -> list:
             "image", holes=1, max_holes=3, spatial_size=(8, 8), max_spatial_size=(48, 32),
             fill_value=(0.0, 0.3), prob=0.15,
         ),
+        *coarse,
     ]
 
 
@@ -236,6 +309,7 @@ class TrainPatches:
         air_index: int | None = 0,
         dermis_index: int | None = None,
         layer_intensity: float = 0.0,
+        resolution: float = 0.0,
     ) -> None:
         from skinoct.layers._sampling import SAMPLING_MODES, tissue_band
 
@@ -255,7 +329,9 @@ class TrainPatches:
         self.seed = int(seed)
         rng = np.random.default_rng(seed)
         self.order = rng.integers(0, len(sections), size=int(length))
-        self.transform = training_transforms(self.patch, layer_intensity=layer_intensity)
+        self.transform = training_transforms(
+            self.patch, layer_intensity=layer_intensity, resolution=resolution
+        )
         self.transform.set_random_state(seed=int(seed) % (2**32))
 
     def __len__(self) -> int:

@@ -97,8 +97,9 @@ def run_fingerprint(dataset: LayerDataset, config, base) -> str:
     cfg = config.to_dict()
     for key in RUN_ONLY:
         cfg.pop(key, None)
-    if not cfg.get("layer_intensity"):  # added later: runs without it keep their names
-        cfg.pop("layer_intensity", None)
+    for added_later in ("layer_intensity", "resolution"):  # runs without keep their names
+        if not cfg.get(added_later):
+            cfg.pop(added_later, None)
     cfg.pop("levels", None)  # the resolved network, part of the config, says it
     payload = {
         "config": cfg,

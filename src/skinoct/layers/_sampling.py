@@ -168,6 +168,7 @@ class BandSampler:
     label_values: tuple[int, ...]
     mode: str = "band"
     layer_intensity: float = 0.0
+    resolution: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in SAMPLING_MODES:
@@ -187,4 +188,5 @@ class BandSampler:
             air_index=values.index(0) if 0 in values else None,
             dermis_index=values.index(3) if 3 in values else None,
             layer_intensity=self.layer_intensity,
+            resolution=self.resolution,
         )

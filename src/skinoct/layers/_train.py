@@ -267,8 +267,9 @@ def _setup(data_dir, out_dir, config, init, restart, callback, sampler) -> _Run:
     emit("recipe", recipe=recipe)
     if sampler is None:
         sampler = BandSampler(
-            dataset.label_values, mode=config.sampling, layer_intensity=config.layer_intensity
-        )
+            dataset.label_values, mode=config.sampling,
+            layer_intensity=config.layer_intensity, resolution=config.resolution,
+        )  # fmt: skip
     fingerprint = run_fingerprint(dataset, config, base)
     folds_dir = out_dir / FOLDS_DIR
     prepare_out_dir(out_dir, folds_dir, fingerprint, restart=restart)

@@ -43,6 +43,10 @@ class TrainConfig:
     layer_intensity : float
         Probability that a training patch gets a random gain and offset per layer
         (:func:`skinoct.layers._augment.RandLayerIntensityd`; 0 = never, the default).
+    resolution : float
+        Probability of a wide anisotropic blur and, separately, of simulated coarse
+        pixels (1–5× in z, 1–2.5× in x; :func:`skinoct.layers._augment.RandLowResolutiond`)
+        per training patch; 0 = never, the default.
     lr : float
         Adam learning rate at the start of the cosine schedule.
     weight_decay : float
@@ -82,6 +86,7 @@ class TrainConfig:
     patches_per_section: int | None = None
     sampling: str = "band"
     layer_intensity: float = 0.0
+    resolution: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 1e-5
     seed: int = 0
@@ -112,6 +117,10 @@ class TrainConfig:
         check_config(
             0.0 <= float(self.layer_intensity) <= 1.0,
             f"layer_intensity must be a probability in [0, 1], got {self.layer_intensity!r}",
+        )
+        check_config(
+            0.0 <= float(self.resolution) <= 1.0,
+            f"resolution must be a probability in [0, 1], got {self.resolution!r}",
         )
         if self.levels is not None:
             check_config(
