@@ -424,8 +424,9 @@ def test_holdout_training_recalibrates_the_dej_flag_on_clean_validation_sections
 
 
 def test_run_fingerprint_names_layer_intensity_only_when_used_and_levels_never():
-    """Runs started before the options existed (P = 0, no levels) keep their fingerprint
-    and resume; the depth is named by the resolved network."""
+    """Runs started before the options existed (P = 0 for ``layer_intensity`` and
+    ``resolution``, no levels) keep their fingerprint and resume; the depth is named by
+    the resolved network."""
     import hashlib
     from types import SimpleNamespace
 
@@ -436,13 +437,14 @@ def test_run_fingerprint_names_layer_intensity_only_when_used_and_levels_never()
     dataset = SimpleNamespace(records=records, label_values=(0, 1, 2, 3))
     default = TrainConfig()
     cfg = default.to_dict()
-    for key in (*RUN_ONLY, "layer_intensity", "levels"):
+    for key in (*RUN_ONLY, "layer_intensity", "resolution", "levels"):
         cfg.pop(key, None)
     payload = {"config": cfg, "sections": [["s1", "a"], ["s2", "b"]],
                "labels": [0, 1, 2, 3], "init": None}  # fmt: skip
     before = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert run_fingerprint(dataset, default, None) == before
     assert run_fingerprint(dataset, TrainConfig(layer_intensity=0.5), None) != before
+    assert run_fingerprint(dataset, TrainConfig(resolution=0.5), None) != before
     # Golden values computed with the code of 34d13fa (before ``levels`` existed): runs
     # started then still resume.
     assert before == "7784f2a741406920"
