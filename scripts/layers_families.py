@@ -22,7 +22,9 @@ with ``--lofo FAMILY=DIR``; ``--no-runs`` skips the script's own small trainings
         --lofo artefact-heavy=out/without_artefact-heavy ... \
         --model new=STAGE1_DIR --lofo-reference new
 
-Runs are resumable (finished models and datasets are kept in WORK). Phantom results
+``--paired A,B`` adds a section-by-section comparison of two ``--model`` models (mean
+Dice difference with a bootstrap interval over subjects). Runs are resumable (finished
+models and datasets are kept in WORK). Phantom results
 describe phantoms, not patients.
 """
 
@@ -155,6 +157,14 @@ def run(args) -> dict:
         print(name, {f: round(v["mean_dice"], 4) for f, v in scores.items()}, flush=True)
     results["labels"] = dict(args.label)
     results["lofo_reference"] = args.lofo_reference
+    results["paired"] = []
+    for first, second in args.paired:
+        if first not in results["models"] or second not in results["models"]:
+            raise SystemExit(f"--paired {first},{second}: both must be --model names")
+        subjects = {f: _subjects(test_parts[f]) for f in families}
+        results["paired"].append(paired_comparison(
+            results["models"][first]["test"], results["models"][second]["test"], subjects,
+            names=(first, second)))  # fmt: skip
     results["budget"] = {
         "per_family_train": args.per_family, "per_family_test": args.test_per_family,
         "epochs": args.epochs, "patches_per_section": args.patches_per_section,
@@ -183,6 +193,62 @@ def score_model(path: Path, test_parts: dict, families, work: Path, name: str) -
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(out, indent=1), encoding="utf-8")
     return out
+
+
+def _subjects(dataset: Path) -> dict[str, str]:
+    """Section id → subject id of a phantom dataset (its ``index.csv``)."""
+    import csv
+
+    with (dataset / "index.csv").open(encoding="utf-8", newline="") as f:
+        return {row["id"]: row["subject"] for row in csv.DictReader(f)}
+
+
+def paired_comparison(first: dict, second: dict, subjects: dict, *, names=("A", "B"),
+                      resamples: int = 2000, seed: int = 0) -> dict:  # fmt: skip
+    """Per family, ``second − first`` on the same test sections: mean Dice difference with
+    a 95 % percentile bootstrap interval that resamples whole subjects (sections of one
+    subject are not independent; Efron & Tibshirani 1993, ch. 13), the sections where
+    ``second`` scores higher, and the median per-section change of the DEJ error."""
+    rng = np.random.default_rng(seed)
+    out = {"names": list(names), "families": {}}
+    for family, a in first.items():
+        b = {r["id"]: r for r in second[family]["sections"]}
+        rows = [(subjects[family][r["id"]], b[r["id"]]["mean_dice"] - r["mean_dice"],
+                 b[r["id"]]["dej_error_um"] - r["dej_error_um"])
+                for r in a["sections"]]  # fmt: skip
+        by_subject: dict = {}
+        for subject, d_dice, _ in rows:
+            by_subject.setdefault(subject, []).append(d_dice)
+        groups = list(by_subject.values())
+        boot = []
+        for _ in range(resamples):
+            pick = rng.integers(0, len(groups), len(groups))
+            boot.append(np.mean(np.concatenate([groups[i] for i in pick])))
+        d_dice = np.array([r[1] for r in rows])
+        out["families"][family] = {
+            "n_sections": len(rows), "n_subjects": len(groups),
+            "mean_dice_diff": float(d_dice.mean()),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "second_better": int((d_dice > 0).sum()),
+            "median_dej_error_diff_um": float(np.median([r[2] for r in rows])),
+        }  # fmt: skip
+    return out
+
+
+def paired_markdown(paired: dict) -> list[str]:
+    a, b = paired["names"]
+    lines = [f"Paired, `{b}` − `{a}` on the same sections (95 % interval: bootstrap over "
+             "subjects, 2,000 resamples):", "",
+             "| family | sections (subjects) | mean Dice difference | 95 % interval "
+             f"| sections where `{b}` is higher | median DEJ error change (µm) |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for family, r in paired["families"].items():
+        lo, hi = r["ci95"]
+        lines.append(f"| {family} | {r['n_sections']} ({r['n_subjects']}) | "
+                     f"{r['mean_dice_diff']:+.3f} | {lo:+.3f} to {hi:+.3f} | "
+                     f"{r['second_better']} / {r['n_sections']} | "
+                     f"{r['median_dej_error_diff_um']:+.1f} |")  # fmt: skip
+    return lines
 
 
 def lofo_markdown(results: dict, reference: str | None) -> list[str]:
@@ -232,6 +298,8 @@ def markdown(results: dict) -> str:
         lines += ["", f"Model `{name}` ({what}, sha256 "
                       f"`{model['weights_sha256'][:12]}…`) on the same test sections:", "", head]
         lines += [_row(fam, r) for fam, r in model["test"].items()]
+    for paired in results.get("paired", []):
+        lines += ["", *paired_markdown(paired)]
     b = results["budget"]
     if not results["runs"]:
         lines += ["", f"{b['per_family_test']} test sections per family (seeds "
@@ -345,6 +413,13 @@ def _label_arg(text: str) -> tuple[str, str]:
     return name, label
 
 
+def _pair_arg(text: str) -> tuple[str, str]:
+    first, _, second = text.partition(",")
+    if not first or not second:
+        raise argparse.ArgumentTypeError("use A,B (two --model names)")
+    return first, second
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("out/families"))
@@ -379,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train and score one run only (e.g. without_standard, in-domain), "
                         "or 'models' to score the --model models only; for parallel "
                         "processes")  # fmt: skip
+    parser.add_argument("--paired", type=_pair_arg, action="append", default=[],
+                        metavar="A,B", help="also compare --model B with --model A "
+                        "section by section (Dice difference, subject bootstrap)")  # fmt: skip
     parser.add_argument("--install", metavar="NAME", default=None,
                         help="copy model NAME (of --model) into the bundled folder with its "
                         "held-out scores")  # fmt: skip

@@ -193,3 +193,31 @@ def test_install_refuses_a_model_without_its_own_uncertainty_calibration(scripts
         families.main(["--work", str(tmp_path / "w"), "--install", "x",
                        "--model", f"cand={model}"])  # fmt: skip
     assert exc.value.code == 2
+
+
+def test_paired_comparison_resamples_subjects_and_counts_sections(scripts):
+    """Known differences: family f1 gains exactly 0.02 on every section (interval
+    collapses to it); in f2 one subject gains 0.1, the other loses 0.1, so the interval
+    spans both and contains 0; the DEJ change is the median of the per-section ones."""
+    families, _ = scripts
+
+    def sections(dice, dej):
+        return {"sections": [{"id": f"s{i}", "mean_dice": d, "dej_error_um": e}
+                             for i, (d, e) in enumerate(zip(dice, dej, strict=True))]}  # fmt: skip
+
+    first = {"f1": sections([0.5, 0.6, 0.7, 0.8], [10, 10, 10, 10]),
+             "f2": sections([0.5, 0.5, 0.5, 0.5], [10, 10, 10, 10])}  # fmt: skip
+    second = {"f1": sections([0.52, 0.62, 0.72, 0.82], [9, 8, 12, 10]),
+              "f2": sections([0.6, 0.6, 0.4, 0.4], [10, 10, 10, 10])}  # fmt: skip
+    subjects = {f: {"s0": "a", "s1": "a", "s2": "b", "s3": "b"} for f in ("f1", "f2")}
+    out = families.paired_comparison(first, second, subjects, names=("A", "B"), resamples=500)
+    f1, f2 = out["families"]["f1"], out["families"]["f2"]
+    assert f1["mean_dice_diff"] == pytest.approx(0.02)
+    assert f1["ci95"] == pytest.approx([0.02, 0.02])
+    assert f1["second_better"] == 4 and f1["n_subjects"] == 2
+    assert f1["median_dej_error_diff_um"] == pytest.approx(-0.5)  # changes -1, -2, +2, 0
+    assert f2["mean_dice_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert f2["ci95"][0] == pytest.approx(-0.1) and f2["ci95"][1] == pytest.approx(0.1)
+    assert f2["second_better"] == 2
+    text = "\n".join(families.paired_markdown(out))
+    assert "| f1 | 4 (2) | +0.020 | +0.020 to +0.020 | 4 / 4 | -0.5 |" in text
