@@ -192,7 +192,7 @@ def band_sweep(model, args) -> str:
     def scored(section, band_um, min_um):
         """(metrics, flag score) of a section at these settings; (None, NaN): no DEJ."""
         result = results[id(section)]
-        return segmentation_flag_score(result.labels, result.entropy, section.spacing_um,
+        return segmentation_flag_score(result.labels, maps[id(section)], section.spacing_um,
                                        band_um=band_um, min_segment_um=min_um)  # fmt: skip
 
     def flagged(rows_of, threshold, min_um):
@@ -203,6 +203,7 @@ def band_sweep(model, args) -> str:
     tests = [render(args.test_seed + i, disrupted=d) for i in range(args.n) for d in (False, True)]
     results = {id(s): segment_section(s.image, model, spacing_um=s.spacing_um, engine=args.engine)
                for s in cal + tests}  # fmt: skip
+    maps = {key: uncertainty_map(r, model, args.map) for key, r in results.items()}
     q = args.quantile
     lines = [
         f"| DEJ band (±µm) | minimum segment (µm) "
@@ -229,11 +230,23 @@ def band_sweep(model, args) -> str:
             f"{_auc(dis, clean):.3f} |"
         )
     sha = (model.weights_sha256 or "")[:16]
-    lines += ["", f"Model `{sha}…`, engine `{args.engine}`; calibration: "
+    lines += ["", f"Model `{sha}…`, engine `{args.engine}`, map `{args.map}`; calibration: "
               f"{args.n_calibration} clean sections (seeds 7000+); test: {args.n} clean and "
               f"{args.n} disrupted sections (seeds {args.test_seed}+). "
               f"Run time {time.perf_counter() - t0:.0f} s."]  # fmt: skip
     return "\n".join(lines)
+
+
+def uncertainty_map(result, model, kind: str = "entropy") -> np.ndarray:
+    """The per-pixel map the flag is computed on: the softmax entropy (what skinoct ships)
+    or, to compare, the epidermis/dermis confusion ``min(p_e, p_d) / (p_e + p_d)`` (0 where
+    one of the two dominates, 0.5 where they are equal; ``scripts/dej_flag_variants.py``)."""
+    if kind == "entropy":
+        return result.entropy
+    names = list(model.class_names)
+    p_e = result.probabilities[names.index("epidermis")]
+    p_d = result.probabilities[names.index("dermis")]
+    return (np.minimum(p_e, p_d) / np.maximum(p_e + p_d, 1e-6)).astype(np.float32)
 
 
 def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -409,8 +422,15 @@ def main(argv=None) -> int:
         default=8000,
         help="first seed of the test sections (8000: the docs' test set)",
     )
+    parser.add_argument(
+        "--map", choices=("entropy", "confusion"), default="entropy",
+        help="with --bands: the map the flag is computed on (entropy: what skinoct ships; "
+        "confusion: the epidermis/dermis confusion, for comparison)",
+    )  # fmt: skip
     parser.add_argument("--docs", action="store_true", help="update docs/layers.md + figure")
     args = parser.parse_args(argv)
+    if args.map != "entropy" and (not args.bands or args.docs):
+        parser.error("--map confusion is a comparison of --bands sweeps (without --docs)")
     if args.quantile not in args.quantiles:
         args.quantiles.append(args.quantile)
 

@@ -32,7 +32,7 @@ def test_auc_counts_ordered_pairs_with_ties_half(evaluate):
 def test_band_sweep_reports_one_row_per_band(evaluate, bundled_layers):
     args = argparse.Namespace(bands=[5.0, 10.0], min_segments=[20.0, 40.0], n=2,
                               n_calibration=3, test_seed=9000, quantile=0.9,
-                              engine="torch")  # fmt: skip
+                              engine="torch", map="entropy")  # fmt: skip
     table = evaluate.band_sweep(bundled_layers, args)
     rows = [line for line in table.splitlines() if line.startswith(("| 5 ", "| 10 "))]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
@@ -41,6 +41,23 @@ def test_band_sweep_reports_one_row_per_band(evaluate, bundled_layers):
         assert 0 <= float(c[2]) <= 1  # the calibrated threshold
         assert 0 <= float(c[-1]) <= 1  # the AUC
     assert "seeds 9000+" in table
+
+
+def test_confusion_map_is_half_where_epidermis_and_dermis_tie(evaluate, bundled_layers):
+    from types import SimpleNamespace
+
+    # classes air, SC, epidermis, dermis; three pixels: a tie, dermis sure, epidermis 3:1
+    p = np.array([[0.2, 0.0, 0.0], [0.0, 0.0, 0.0], [0.4, 0.0, 0.75], [0.4, 1.0, 0.25]])
+    result = SimpleNamespace(probabilities=p[:, None, :].astype(np.float32), entropy="H")
+    conf = evaluate.uncertainty_map(result, bundled_layers, "confusion")
+    np.testing.assert_allclose(conf[0], [0.5, 0.0, 0.25], atol=1e-6)
+    assert evaluate.uncertainty_map(result, bundled_layers) == "H"  # entropy: as segmented
+    # the sweep on the confusion map runs and says which map it used
+    args = argparse.Namespace(bands=[10.0], min_segments=[40.0], n=2, n_calibration=3,
+                              test_seed=9000, quantile=0.9, engine="torch",
+                              map="confusion")  # fmt: skip
+    table = evaluate.band_sweep(bundled_layers, args)
+    assert "map `confusion`" in table and "| 10 | 40 |" in table
 
 
 def test_calibrate_layers_stores_the_chosen_band(tmp_path, capsys):
