@@ -47,6 +47,8 @@ def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir
         "3",
         "--layer-intensity",
         "0.5",
+        "--resolution",
+        "0.5",
     )
     assert code == 0, stderr
     assert "Cross-validation Dice" in stdout and "mean ± sd" in stdout
@@ -57,6 +59,7 @@ def test_train_command_writes_model_and_prints_the_cv_table(run_cli, dataset_dir
     model = load_layers_model(out)
     assert model.manifest["training"]["seed"] == 3
     assert model.manifest["training"]["layer_intensity"] == 0.5  # recorded with the run
+    assert model.manifest["training"]["resolution"] == 0.5
     assert json.loads((out / "cv_report.json").read_text())["folds"][1]["fold"] == 1
 
 
@@ -96,6 +99,10 @@ def test_train_command_bad_options_exit_2(run_cli, dataset_dir, tmp_path):
         "layers", "train", dataset_dir, "--out", tmp_path / "m", "--layer-intensity", "1.5"
     )
     assert code == 2 and "layer_intensity must be a probability" in err
+    code, _, err = run_cli(
+        "layers", "train", dataset_dir, "--out", tmp_path / "m", "--resolution", "2"
+    )
+    assert code == 2 and "resolution must be a probability" in err and "Traceback" not in err
     code, _, err = run_cli("layers", "train", tmp_path / "none", "--out", tmp_path / "m")
     assert code == 2 and "dataset folder not found" in err
     code, _, err = run_cli("layers", "train", dataset_dir, "--out", tmp_path / "m", "--levels", "9")
