@@ -41,15 +41,10 @@ def native_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def dej_rows(labels: np.ndarray) -> np.ndarray:
-    """First dermis row per column (ordered masks: one dermis run, at the bottom)."""
-    dermis = labels == 3
-    return np.where(dermis.any(axis=0), dermis.argmax(axis=0), -1)
-
-
 def compare(model, records, *, threads: int, rounds: int):
     from skinoct.io import read_image
     from skinoct.layers import dice_per_layer, segment_section
+    from skinoct.layers._boundary_metrics import boundary_depths
 
     bf16 = model._exported().runner("openvino", threads=threads, precision="bf16")
     float_runner = model.runner
@@ -69,10 +64,10 @@ def compare(model, records, *, threads: int, rounds: int):
     for image in images:
         f32, b16 = run(image, "f32"), run(image, "bf16")
         dice = dice_per_layer(b16, f32, label_values=(1, 2, 3))
-        a, b = dej_rows(f32), dej_rows(b16)
-        moved = a != b
-        rows.append({**dice, "dej_moved": float(moved.mean()),
-                     "dej_max_um": float(np.abs(a - b).max() * image.spacing_um[0])})  # fmt: skip
+        dz = image.spacing_um[0]
+        a, b = (np.nan_to_num(boundary_depths(m, dz_um=dz)["dej"], nan=-dz) for m in (f32, b16))
+        rows.append({**dice, "dej_moved": float((a != b).mean()),
+                     "dej_max_um": float(np.abs(a - b).max())})  # fmt: skip
     assert model.runner == float_runner
     times = {"f32": [], "bf16": []}
     for _ in range(rounds):

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_uncertainty import render
+from evaluate_uncertainty import confusion_map, render
 
 GROUPS = (("cal", range(7000, 7040), False), ("clean", range(8000, 8030), False),
           ("dis", range(8000, 8030), True))  # fmt: skip
@@ -64,11 +64,6 @@ def _views(image: np.ndarray, seed: int) -> list[tuple[np.ndarray, bool]]:
 def _dej_rows(labels: np.ndarray) -> np.ndarray:
     """Per column, the number of rows above the dermis (the decoded DEJ, in rows)."""
     return (labels < 3).sum(axis=0)
-
-
-def _confusion(probabilities: np.ndarray) -> np.ndarray:
-    p_epi, p_dermis = probabilities[2], probabilities[3]
-    return np.minimum(p_epi, p_dermis) / np.maximum(p_epi + p_dermis, 1e-6)
 
 
 def _junction_gradient(image: np.ndarray, labels: np.ndarray, spacing) -> np.ndarray:
@@ -98,7 +93,7 @@ def collect(model_dir, *, mc_dropout: int, image: bool = False, tta: bool = Fals
             r = segment_section(sec.image, model, spacing_um=sec.spacing_um, engine=engine,
                                 mc_dropout=mc_dropout, threads=1)  # fmt: skip
             maps = {"entropy": r.entropy, "entropy-integral": r.entropy,
-                    "epi/dermis confusion": _confusion(r.probabilities)}  # fmt: skip
+                    "epi/dermis confusion": confusion_map(r.probabilities)}  # fmt: skip
             if mc_dropout:
                 maps["mutual information"] = r.mutual_information
             columns = {}  # per-column statistics that need no band
@@ -120,7 +115,7 @@ def collect(model_dir, *, mc_dropout: int, image: bool = False, tta: bool = Fals
                 nz = r.labels.shape[0]
                 ok = ((dejs > 0) & (dejs < nz)).all(axis=0)
                 columns["TTA DEJ s.d."] = np.where(ok, dejs.std(axis=0) * sec.spacing_um[0], np.nan)
-                maps["TTA-mean confusion"] = _confusion(np.mean(probs, axis=0))
+                maps["TTA-mean confusion"] = confusion_map(np.mean(probs, axis=0))
             maps = {k: v.astype(np.float16) for k, v in maps.items()}  # 100 sections in memory
             out.append({"group": group, "labels": r.labels, "maps": maps, "columns": columns,
                         "spacing": sec.spacing_um, "span": sec.disruption_um})  # fmt: skip

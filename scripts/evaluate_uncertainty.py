@@ -244,8 +244,13 @@ def uncertainty_map(result, model, kind: str = "entropy") -> np.ndarray:
     if kind == "entropy":
         return result.entropy
     names = list(model.class_names)
-    p_e = result.probabilities[names.index("epidermis")]
-    p_d = result.probabilities[names.index("dermis")]
+    return confusion_map(result.probabilities, epidermis=names.index("epidermis"),
+                         dermis=names.index("dermis"))  # fmt: skip
+
+
+def confusion_map(probabilities: np.ndarray, *, epidermis: int = 2, dermis: int = 3):
+    """``min(p_e, p_d) / (p_e + p_d)`` per pixel of class probabilities (C, z, x)."""
+    p_e, p_d = probabilities[epidermis], probabilities[dermis]
     return (np.minimum(p_e, p_d) / np.maximum(p_e + p_d, 1e-6)).astype(np.float32)
 
 

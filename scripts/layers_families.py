@@ -158,10 +158,10 @@ def run(args) -> dict:
     results["labels"] = dict(args.label)
     results["lofo_reference"] = args.lofo_reference
     results["paired"] = []
+    subjects = {f: _subjects(test_parts[f]) for f in families} if args.paired else {}
     for first, second in args.paired:
         if first not in results["models"] or second not in results["models"]:
             raise SystemExit(f"--paired {first},{second}: both must be --model names")
-        subjects = {f: _subjects(test_parts[f]) for f in families}
         results["paired"].append(paired_comparison(
             results["models"][first]["test"], results["models"][second]["test"], subjects,
             names=(first, second)))  # fmt: skip
@@ -210,7 +210,7 @@ def paired_comparison(first: dict, second: dict, subjects: dict, *, names=("A", 
     subject are not independent; Efron & Tibshirani 1993, ch. 13), the sections where
     ``second`` scores higher, and the median per-section change of the DEJ error."""
     rng = np.random.default_rng(seed)
-    out = {"names": list(names), "families": {}}
+    out = {"names": list(names), "resamples": int(resamples), "families": {}}
     for family, a in first.items():
         b = {r["id"]: r for r in second[family]["sections"]}
         rows = [(subjects[family][r["id"]], b[r["id"]]["mean_dice"] - r["mean_dice"],
@@ -238,7 +238,7 @@ def paired_comparison(first: dict, second: dict, subjects: dict, *, names=("A", 
 def paired_markdown(paired: dict) -> list[str]:
     a, b = paired["names"]
     lines = [f"Paired, `{b}` − `{a}` on the same sections (95 % interval: bootstrap over "
-             "subjects, 2,000 resamples):", "",
+             f"subjects, {paired['resamples']:,} resamples):", "",
              "| family | sections (subjects) | mean Dice difference | 95 % interval "
              f"| sections where `{b}` is higher | median DEJ error change (µm) |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip

@@ -129,12 +129,12 @@ class OpenVinoRunner:
         stream using every thread (right for a few large images, such as layer
         sections). ``'throughput'`` lets OpenVINO split the threads into streams (2
         streams of 1 thread on 2 cores) and runs each batch as requests of at most
-        ``request_batch`` images on those streams at once; for the grading network at
-        batches of 64 this was 1.25–1.3× faster on the 2-core AVX-512 machine, with
-        identical outputs (BENCHMARKS.md, ``benchmarks/bench_openvino_trials.py``).
+        ``request_batch`` images on those streams at once; ``predict_tiles`` at batches
+        of 64 ran 1.16–1.19× faster so on the 2-core AVX-512 machine, with identical
+        outputs (BENCHMARKS.md, ``benchmarks/bench_openvino_trials.py``).
     request_batch : int
-        Images per request in ``'throughput'`` mode (default 16, the fastest of 8–64
-        there).
+        Images per request in ``'throughput'`` mode (default 16; batches of 16–32 were
+        the fastest of 16–256 in the same trials).
 
     Raises
     ------
