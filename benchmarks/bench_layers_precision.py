@@ -43,8 +43,7 @@ def native_bf16() -> bool:
 
 def compare(model, records, *, threads: int, rounds: int):
     from skinoct.io import read_image
-    from skinoct.layers import dice_per_layer, segment_section
-    from skinoct.layers._boundary_metrics import boundary_depths
+    from skinoct.layers import boundary_depths, dice_per_layer, segment_section
 
     bf16 = model._exported().runner("openvino", threads=threads, precision="bf16")
     float_runner = model.runner

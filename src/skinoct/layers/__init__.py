@@ -18,7 +18,7 @@ Examples
 """
 
 from skinoct.datasets import LayerDataset, SectionRecord, discover_dataset, image_stem
-from skinoct.layers._boundary_metrics import boundary_errors
+from skinoct.layers._boundary_metrics import boundary_depths, boundary_errors
 from skinoct.layers._calibration import (
     DEFAULT_CALIBRATION_QUANTILE,
     UNCERTAINTY_KEY,
@@ -99,6 +99,7 @@ __all__ = [
     "TrainResult",
     "VolumeSegmentation",
     "band_crop",
+    "boundary_depths",
     "boundary_errors",
     "boundary_overlay",
     "calibrate_uncertainty",
